@@ -1,0 +1,3 @@
+from .landscape import LossLandscapeMonitor
+
+__all__ = ["LossLandscapeMonitor"]

@@ -1,0 +1,110 @@
+"""Scheduling and data plumbing shared by the monitors.
+
+A monitor runs at the end of every ``every_n_epochs``-th training epoch and, with
+``at_train_end=True``, once more when training ends (unless it already ran at that step). It never
+runs during the sanity check or under ``fast_dev_run``. Its evaluation subset is drawn once from the
+training data set (see :func:`lightning_landscape.core.evaluation.evaluation_subset`) and kept on
+the module's device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader
+
+from .._checks import check_bool, check_int
+from ..core.evaluation import evaluation_subset
+
+_UNSUPPORTED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel", "XLA")
+
+
+class EpochMonitor(Callback):
+    """Base class: decides when to run and captures the fixed evaluation subset.
+
+    Args:
+        every_n_epochs: run after every ``every_n_epochs``-th training epoch.
+        at_train_end: also run when training ends, if the last run was at an earlier step.
+        num_samples: size of the evaluation subset drawn from the training data.
+        eval_batch_size: batch size used to evaluate that subset.
+        seed: seed for the subset and any random directions.
+    """
+
+    def __init__(
+        self,
+        *,
+        every_n_epochs: int,
+        at_train_end: bool,
+        num_samples: int,
+        eval_batch_size: int,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.every_n_epochs = check_int("every_n_epochs", every_n_epochs, minimum=1)
+        self.at_train_end = check_bool("at_train_end", at_train_end)
+        self.num_samples = check_int("num_samples", num_samples, minimum=1)
+        self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, minimum=1)
+        self.seed = check_int("seed", seed, minimum=0)
+        self._last_step: int | None = None
+        self._batches: list[Any] | None = None
+        self._batches_device: torch.device | None = None
+
+    # ------------------------------------------------------------------ trainer checks
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        name = type(trainer.strategy).__name__
+        if any(key in name for key in _UNSUPPORTED_STRATEGIES):
+            raise ValueError(
+                f"{type(self).__name__} does not support the sharded strategy {name}: it needs "
+                "every parameter in full on each process. Supported: single device, DDP "
+                "('ddp', 'ddp_spawn', 'ddp_find_unused_parameters_true')."
+            )
+
+    # ------------------------------------------------------------------ scheduling
+    def should_run_at_epoch_end(self, trainer: pl.Trainer) -> bool:
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return False
+        return (trainer.current_epoch + 1) % self.every_n_epochs == 0
+
+    def should_run_at_train_end(self, trainer: pl.Trainer) -> bool:
+        if not self.at_train_end or trainer.fast_dev_run:
+            return False
+        return self._last_step != trainer.global_step
+
+    def mark_run(self, trainer: pl.Trainer) -> None:
+        self._last_step = trainer.global_step
+
+    # ------------------------------------------------------------------ data
+    def evaluation_batches(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> list[Any]:
+        """The fixed evaluation subset, drawn on first use and cached on the module's device."""
+        if self._batches is None or self._batches_device != pl_module.device:
+            loader = _first_loader(trainer.train_dataloader)
+            self._batches_device = pl_module.device
+            self._batches = evaluation_subset(
+                loader, self.num_samples, self.eval_batch_size, self.seed, pl_module.device
+            )
+        return self._batches
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_step": self._last_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._last_step = state_dict.get("last_step")
+
+
+def _first_loader(loaders: Any) -> Any:
+    """The training loader, or the first of several (a list, tuple or dict of loaders)."""
+    if loaders is None:
+        raise RuntimeError("the trainer has no training data loader yet.")
+    if isinstance(loaders, DataLoader):
+        return loaders
+    if isinstance(loaders, Mapping) and loaders:
+        return next(iter(loaders.values()))
+    if isinstance(loaders, Sequence) and loaders:
+        return loaders[0]
+    return loaders
+

@@ -1,0 +1,188 @@
+"""``LossLandscapeMonitor``: filter-normalized loss landscapes at epoch boundaries."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
+
+from .._checks import check_bool, check_callable, check_choice, check_int, check_span
+from ..core.evaluation import LossFn
+from ..core.landscape import compute_landscape
+from ..core.normalization import NORMALIZATIONS
+from ..core.results import LandscapeResult
+from ..plotting.landscape import landscape_figures
+from ..reporting import log_figures, log_scalars, output_dir
+from ._base import EpochMonitor
+
+__all__ = ["LossLandscapeMonitor"]
+
+
+class LossLandscapeMonitor(EpochMonitor):
+    """Log a filter-normalized loss landscape (Li et al. 2018) every few epochs.
+
+    At the end of every ``every_n_epochs``-th training epoch (and at the end of training), the
+    landscape around the current weights is computed on the training accelerator, on a fixed subset
+    of ``num_samples`` training samples, in eval mode (BatchNorm on running statistics, dropout
+    off), along directions drawn from ``seed``; the same seed gives the same raw directions at every
+    epoch, re-normalized to the current weights, so pictures over training are comparable. Training
+    is not perturbed: weights, buffers, flags, gradients, optimizer state and random streams are
+    exactly as without the callback.
+
+    On global rank zero it logs, at the training step as global step:
+
+    - figures (TensorBoard ``add_figure``): ``{tag}/1d/curve`` (loss and accuracy) for ``dims=1``;
+      ``{tag}/2d/contour`` (labeled contour lines), ``{tag}/2d/contour_filled`` and
+      ``{tag}/2d/surface_3d`` for ``dims=2``. With no logger that takes figures they are saved as
+      PNGs under ``<default_root_dir>/landscapes/`` and a warning is given once;
+    - scalars: ``{tag}/center_loss``, ``{tag}/max_loss_rise`` (largest finite loss on the grid minus
+      the centre loss), ``{tag}/num_nonfinite`` and, for classifiers, ``{tag}/center_accuracy``;
+    - the result as ``<log_dir>/landscapes/{tag}-epoch=EEE-step=SSSSSS.npz`` (reload it with
+      :meth:`LandscapeResult.load <lightning_landscape.LandscapeResult.load>` to redraw figures).
+
+    Diverging grid points (NaN/inf loss) are recorded, masked in the figures and never stop training.
+
+    Args:
+        every_n_epochs: run after every ``every_n_epochs``-th epoch.
+        dims: 1 or 2 directions.
+        num_points: grid points per axis (>= 2; odd puts a point exactly on the weights).
+        span: ``(low, high)`` coefficient range per axis.
+        normalization: ``"filter"``, ``"layer"`` or ``None``.
+        ignore_bias_and_norm: hold biases and norm-layer affine parameters fixed (paper's biasbn).
+        num_samples: size of the fixed evaluation subset of the training data.
+        eval_batch_size: batch size for evaluating that subset.
+        seed: seed of the directions and of the subset.
+        log_scale: draw log10 of the loss.
+        at_train_end: also run when training ends (if not already run at that step).
+        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``
+            batches, with accuracy.
+        save_results: write the ``.npz`` result files.
+        progress_bar: show a progress bar while computing (when the trainer shows one).
+        tag: prefix of the logged tags and file names; give two monitors different tags.
+
+    Example:
+        >>> from lightning.pytorch import Trainer
+        >>> monitor = LossLandscapeMonitor(every_n_epochs=5, dims=1, num_points=31)
+        >>> trainer = Trainer(max_epochs=20, callbacks=[monitor], logger=False,
+        ...                   enable_progress_bar=False, enable_model_summary=False)
+        >>> LossLandscapeMonitor(num_points=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: `num_points` must be an integer >= 2, got 1.
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        dims: Literal[1, 2] = 2,
+        num_points: int = 21,
+        span: tuple[float, float] = (-1.0, 1.0),
+        normalization: Literal["filter", "layer"] | None = "filter",
+        ignore_bias_and_norm: bool = True,
+        num_samples: int = 1024,
+        eval_batch_size: int = 256,
+        seed: int = 0,
+        log_scale: bool = False,
+        at_train_end: bool = True,
+        loss_fn: LossFn | None = None,
+        save_results: bool = True,
+        progress_bar: bool = True,
+        tag: str = "landscape",
+    ) -> None:
+        super().__init__(
+            every_n_epochs=every_n_epochs,
+            at_train_end=at_train_end,
+            num_samples=num_samples,
+            eval_batch_size=eval_batch_size,
+            seed=seed,
+        )
+        self.dims = check_choice("dims", dims, (1, 2))
+        self.num_points = check_int("num_points", num_points, minimum=2)
+        self.span = check_span("span", span)
+        self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
+        self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
+        self.log_scale = check_bool("log_scale", log_scale)
+        self.loss_fn = check_callable("loss_fn", loss_fn)
+        self.save_results = check_bool("save_results", save_results)
+        self.progress_bar = check_bool("progress_bar", progress_bar)
+        if not isinstance(tag, str) or not tag or any(c in tag for c in "/\\ "):
+            raise ValueError(f"`tag` must be a non-empty string without '/', '\\' or spaces, got {tag!r}.")
+        self.tag = tag
+        self._warned_no_figure_logger = False
+        self.last_result: LandscapeResult | None = None
+        self.saved_files: list[str] = []
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(tag=self.tag, dims=self.dims, seed=self.seed)
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.should_run_at_epoch_end(trainer):
+            self._run(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.should_run_at_train_end(trainer):
+            self._run(trainer, pl_module)
+
+    # ------------------------------------------------------------------ work
+    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        result = self.compute(trainer, pl_module)
+        self.mark_run(trainer)
+        self.last_result = result
+        if trainer.is_global_zero:
+            self._report(trainer, result)
+
+    def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> LandscapeResult:
+        """The landscape of ``pl_module`` now, on the monitor's evaluation subset."""
+        show_bar = self.progress_bar and trainer.is_global_zero and trainer.progress_bar_callback is not None
+        return compute_landscape(
+            pl_module,
+            self.evaluation_batches(trainer, pl_module),
+            dims=self.dims,
+            num_points=self.num_points,
+            span=self.span,
+            normalization=self.normalization,
+            ignore_bias_and_norm=self.ignore_bias_and_norm,
+            seed=self.seed,
+            loss_fn=self.loss_fn,
+            progress=show_bar,
+            epoch=trainer.current_epoch,
+            global_step=trainer.global_step,
+        )
+
+    def _report(self, trainer: pl.Trainer, result: LandscapeResult) -> None:
+        step = trainer.global_step
+        figures = landscape_figures(result, log_scale=self.log_scale)
+        tagged = {f"{self.tag}/{self.dims}d/{name}": fig for name, fig in figures.items()}
+        pngs = log_figures(trainer, tagged, step, fallback_subdir="landscapes")
+        if pngs and not self._warned_no_figure_logger:
+            self._warned_no_figure_logger = True
+            rank_zero_warn(
+                f"{type(self).__name__}: no logger takes figures (use TensorBoardLogger); saving "
+                f"PNGs under {os.path.dirname(pngs[0])} instead."
+            )
+        log_scalars(trainer, _scalars(self.tag, result), step)
+        if self.save_results:
+            name = f"{self.tag}-epoch={result.epoch:03d}-step={step:06d}.npz"
+            self.saved_files.append(result.save(os.path.join(output_dir(trainer, "landscapes"), name)))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "seed": self.seed, "saved_files": list(self.saved_files)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.saved_files = list(state_dict.get("saved_files", []))
+
+
+def _scalars(tag: str, result: LandscapeResult) -> dict[str, float]:
+    scalars = {
+        f"{tag}/center_loss": result.center_loss,
+        f"{tag}/max_loss_rise": result.max_loss_rise,
+        f"{tag}/num_nonfinite": float(result.num_nonfinite),
+    }
+    if result.center_accuracy is not None:
+        scalars[f"{tag}/center_accuracy"] = result.center_accuracy
+    return scalars

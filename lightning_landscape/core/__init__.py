@@ -1,0 +1,27 @@
+"""Pure-torch computations: no Lightning, no matplotlib (a test enforces it).
+
+Functions here take a module and batches, run on the module's device, leave the module and every
+random stream exactly as they were, and return frozen result dataclasses holding CPU tensors.
+"""
+
+from .directions import cosine_similarity, random_directions
+from .evaluation import cache_batches, evaluate
+from .landscape import compute_landscape, grid_coordinates
+from .normalization import normalize_direction, normalize_directions
+from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
+from .results import LandscapeResult
+
+__all__ = [
+    "LandscapeResult",
+    "cache_batches",
+    "compute_landscape",
+    "cosine_similarity",
+    "evaluate",
+    "grid_coordinates",
+    "normalize_direction",
+    "normalize_directions",
+    "perturbable_parameters",
+    "preserve_module_state",
+    "preserve_rng_state",
+    "random_directions",
+]

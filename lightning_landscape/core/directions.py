@@ -1,0 +1,66 @@
+"""Seeded random directions in parameter space."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+__all__ = ["random_directions", "cosine_similarity"]
+
+
+def random_directions(
+    weights: Mapping[str, torch.Tensor], count: int, seed: int
+) -> list[dict[str, torch.Tensor]]:
+    """Draw ``count`` Gaussian directions shaped like ``weights``, from a private generator.
+
+    One ``torch.Generator`` per device is seeded with ``seed``; entries are drawn tensor by tensor in
+    the order of ``weights`` (every tensor gets a draw, whatever its later normalization), so the
+    same seed gives the same raw directions at every call, on every process, and the global random
+    streams are never touched. Generators of different device types produce different numbers: the
+    same seed on CPU and on CUDA gives different (equally valid) directions.
+
+    Args:
+        weights: name → parameter tensor; directions take their shape, dtype and device.
+        count: the number of directions (1 or 2 for a landscape).
+        seed: the generator's seed.
+
+    Returns:
+        ``count`` dicts name → tensor, un-normalized.
+
+    Example:
+        >>> w = {"weight": torch.zeros(2, 3)}
+        >>> a = random_directions(w, 2, seed=0)
+        >>> b = random_directions(w, 2, seed=0)
+        >>> torch.equal(a[1]["weight"], b[1]["weight"]), a[0]["weight"].shape
+        (True, torch.Size([2, 3]))
+    """
+    generators: dict[torch.device, torch.Generator] = {}
+    out: list[dict[str, torch.Tensor]] = []
+    for _ in range(count):
+        direction = {}
+        for name, w in weights.items():
+            gen = generators.get(w.device)
+            if gen is None:
+                gen = generators[w.device] = torch.Generator(device=w.device).manual_seed(seed)
+            # Draw in float32 at least so that low-precision models get the same directions' shape
+            # of randomness; cast to the parameter's dtype afterwards.
+            draw_dtype = w.dtype if w.dtype in (torch.float32, torch.float64) else torch.float32
+            d = torch.randn(w.shape, generator=gen, device=w.device, dtype=draw_dtype)
+            direction[name] = d.to(w.dtype)
+        out.append(direction)
+    return out
+
+
+def cosine_similarity(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
+    """Cosine of the angle between two directions seen as flat vectors (names of ``a``).
+
+    Li et al. print it for the two axes of a 2D plot; for random directions it is close to 0.
+
+    >>> cosine_similarity({"w": torch.tensor([1.0, 0.0])}, {"w": torch.tensor([0.0, 2.0])})
+    0.0
+    """
+    dot = sum(float((a[n].double() * b[n].double()).sum()) for n in a)
+    na = sum(float(a[n].double().square().sum()) for n in a) ** 0.5
+    nb = sum(float(b[n].double().square().sum()) for n in a) ** 0.5
+    return dot / (na * nb) if na > 0 and nb > 0 else 0.0

@@ -1,0 +1,245 @@
+"""Loss and accuracy of a model over a fixed list of batches, weighted per sample.
+
+A *loss function* has the signature ``loss_fn(model, batch) -> Tensor`` and returns the mean loss
+over the batch. With ``loss_fn=None`` the batch must be ``(x, y, ...)`` and the loss is the
+cross-entropy of ``model(x)`` against ``y``; accuracy is recorded too when ``model(x)`` returns
+class logits of shape ``(batch, classes)`` and ``y`` holds integer class labels.
+
+Batch means are combined with weights equal to the batch sizes, so the result is the mean over
+samples whatever the batching. Sums stay on the device; nothing synchronizes with the host until a
+caller asks for the numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import default_collate
+
+from .params import preserve_module_state, preserve_rng_state
+
+__all__ = [
+    "LossFn",
+    "EvaluationSums",
+    "batch_size",
+    "cache_batches",
+    "evaluate",
+    "evaluation_subset",
+    "evaluation_sums",
+    "module_device",
+    "move_to_device",
+]
+
+LossFn = Callable[[nn.Module, Any], torch.Tensor]
+
+
+class EvaluationSums(NamedTuple):
+    """Per-sample mean loss and accuracy as 0-d tensors on the evaluation device.
+
+    ``accuracy`` is ``None`` when the loss is a user ``loss_fn`` or the outputs are not class
+    logits.
+    """
+
+    loss: torch.Tensor
+    accuracy: torch.Tensor | None
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of the module's first parameter (or buffer); CPU for a module with neither."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor inside nested tuples, lists and dicts to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return type(batch)({k: move_to_device(v, device) for k, v in batch.items()})
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(move_to_device(v, device) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to_device(v, device) for v in batch)
+    return batch
+
+
+def batch_size(batch: Any) -> int:
+    """The number of samples in ``batch``: the length of its first tensor.
+
+    >>> batch_size((torch.zeros(5, 3), torch.zeros(5)))
+    5
+    """
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.ndim > 0 else 1
+    values: Iterable[Any] = ()
+    if isinstance(batch, Mapping):
+        values = batch.values()
+    elif isinstance(batch, (list, tuple)):
+        values = batch
+    for value in values:
+        try:
+            return batch_size(value)
+        except TypeError:
+            continue
+    raise TypeError(
+        f"cannot tell the number of samples in a batch of type {type(batch).__name__}: "
+        "expected a tensor, or a tuple/list/dict holding at least one tensor."
+    )
+
+
+def _slice_batch(batch: Any, stop: int) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch[:stop] if batch.ndim > 0 else batch
+    if isinstance(batch, Mapping):
+        return type(batch)({k: _slice_batch(v, stop) for k, v in batch.items()})
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(_slice_batch(v, stop) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_slice_batch(v, stop) for v in batch)
+    return batch
+
+
+def cache_batches(
+    batches: Iterable[Any], device: torch.device, num_samples: int | None = None
+) -> list[Any]:
+    """Materialize ``batches`` on ``device``, keeping the first ``num_samples`` samples (all if None).
+
+    The returned list is the fixed evaluation subset: iterate it as often as needed without
+    touching the data loader (or its random streams) again.
+
+    >>> data = [(torch.zeros(4, 2), torch.zeros(4)), (torch.zeros(4, 2), torch.zeros(4))]
+    >>> [batch_size(b) for b in cache_batches(data, torch.device("cpu"), num_samples=6)]
+    [4, 2]
+    """
+    cached: list[Any] = []
+    remaining = num_samples
+    for batch in batches:
+        if remaining is not None and remaining <= 0:
+            break
+        size = batch_size(batch)
+        if remaining is not None and size > remaining:
+            batch = _slice_batch(batch, remaining)
+            size = remaining
+        cached.append(move_to_device(batch, device))
+        if remaining is not None:
+            remaining -= size
+    if not cached:
+        raise ValueError("`batches` is empty: the landscape needs at least one batch of data.")
+    return cached
+
+
+def _is_class_logits(output: torch.Tensor, target: Any) -> bool:
+    return (
+        isinstance(target, torch.Tensor)
+        and output.ndim == 2
+        and target.ndim == 1
+        and not target.is_floating_point()
+        and not target.is_complex()
+    )
+
+
+def evaluation_sums(
+    model: nn.Module, batches: Sequence[Any], loss_fn: LossFn | None = None
+) -> EvaluationSums:
+    """Per-sample mean loss (and accuracy) of ``model`` over ``batches``, as device tensors.
+
+    The caller chooses the grad mode and the train/eval mode; this function only runs forwards.
+    """
+    loss_total: torch.Tensor | float = 0.0
+    correct_total: torch.Tensor | float = 0.0
+    count = 0
+    with_accuracy = loss_fn is None
+    for batch in batches:
+        size = batch_size(batch)
+        if loss_fn is None:
+            if not isinstance(batch, (list, tuple)) or len(batch) < 2:
+                raise TypeError(
+                    "the default loss expects batches of the form (x, y); pass `loss_fn(model, "
+                    f"batch)` for batches of type {type(batch).__name__}."
+                )
+            x, y = batch[0], batch[1]
+            output = model(x)
+            loss_total = loss_total + F.cross_entropy(output, y, reduction="sum")
+            if with_accuracy and _is_class_logits(output, y):
+                correct_total = correct_total + (output.argmax(dim=-1) == y).sum()
+            else:
+                with_accuracy = False
+        else:
+            loss_total = loss_total + loss_fn(model, batch).reshape(()) * size
+        count += size
+    loss = torch.as_tensor(loss_total) / count
+    accuracy = torch.as_tensor(correct_total) / count if with_accuracy else None
+    return EvaluationSums(loss, accuracy)
+
+
+def evaluate(
+    model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None = None
+) -> tuple[float, float | None]:
+    """Plain evaluation: per-sample mean loss and accuracy of ``model`` in eval mode, no gradients.
+
+    The model's state and flags are left as they were.
+
+    Example:
+        >>> net = nn.Linear(3, 2)
+        >>> loss, acc = evaluate(net, [(torch.randn(8, 3), torch.randint(0, 2, (8,)))])
+        >>> loss > 0, 0.0 <= acc <= 1.0
+        (True, True)
+    """
+    device = module_device(model)
+    cached = cache_batches(batches, device)
+    with preserve_module_state(model), torch.no_grad():
+        model.eval()
+        sums = evaluation_sums(model, cached, loss_fn)
+    accuracy = None if sums.accuracy is None else float(sums.accuracy)
+    return float(sums.loss), accuracy
+
+
+def evaluation_subset(
+    loader: Any, num_samples: int, batch_size: int, seed: int, device: torch.device
+) -> list[Any]:
+    """Choose a fixed evaluation subset of a data loader's data and cache it on ``device``.
+
+    With a map-style dataset behind ``loader`` (anything with ``.dataset`` supporting ``len`` and
+    indexing), ``num_samples`` indices are drawn without replacement from a private generator seeded
+    with ``seed`` (all of them if the data set is smaller), read in increasing order and collated
+    with the loader's ``collate_fn`` into batches of ``batch_size``. The loader is never iterated, so
+    its sampler and every global random stream are untouched, and every process gets the same
+    subset. Otherwise (an iterable data set, or a plain iterable of batches), the first batches are
+    taken until ``num_samples`` samples, with the global random streams restored afterwards.
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> data = TensorDataset(torch.arange(10.0).unsqueeze(1), torch.zeros(10, dtype=torch.long))
+        >>> subset = evaluation_subset(DataLoader(data, shuffle=True), 4, 3, 0, torch.device("cpu"))
+        >>> [batch_size(b) for b in subset]
+        [3, 1]
+    """
+    from torch.utils.data import IterableDataset
+
+    dataset = getattr(loader, "dataset", None)
+    indexable = (
+        dataset is not None
+        and not isinstance(dataset, IterableDataset)
+        and hasattr(dataset, "__len__")
+        and hasattr(dataset, "__getitem__")
+    )
+    with preserve_rng_state():
+        if not indexable:
+            return cache_batches(loader, device, num_samples)
+        size = len(dataset)
+        generator = torch.Generator().manual_seed(seed)
+        chosen = torch.randperm(size, generator=generator)[: min(num_samples, size)]
+        indices = chosen.sort().values.tolist()
+        collate = getattr(loader, "collate_fn", None) or default_collate
+        batches = (
+            collate([dataset[i] for i in indices[start : start + batch_size]])
+            for start in range(0, len(indices), batch_size)
+        )
+        return cache_batches(batches, device)

@@ -1,0 +1,264 @@
+"""Filter-normalized 1D and 2D loss landscapes (Li et al. 2018), computed in place.
+
+The model is evaluated at ``θ₀ + a·d₀ (+ b·d₁)`` for every grid point, where θ₀ is a saved copy of
+the parameters. Each point is written from θ₀ afresh (``copy``, then ``add``), never accumulated,
+with ``torch._foreach_*`` over the parameters that actually move; no model copies are made. The
+model runs in eval mode (BatchNorm on its running statistics, dropout off) without gradients, and
+is restored exactly afterwards (see :mod:`lightning_landscape.core.params`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._checks import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_int,
+    check_optional_int,
+    check_span,
+)
+from .directions import cosine_similarity, random_directions
+from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, module_device
+from .normalization import (
+    NORMALIZATIONS,
+    Normalization,
+    check_direction_names,
+    normalize_directions,
+)
+from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
+from .results import LandscapeResult, library_versions
+
+__all__ = ["compute_landscape", "grid_coordinates", "scan_grid"]
+
+Direction = Mapping[str, torch.Tensor]
+ProgressFn = Callable[[int], None]
+
+
+def grid_coordinates(span: tuple[float, float], num_points: int) -> torch.Tensor:
+    """``num_points`` evenly spaced float64 coefficients from ``span[0]`` to ``span[1]``.
+
+    On a symmetric span with an odd number of points the middle coefficient is exactly 0, so the
+    centre of the grid is θ₀ itself.
+
+    >>> grid_coordinates((-1.0, 1.0), 5)
+    tensor([-1.0000, -0.5000,  0.0000,  0.5000,  1.0000], dtype=torch.float64)
+    """
+    low, high = span
+    steps = torch.arange(num_points, dtype=torch.float64) / (num_points - 1)
+    return low + (high - low) * steps
+
+
+def _resolve_directions(
+    reference: Mapping[str, torch.Tensor],
+    *,
+    dims: int,
+    seed: int,
+    normalization: Normalization,
+    ignore_bias_and_norm: bool,
+    directions: Sequence[Direction] | None,
+) -> list[dict[str, torch.Tensor]]:
+    """The directions to scan along, on the parameters' devices, normalized as asked."""
+    if directions is None:
+        raw = random_directions(reference, dims, seed)
+        return [normalize_directions(d, reference, normalization, ignore_bias_and_norm) for d in raw]
+    if normalization is None:
+        # Given directions are used exactly as given; absent names do not move.
+        used = []
+        for given in directions:
+            check_direction_names(given, reference)
+            out = {n: torch.zeros_like(t) for n, t in reference.items()}
+            for name, t in given.items():
+                if t.shape != reference[name].shape:
+                    raise ValueError(
+                        f"direction for {name!r} has shape {tuple(t.shape)}, expected "
+                        f"{tuple(reference[name].shape)}."
+                    )
+                out[name] = t.detach().to(reference[name]).clone()
+            used.append(out)
+        return used
+    return [
+        normalize_directions(d, reference, normalization, ignore_bias_and_norm) for d in directions
+    ]
+
+
+def scan_grid(
+    model: nn.Module,
+    batches: Sequence[Any],
+    reference: Mapping[str, torch.Tensor],
+    directions: Sequence[Direction],
+    coords: Sequence[torch.Tensor],
+    loss_fn: LossFn | None = None,
+    on_point: ProgressFn | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Evaluate ``model`` at every point ``θ₀ + Σ_k c_k d_k`` of the grid ``coords``.
+
+    The caller is responsible for eval mode, ``no_grad`` and restoring the model afterwards
+    (:func:`compute_landscape` does all three).
+
+    Args:
+        model: the module whose parameters are overwritten in place.
+        batches: the fixed evaluation batches, already on the model's device.
+        reference: name → saved θ₀ for every parameter a direction may move.
+        directions: one dict name → tensor per axis (names of ``reference``).
+        coords: one 1-D tensor of coefficients per axis.
+        loss_fn: ``loss_fn(model, batch)``, or ``None`` for cross-entropy on ``(x, y)``.
+        on_point: called with the number of grid points done after each point.
+
+    Returns:
+        ``(loss, accuracy)`` on CPU in float64 with shape ``[len(c) for c in coords]``; accuracy is
+        ``None`` when it is not recorded. The host synchronizes once, at the end.
+    """
+    params = dict(model.named_parameters())
+    moving = [n for n in reference if any(bool(d[n].any()) for d in directions)]
+    targets = [params[n] for n in moving]
+    base = [reference[n] for n in moving]
+    axes = [[d[n] for n in moving] for d in directions]
+    losses: list[torch.Tensor] = []
+    accuracies: list[torch.Tensor] = []
+    for done, point in enumerate(itertools.product(*(c.tolist() for c in coords)), start=1):
+        if targets:
+            torch._foreach_copy_(targets, base)
+            for coefficient, axis in zip(point, axes):
+                if coefficient != 0.0:
+                    torch._foreach_add_(targets, axis, alpha=coefficient)
+        sums = evaluation_sums(model, batches, loss_fn)
+        losses.append(sums.loss)
+        if sums.accuracy is not None:
+            accuracies.append(sums.accuracy)
+        if on_point is not None:
+            on_point(done)
+    shape = [len(c) for c in coords]
+    loss = torch.stack(losses).to("cpu", torch.float64).reshape(shape)
+    accuracy = None
+    if len(accuracies) == len(losses):
+        accuracy = torch.stack(accuracies).to("cpu", torch.float64).reshape(shape)
+    return loss, accuracy
+
+
+def _progress_fn(progress: bool | ProgressFn, total: int) -> tuple[ProgressFn | None, Any]:
+    if callable(progress):
+        return progress, None
+    if not progress:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="loss landscape", unit="pt", leave=False)
+    return lambda done: bar.update(done - bar.n), bar
+
+
+def compute_landscape(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    dims: int = 2,
+    num_points: int = 21,
+    span: tuple[float, float] = (-1.0, 1.0),
+    normalization: Normalization = "filter",
+    ignore_bias_and_norm: bool = True,
+    seed: int = 0,
+    loss_fn: LossFn | None = None,
+    directions: Sequence[Direction] | None = None,
+    num_samples: int | None = None,
+    progress: bool | ProgressFn = False,
+    epoch: int | None = None,
+    global_step: int | None = None,
+) -> LandscapeResult:
+    """Loss (and accuracy) of ``model`` on a 1D or 2D grid around its current weights.
+
+    The grid point ``(a, b)`` is ``θ₀ + a·d₀ + b·d₁``. Directions are Gaussian, drawn from a private
+    generator seeded with ``seed`` on the parameters' device, then normalized to the current
+    weights, so the same seed gives comparable landscapes at every epoch. The model is evaluated in
+    eval mode without gradients on ``batches`` (moved to the model's device once and reused), and
+    afterwards its parameters, buffers, flags, gradients and every global random stream are exactly
+    as before.
+
+    Args:
+        model: the network; its parameters with ``requires_grad=True`` are perturbed.
+        batches: any iterable of batches (a ``DataLoader``, a list of ``(x, y)`` tuples, ...).
+        dims: 1 or 2.
+        num_points: grid points per axis (>= 2); odd numbers put a point exactly on θ₀.
+        span: ``(low, high)`` coefficient range per axis.
+        normalization: ``"filter"`` (default), ``"layer"`` or ``None``; see
+            :mod:`lightning_landscape.core.normalization`.
+        ignore_bias_and_norm: hold 1-D parameters (biases, norm-layer affine) fixed.
+        seed: seed of the random directions.
+        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        directions: ``dims`` dicts name → tensor to use instead of random ones; normalized as
+            asked, used exactly as given with ``normalization=None``; absent names do not move.
+        num_samples: use only the first ``num_samples`` samples of ``batches`` (all if None).
+        progress: show a progress bar (``True``) or call ``progress(points_done)`` after each point.
+        epoch: recorded in the result's metadata.
+        global_step: recorded in the result's metadata.
+
+    Returns:
+        A :class:`LandscapeResult` with CPU tensors.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        >>> data = [(torch.randn(16, 4), torch.randint(0, 3, (16,)))]
+        >>> result = compute_landscape(net, data, dims=2, num_points=5)
+        >>> tuple(result.loss.shape), result.center_index
+        ((5, 5), (2, 2))
+    """
+    check_choice("dims", dims, (1, 2))
+    check_int("num_points", num_points, minimum=2)
+    span = check_span("span", span)
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
+    check_int("seed", seed, minimum=0)
+    check_callable("loss_fn", loss_fn)
+    check_optional_int("num_samples", num_samples, minimum=1)
+    if directions is not None and (isinstance(directions, Mapping) or len(directions) != dims):
+        raise ValueError(
+            f"`directions` must be a sequence of {dims} dicts name -> tensor (one per axis), "
+            f"got {type(directions).__name__}"
+            + ("" if isinstance(directions, Mapping) else f" of length {len(directions)}")
+            + "."
+        )
+
+    cached = cache_batches(batches, module_device(model), num_samples)
+    coords = [grid_coordinates(span, num_points) for _ in range(dims)]
+    on_point, bar = _progress_fn(progress, num_points**dims)
+    try:
+        with preserve_rng_state(), preserve_module_state(model) as saved, torch.no_grad():
+            model.eval()
+            reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
+            used = _resolve_directions(
+                reference,
+                dims=dims,
+                seed=seed,
+                normalization=normalization,
+                ignore_bias_and_norm=ignore_bias_and_norm,
+                directions=directions,
+            )
+            loss, accuracy = scan_grid(model, cached, reference, used, coords, loss_fn, on_point)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    extra: dict[str, Any] = {"versions": library_versions(), "span": list(span)}
+    if dims == 2:
+        extra["direction_cosine"] = cosine_similarity(used[0], used[1])
+    return LandscapeResult(
+        coords=tuple(coords),
+        loss=loss,
+        accuracy=accuracy,
+        directions=tuple({n: t.detach().cpu() for n, t in d.items()} for d in used),
+        seed=seed if directions is None else None,
+        normalization=normalization,
+        ignore_bias_and_norm=ignore_bias_and_norm,
+        bn_mode="eval",
+        num_samples=sum(batch_size(b) for b in cached),
+        loss_name="cross_entropy" if loss_fn is None else getattr(loss_fn, "__qualname__", "loss_fn"),
+        epoch=epoch,
+        global_step=global_step,
+        extra=extra,
+    )

@@ -1,0 +1,143 @@
+"""Parameter selection, saved copies and exact restoration of a module's state.
+
+Every computation in :mod:`lightning_landscape.core` that touches a model runs inside
+:func:`preserve_module_state` and :func:`preserve_rng_state`. On exit, parameters and buffers are
+restored by *copying the saved tensors back* (never by undoing arithmetic), so they are
+bit-identical; train/eval flags, ``requires_grad`` and ``.grad`` are put back as they were; and
+the torch (CPU and CUDA), numpy and Python random streams are where they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "ModuleState",
+    "perturbable_parameters",
+    "preserve_module_state",
+    "preserve_rng_state",
+]
+
+
+def perturbable_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
+    """The parameters a direction may move: every parameter with ``requires_grad=True``.
+
+    Frozen parameters are left out, so they always get a zero direction. Names are those of
+    ``module.named_parameters()`` (shared parameters appear once, under their first name).
+
+    >>> sorted(perturbable_parameters(nn.Linear(2, 3)))
+    ['bias', 'weight']
+    """
+    return {name: p for name, p in module.named_parameters() if p.requires_grad}
+
+
+@dataclass(frozen=True)
+class ModuleState:
+    """A saved copy of everything a computation on ``module`` could change.
+
+    Attributes:
+        parameters: name → detached clone of each parameter (the reference point θ₀).
+        buffers: name → detached clone of each buffer (BatchNorm statistics and the like).
+        training: the ``training`` flag of every submodule, in ``module.modules()`` order.
+        requires_grad: the ``requires_grad`` flag of every parameter.
+        grads: the ``.grad`` object of every parameter (the tensor itself, or ``None``).
+    """
+
+    parameters: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    training: tuple[bool, ...]
+    requires_grad: dict[str, bool]
+    grads: dict[str, torch.Tensor | None]
+
+    @classmethod
+    def capture(cls, module: nn.Module) -> ModuleState:
+        """Save a copy of ``module``'s current state."""
+        with torch.no_grad():
+            params = dict(module.named_parameters())
+            return cls(
+                parameters={n: p.detach().clone() for n, p in params.items()},
+                buffers={n: b.detach().clone() for n, b in module.named_buffers()},
+                training=tuple(m.training for m in module.modules()),
+                requires_grad={n: p.requires_grad for n, p in params.items()},
+                grads={n: p.grad for n, p in params.items()},
+            )
+
+    def restore(self, module: nn.Module) -> None:
+        """Copy the saved values back into ``module`` and reset its flags and gradients."""
+        with torch.no_grad():
+            params = dict(module.named_parameters())
+            _copy_into(params, self.parameters)
+            _copy_into(dict(module.named_buffers()), self.buffers)
+            for m, flag in zip(module.modules(), self.training):
+                m.training = flag
+            for name, p in params.items():
+                p.requires_grad_(self.requires_grad[name])
+                if p.grad is not self.grads[name]:
+                    p.grad = self.grads[name]
+
+
+def _copy_into(targets: Mapping[str, torch.Tensor], sources: Mapping[str, torch.Tensor]) -> None:
+    names = [n for n in sources if n in targets]
+    if names:
+        torch._foreach_copy_([targets[n] for n in names], [sources[n] for n in names])
+
+
+@contextlib.contextmanager
+def preserve_module_state(module: nn.Module) -> Iterator[ModuleState]:
+    """Run a block that may change ``module``; restore it exactly afterwards, even on error.
+
+    Yields the :class:`ModuleState` saved on entry; its ``parameters`` are the reference point θ₀
+    that perturbations are computed from.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+        >>> before = [t.clone() for t in net.state_dict().values()]
+        >>> with preserve_module_state(net):
+        ...     _ = net.eval()
+        ...     with torch.no_grad():
+        ...         _ = net[0].weight.add_(1.0)
+        >>> net.training, all(torch.equal(a, b) for a, b in zip(before, net.state_dict().values()))
+        (True, True)
+    """
+    state = ModuleState.capture(module)
+    try:
+        yield state
+    finally:
+        state.restore(module)
+
+
+@contextlib.contextmanager
+def preserve_rng_state() -> Iterator[None]:
+    """Run a block and put every global random stream back where it was.
+
+    Covers torch's CPU generator, every initialized CUDA device's generator, numpy's legacy global
+    generator and Python's ``random`` module.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> with preserve_rng_state():
+        ...     _ = torch.rand(3)
+        >>> first = torch.rand(1)
+        >>> _ = torch.manual_seed(0)
+        >>> torch.equal(first, torch.rand(1))
+        True
+    """
+    cpu_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        np.random.set_state(np_state)
+        random.setstate(py_state)

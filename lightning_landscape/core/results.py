@@ -1,0 +1,169 @@
+"""Frozen result dataclasses: CPU tensors plus the metadata that reproduces them.
+
+Results are saved as ``.npz`` files (plain numpy arrays plus one JSON string of metadata, readable
+without this package and loaded without pickle) so that figures can be redrawn later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["LandscapeResult", "library_versions"]
+
+_FORMAT = "lightning_landscape.LandscapeResult/1"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that produced a result."""
+    from .. import __version__
+
+    return {"lightning_landscape": __version__, "torch": torch.__version__, "numpy": np.__version__}
+
+
+@dataclass(frozen=True, eq=False)
+class LandscapeResult:
+    """A 1D or 2D loss landscape around a reference point θ₀.
+
+    ``loss[i]`` (1D) or ``loss[i, j]`` (2D) is the loss at ``θ₀ + coords[0][i]·d₀ (+ coords[1][j]·d₁)``
+    where ``d₀, d₁`` are ``directions``; for 2D, the first axis of ``loss`` runs along ``d₀`` (x) and
+    the second along ``d₁`` (y). Non-finite values (a diverging point) are kept as they are.
+
+    Attributes:
+        coords: one 1-D float64 tensor of coefficients per axis.
+        loss: per-sample mean loss, float64, shape ``(n,)`` or ``(n, n)``.
+        accuracy: fraction of correct predictions, same shape as ``loss``, or ``None`` when the loss
+            is not a classification cross-entropy.
+        directions: one dict name → CPU tensor per axis, after normalization (as used), for every
+            parameter with ``requires_grad=True``; those held fixed (biases and norm layers with
+            ``ignore_bias_and_norm``) have zero entries, frozen parameters are absent.
+        seed: seed of the random directions, or ``None`` when directions were given.
+        normalization: ``"filter"``, ``"layer"`` or ``None``.
+        ignore_bias_and_norm: whether 1-D parameters (biases, norm-layer affine) were held fixed.
+        bn_mode: how normalization layers were evaluated (``"eval"``: running statistics).
+        num_samples: number of samples in the evaluation subset.
+        loss_name: ``"cross_entropy"`` or the name of the user's ``loss_fn``.
+        epoch: training epoch at which the landscape was taken, when known.
+        global_step: training step at which the landscape was taken, when known.
+        extra: free-form JSON-serializable metadata (e.g. library versions, direction cosine).
+    """
+
+    coords: tuple[torch.Tensor, ...]
+    loss: torch.Tensor
+    accuracy: torch.Tensor | None
+    directions: tuple[dict[str, torch.Tensor], ...]
+    seed: int | None
+    normalization: str | None
+    ignore_bias_and_norm: bool
+    bn_mode: str
+    num_samples: int
+    loss_name: str = "cross_entropy"
+    epoch: int | None = None
+    global_step: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dims(self) -> int:
+        """1 or 2."""
+        return len(self.coords)
+
+    @property
+    def center_index(self) -> tuple[int, ...]:
+        """Grid index of the point closest to θ₀ (the exact centre on a symmetric odd grid)."""
+        return tuple(int(c.abs().argmin()) for c in self.coords)
+
+    @property
+    def center_loss(self) -> float:
+        """Loss at the grid point closest to θ₀."""
+        return float(self.loss[self.center_index])
+
+    @property
+    def center_accuracy(self) -> float | None:
+        """Accuracy at the grid point closest to θ₀, if recorded."""
+        return None if self.accuracy is None else float(self.accuracy[self.center_index])
+
+    @property
+    def num_nonfinite(self) -> int:
+        """Number of grid points whose loss is NaN or infinite."""
+        return int((~torch.isfinite(self.loss)).sum())
+
+    @property
+    def max_loss_rise(self) -> float:
+        """Largest finite loss on the grid minus the centre loss (NaN if no point is finite)."""
+        finite = self.loss[torch.isfinite(self.loss)]
+        if finite.numel() == 0:
+            return math.nan
+        return float(finite.max()) - self.center_loss
+
+    # ------------------------------------------------------------------ (de)serialization
+    def to_dict(self) -> dict[str, Any]:
+        """Arrays and metadata as a flat dict of numpy arrays (the ``.npz`` layout)."""
+        arrays: dict[str, Any] = {"loss": self.loss.numpy()}
+        if self.accuracy is not None:
+            arrays["accuracy"] = self.accuracy.numpy()
+        for axis, (c, d) in enumerate(zip(self.coords, self.directions)):
+            arrays[f"coords/{axis}"] = c.numpy()
+            for name, t in d.items():
+                numpy_ok = t.dtype in (torch.float16, torch.float32, torch.float64)
+                arrays[f"directions/{axis}/{name}"] = (t if numpy_ok else t.float()).numpy()
+        meta = {
+            "format": _FORMAT,
+            "direction_names": [list(d) for d in self.directions],
+        }
+        for f in fields(self):
+            if f.name not in ("coords", "loss", "accuracy", "directions"):
+                meta[f.name] = getattr(self, f.name)
+        arrays["metadata"] = np.array(json.dumps(meta))
+        return arrays
+
+    @classmethod
+    def from_dict(cls, arrays: dict[str, Any]) -> LandscapeResult:
+        """Inverse of :meth:`to_dict`."""
+        meta = json.loads(str(arrays["metadata"]))
+        if meta.pop("format", None) != _FORMAT:
+            raise ValueError("not a lightning_landscape LandscapeResult file.")
+        names = meta.pop("direction_names")
+        coords = tuple(torch.from_numpy(np.asarray(arrays[f"coords/{a}"])) for a in range(len(names)))
+        directions = tuple(
+            {n: torch.from_numpy(np.array(arrays[f"directions/{a}/{n}"])) for n in axis_names}
+            for a, axis_names in enumerate(names)
+        )
+        accuracy = arrays.get("accuracy")
+        return cls(
+            coords=coords,
+            loss=torch.from_numpy(np.array(arrays["loss"])),
+            accuracy=None if accuracy is None else torch.from_numpy(np.array(accuracy)),
+            directions=directions,
+            **meta,
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the result to ``path`` (an ``.npz`` file; parent folders are created)."""
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "wb") as fh:
+            np.savez(fh, **self.to_dict())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LandscapeResult:
+        """Read a result written by :meth:`save`."""
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            return cls.from_dict({k: data[k] for k in data.files})
+
+    def __eq__(self, other: object) -> bool:
+        """Exact equality of every array (NaN equal to NaN) and every metadata field."""
+        if not isinstance(other, LandscapeResult):
+            return NotImplemented
+        a, b = self.to_dict(), other.to_dict()
+        if a.keys() != b.keys():
+            return False
+        return all(np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") for k in a)
+
+    __hash__ = None  # type: ignore[assignment]

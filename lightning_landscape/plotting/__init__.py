@@ -1,0 +1,15 @@
+"""Turn results into matplotlib figures (object-oriented API; no pyplot state, no files)."""
+
+from .landscape import (
+    landscape_figures,
+    plot_landscape_1d,
+    plot_landscape_contour,
+    plot_landscape_surface,
+)
+
+__all__ = [
+    "landscape_figures",
+    "plot_landscape_1d",
+    "plot_landscape_contour",
+    "plot_landscape_surface",
+]

@@ -1,0 +1,72 @@
+"""Ship figures, scalars and result files to a trainer's loggers.
+
+Callers decide *whether* to report (global rank zero only); these functions decide *where*:
+
+- figures go to every logger whose experiment has ``add_figure`` (TensorBoard's
+  ``SummaryWriter``); when none does, they are saved as PNG files under
+  ``<default_root_dir>/<subdir>/`` instead;
+- scalars go to every logger through ``log_metrics``;
+- result files go under ``trainer.log_dir`` (the first logger's version folder, beside the
+  TensorBoard event files), or ``default_root_dir`` without a logger.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+import lightning.pytorch as pl
+from matplotlib.figure import Figure
+
+__all__ = ["figure_writers", "log_figures", "log_scalars", "output_dir"]
+
+
+def figure_writers(trainer: pl.Trainer) -> list:
+    """The experiments of ``trainer``'s loggers that accept matplotlib figures."""
+    writers = []
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "experiment", None)
+        if callable(getattr(experiment, "add_figure", None)):
+            writers.append(experiment)
+    return writers
+
+
+def output_dir(trainer: pl.Trainer, subdir: str) -> str:
+    """``<trainer.log_dir>/<subdir>``: beside the event files (``default_root_dir`` without logger)."""
+    root = trainer.log_dir or trainer.default_root_dir
+    return os.path.join(root, subdir)
+
+
+def _safe_name(tag: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", tag)
+
+
+def log_figures(
+    trainer: pl.Trainer, figures: Mapping[str, Figure], step: int, *, fallback_subdir: str
+) -> list[str]:
+    """Log ``figures`` (tag → figure) at ``step``; closes them.
+
+    Returns:
+        The PNG paths written when no logger takes figures (empty when a logger took them).
+    """
+    writers = figure_writers(trainer)
+    paths = []
+    for tag, fig in figures.items():
+        if writers:
+            for writer in writers:
+                writer.add_figure(tag, fig, global_step=step, close=False)
+        else:
+            folder = os.path.join(trainer.default_root_dir, fallback_subdir)
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, f"{_safe_name(tag)}-step={step:06d}.png")
+            fig.savefig(path, dpi=100)
+            paths.append(path)
+        fig.clear()
+    return paths
+
+
+def log_scalars(trainer: pl.Trainer, metrics: Mapping[str, float], step: int) -> None:
+    """Send ``metrics`` to every logger at ``step``."""
+    for logger in trainer.loggers:
+        logger.log_metrics(dict(metrics), step=step)

@@ -1,0 +1,54 @@
+"""The fixed evaluation subset and per-sample weighted evaluation."""
+
+import pytest
+import torch
+from problems import GlobalRNG
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+from lightning_landscape.core.evaluation import batch_size, cache_batches, evaluation_subset
+
+CPU = torch.device("cpu")
+
+
+def _dataset(n=50):
+    return TensorDataset(torch.arange(float(n)).unsqueeze(1), torch.arange(n) % 3)
+
+
+def test_subset_is_fixed_by_seed_and_leaves_loader_and_rng_alone():
+    loader = DataLoader(_dataset(), batch_size=7, shuffle=True)
+    rng = GlobalRNG.capture()
+    first = evaluation_subset(loader, 20, 8, seed=1, device=CPU)
+    assert GlobalRNG.capture().equals(rng)
+    again = evaluation_subset(loader, 20, 8, seed=1, device=CPU)
+    other = evaluation_subset(loader, 20, 8, seed=2, device=CPU)
+    assert [batch_size(b) for b in first] == [8, 8, 4]
+    values = torch.cat([b[0] for b in first]).flatten()
+    assert torch.equal(values, torch.cat([b[0] for b in again]).flatten())
+    assert not torch.equal(values, torch.cat([b[0] for b in other]).flatten())
+    assert len(set(values.tolist())) == 20 and torch.all(values[1:] > values[:-1])  # distinct, ordered
+
+
+def test_subset_larger_than_dataset_takes_everything():
+    subset = evaluation_subset(DataLoader(_dataset(10)), 100, 4, seed=0, device=CPU)
+    assert sum(batch_size(b) for b in subset) == 10
+
+
+class _Stream(IterableDataset):
+    def __iter__(self):
+        for i in range(30):
+            yield torch.tensor([float(i)]), torch.tensor(i % 2)
+
+
+def test_iterable_dataset_takes_first_samples_and_restores_rng():
+    rng = GlobalRNG.capture()
+    subset = evaluation_subset(DataLoader(_Stream(), batch_size=8), 12, 4, seed=0, device=CPU)
+    assert GlobalRNG.capture().equals(rng)
+    assert [batch_size(b) for b in subset] == [8, 4]
+
+
+def test_batch_size_of_dicts_and_errors():
+    assert batch_size({"x": torch.zeros(3, 2), "y": [1, 2, 3]}) == 3
+    with pytest.raises(TypeError, match="number of samples"):
+        batch_size({"a": 1})
+    with pytest.raises(ValueError, match="empty"):
+        cache_batches([], CPU)

@@ -1,0 +1,81 @@
+"""The digits example's YAML config, run through LightningCLI (acceptance 5 and 6)."""
+
+import glob
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_landscape import LandscapeResult, LossLandscapeMonitor
+
+pytest.importorskip("sklearn")
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "example_projects" / "digits"
+
+
+def _small_config(tmp_path) -> str:
+    """The shipped config, shrunk: 2 epochs, landscapes every epoch on a 5-point grid."""
+    config = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
+    config["trainer"]["max_epochs"] = 2
+    config["trainer"]["enable_progress_bar"] = False
+    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
+    config["trainer"]["default_root_dir"] = str(tmp_path)
+    for callback in config["trainer"]["callbacks"]:
+        if callback["class_path"] == "lightning_landscape.LossLandscapeMonitor":
+            callback["init_args"].update(every_n_epochs=1, num_points=5, num_samples=256)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def _load_main():
+    spec = importlib.util.spec_from_file_location("digits_main", EXAMPLE / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_config_uses_the_callback_through_class_path():
+    config = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
+    paths = [c["class_path"] for c in config["trainer"]["callbacks"]]
+    assert "lightning_landscape.LossLandscapeMonitor" in paths
+
+
+def test_example_config_writes_tensorboard_images_scalars_and_results(tmp_path):
+    cli = _load_main().main(args=["fit", "--config", _small_config(tmp_path)])
+    trainer = cli.trainer
+    monitors = [c for c in trainer.callbacks if isinstance(c, LossLandscapeMonitor)]
+    assert {m.dims for m in monitors} == {1, 2}
+    log_dir = trainer.logger.log_dir
+    events = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    images = set(events.Tags()["images"])
+    assert {"landscape/2d/contour", "landscape/2d/contour_filled", "landscape/2d/surface_3d"} <= images
+    assert any(tag.endswith("/1d/curve") for tag in images)
+    scalars = set(events.Tags()["scalars"])
+    assert {"landscape/center_loss", "landscape/max_loss_rise", "landscape/center_accuracy"} <= scalars
+    assert "val/accuracy" in scalars
+    for monitor in monitors:
+        assert len(monitor.saved_files) == 2
+        assert all(f.startswith(os.path.join(log_dir, "landscapes")) for f in monitor.saved_files)
+        assert LandscapeResult.load(monitor.saved_files[-1]) == monitor.last_result
+    assert monitors[0].last_result.num_samples == 256
+
+
+def test_example_command_line_runs(tmp_path):
+    """The README's command, as a user types it (with the shrunk config)."""
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLE / "main.py"), "fit", "--config", _small_config(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert len(glob.glob(str(tmp_path / "logs" / "digits" / "version_0" / "events.out.tfevents.*"))) == 1
+    assert len(glob.glob(str(tmp_path / "logs" / "digits" / "version_0" / "landscapes" / "*.npz"))) == 4

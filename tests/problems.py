@@ -1,0 +1,170 @@
+"""A registry of small problems with independent references, shared by the tests."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+
+
+def bn_cnn(seed: int = 0) -> nn.Module:
+    """A CNN with BatchNorm and dropout (the modules that misbehave in train mode)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Dropout(0.3),
+        nn.Linear(4 * 16, 5),
+    )
+
+
+def image_batches(sizes=(7, 16, 9), seed: int = 1, classes: int = 5):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(n, 1, 4, 4, generator=g), torch.randint(0, classes, (n,), generator=g)) for n in sizes
+    ]
+
+
+def vector_batches(sizes=(8, 5), seed: int = 1, features: int = 4, classes: int = 3):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(n, features, generator=g), torch.randint(0, classes, (n,), generator=g)) for n in sizes
+    ]
+
+
+def warm_up_bn(model: nn.Module, batches) -> None:
+    """Give BatchNorm non-trivial running statistics."""
+    model.train()
+    with torch.no_grad():
+        for x, _ in batches:
+            model(x)
+
+
+class Quadratic(nn.Module):
+    """L(θ) = ½ (θ − θ*)ᵀ A (θ − θ*) with θ = [W.flatten(), b] (float64)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.weight = nn.Parameter(torch.randn(3, 4, generator=g, dtype=torch.float64))
+        self.bias = nn.Parameter(torch.randn(3, generator=g, dtype=torch.float64))
+        n = self.weight.numel() + self.bias.numel()
+        m = torch.randn(n, n, generator=g, dtype=torch.float64)
+        self.register_buffer("A", m @ m.T / n + torch.eye(n, dtype=torch.float64))
+        self.register_buffer("theta_star", torch.randn(n, generator=g, dtype=torch.float64))
+
+    def flat(self) -> torch.Tensor:
+        return torch.cat([self.weight.flatten(), self.bias])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.flat() - self.theta_star
+        return 0.5 * e @ self.A @ e + 0.0 * x.sum()
+
+    def closed_form(self, theta: np.ndarray) -> float:
+        """The loss at a flat parameter vector, in float64 numpy (independent of torch)."""
+        e = theta - self.theta_star.numpy()
+        return float(0.5 * e @ self.A.numpy() @ e)
+
+
+def quadratic_loss(model: nn.Module, batch) -> torch.Tensor:
+    return model(batch[0])
+
+
+@dataclass
+class GlobalRNG:
+    torch_state: torch.Tensor
+    numpy_state: tuple
+    python_state: tuple
+
+    @classmethod
+    def capture(cls) -> GlobalRNG:
+        return cls(torch.get_rng_state(), np.random.get_state(), random.getstate())
+
+    def equals(self, other: GlobalRNG) -> bool:
+        return (
+            torch.equal(self.torch_state, other.torch_state)
+            and all(
+                np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+                for a, b in zip(self.numpy_state, other.numpy_state)
+            )
+            and self.python_state == other.python_state
+        )
+
+
+def snapshot(module: nn.Module) -> dict:
+    """Everything 'observing never perturbs' promises to keep, for comparison with `same_state`."""
+    return {
+        "state": {k: v.detach().clone() for k, v in module.state_dict().items()},
+        "training": [m.training for m in module.modules()],
+        "requires_grad": [p.requires_grad for p in module.parameters()],
+        "grad_ids": [id(p.grad) if p.grad is not None else None for p in module.parameters()],
+        "grads": [None if p.grad is None else p.grad.clone() for p in module.parameters()],
+    }
+
+
+def assert_same_state(before: dict, module: nn.Module) -> None:
+    after = snapshot(module)
+    assert before["state"].keys() == after["state"].keys()
+    for k in before["state"]:
+        assert torch.equal(before["state"][k], after["state"][k]), k
+    assert before["training"] == after["training"]
+    assert before["requires_grad"] == after["requires_grad"]
+    assert before["grad_ids"] == after["grad_ids"]
+    for a, b in zip(before["grads"], after["grads"]):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+# ---------------------------------------------------------------------- Lightning problems
+class LitClassifier(pl.LightningModule):
+    """A Lightning wrapper around `bn_cnn` trained with SGD + momentum on random images."""
+
+    def __init__(self, seed: int = 0, lr: float = 0.1) -> None:
+        super().__init__()
+        self.net = bn_cnn(seed)
+        self.lr = lr
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+
+
+def image_loader(n: int = 96, batch_size: int = 16, seed: int = 3, shuffle: bool = True) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 4, 4, generator=g)
+    y = torch.randint(0, 5, (n,), generator=g)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle)
+
+
+def trainer_kwargs(tmp_path, **overrides) -> dict:
+    kwargs = dict(
+        default_root_dir=str(tmp_path),
+        accelerator="cpu",
+        devices=1,
+        max_epochs=3,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        logger=False,
+        deterministic=True,
+    )
+    kwargs.update(overrides)
+    return kwargs
