@@ -66,4 +66,3 @@ def test_the_checker_would_catch_a_violation():
     text = "import matplotlib.pyplot as plt\nfrom ..callbacks import LossLandscapeMonitor\n"
     names = [_absolute(bad, lvl, mod) for lvl, mod in _imports_from_text(text)]
     assert names == ["matplotlib.pyplot", "lightning_landscape.callbacks"]
-

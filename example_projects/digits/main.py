@@ -1,7 +1,7 @@
 """LightningCLI entry point of the digits example.
 
-    python example_projects/digits/main.py fit --config example_projects/digits/config.yaml
-    tensorboard --logdir lightning_logs
+python example_projects/digits/main.py fit --config example_projects/digits/config.yaml
+tensorboard --logdir lightning_logs
 """
 
 import os

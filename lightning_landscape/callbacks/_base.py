@@ -107,4 +107,3 @@ def _first_loader(loaders: Any) -> Any:
     if isinstance(loaders, Sequence) and loaders:
         return loaders[0]
     return loaders
-

@@ -106,9 +106,7 @@ def _slice_batch(batch: Any, stop: int) -> Any:
     return batch
 
 
-def cache_batches(
-    batches: Iterable[Any], device: torch.device, num_samples: int | None = None
-) -> list[Any]:
+def cache_batches(batches: Iterable[Any], device: torch.device, num_samples: int | None = None) -> list[Any]:
     """Materialize ``batches`` on ``device``, keeping the first ``num_samples`` samples (all if None).
 
     The returned list is the fixed evaluation subset: iterate it as often as needed without

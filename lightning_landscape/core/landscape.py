@@ -83,9 +83,7 @@ def _resolve_directions(
                 out[name] = t.detach().to(reference[name]).clone()
             used.append(out)
         return used
-    return [
-        normalize_directions(d, reference, normalization, ignore_bias_and_norm) for d in directions
-    ]
+    return [normalize_directions(d, reference, normalization, ignore_bias_and_norm) for d in directions]
 
 
 def scan_grid(

@@ -48,8 +48,14 @@ def _title(result: LandscapeResult, what: str) -> str:
 def _note_empty(ax, values: np.ma.MaskedArray) -> bool:
     if values.count() == 0:
         text = getattr(ax, "text2D", ax.text)  # 3D axes place axes-fraction text with text2D
-        text(0.5, 0.5, "every grid point diverged (non-finite loss)", ha="center", va="center",
-             transform=ax.transAxes)
+        text(
+            0.5,
+            0.5,
+            "every grid point diverged (non-finite loss)",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
         return True
     return False
 

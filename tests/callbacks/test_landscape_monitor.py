@@ -121,7 +121,11 @@ def test_invalid_arguments_raise_value_error_naming_the_argument(kwargs, name):
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [({"every_n_epochs": 1.5}, "every_n_epochs"), ({"log_scale": "yes"}, "log_scale"), ({"loss_fn": 3}, "loss_fn")],
+    [
+        ({"every_n_epochs": 1.5}, "every_n_epochs"),
+        ({"log_scale": "yes"}, "log_scale"),
+        ({"loss_fn": 3}, "loss_fn"),
+    ],
 )
 def test_wrong_types_raise_type_error_naming_the_argument(kwargs, name):
     with pytest.raises(TypeError, match=f"`{name}`"):

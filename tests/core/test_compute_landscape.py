@@ -35,12 +35,21 @@ def test_quadratic_with_given_directions_matches_closed_form(dims):
     model = Quadratic()
     g = torch.Generator().manual_seed(5)
     given = [
-        {"weight": torch.randn(3, 4, generator=g, dtype=torch.float64), "bias": torch.randn(3, generator=g, dtype=torch.float64)}
+        {
+            "weight": torch.randn(3, 4, generator=g, dtype=torch.float64),
+            "bias": torch.randn(3, generator=g, dtype=torch.float64),
+        }
         for _ in range(dims)
     ]
     result = compute_landscape(
-        model, DUMMY, dims=dims, num_points=7, span=(-2.0, 1.5), normalization=None,
-        loss_fn=quadratic_loss, directions=given,
+        model,
+        DUMMY,
+        dims=dims,
+        num_points=7,
+        span=(-2.0, 1.5),
+        normalization=None,
+        loss_fn=quadratic_loss,
+        directions=given,
     )
     theta0 = model.flat().detach().numpy()
     axes = [_flat(d, model) for d in given]
@@ -60,7 +69,9 @@ def test_quadratic_with_random_filter_normalized_directions_matches_closed_form(
     # bias directions are zero (biasbn); weight rows carry the weights' row norms
     assert torch.count_nonzero(result.directions[0]["bias"]) == 0
     np.testing.assert_allclose(
-        result.directions[1]["weight"].norm(dim=1).numpy(), model.weight.detach().norm(dim=1).numpy(), rtol=1e-5
+        result.directions[1]["weight"].norm(dim=1).numpy(),
+        model.weight.detach().norm(dim=1).numpy(),
+        rtol=1e-5,
     )
     theta0 = model.flat().detach().numpy()
     d0, d1 = (_flat(d, model) for d in result.directions)
@@ -167,7 +178,9 @@ def test_given_directions_absent_names_do_not_move_and_normalization_applies():
     assert torch.count_nonzero(raw.directions[0]["2.weight"]) == 0
     filt = compute_landscape(model, batches, dims=1, num_points=3, normalization="filter", directions=[d])
     np.testing.assert_allclose(
-        filt.directions[0]["0.weight"].norm(dim=1).numpy(), model[0].weight.detach().norm(dim=1).numpy(), rtol=1e-5
+        filt.directions[0]["0.weight"].norm(dim=1).numpy(),
+        model[0].weight.detach().norm(dim=1).numpy(),
+        rtol=1e-5,
     )
     # moving only layer 0 by hand reproduces the end points
     with torch.no_grad():
@@ -228,7 +241,11 @@ def test_empty_batches_and_bad_loss_fn():
 
 def test_num_samples_limits_the_subset_and_custom_loss_has_no_accuracy():
     result = compute_landscape(
-        mlp(), vector_batches(sizes=(8, 8)), dims=1, num_points=3, num_samples=10,
+        mlp(),
+        vector_batches(sizes=(8, 8)),
+        dims=1,
+        num_points=3,
+        num_samples=10,
         loss_fn=lambda m, b: F.cross_entropy(m(b[0]), b[1]),
     )
     assert result.num_samples == 10 and result.accuracy is None

@@ -71,7 +71,9 @@ def test_conv_filters_are_output_channels():
     w = torch.zeros(2, 3, 2, 2)
     w[0] = 1.0  # filter 0 norm sqrt(12)
     w[1, 0, 0, 0] = 4.0  # filter 1 norm 4
-    out = normalize_direction(torch.randn(2, 3, 2, 2, generator=torch.Generator().manual_seed(0)), w, "filter")
+    out = normalize_direction(
+        torch.randn(2, 3, 2, 2, generator=torch.Generator().manual_seed(0)), w, "filter"
+    )
     np.testing.assert_allclose(_row_norms(out), [np.sqrt(12.0), 4.0], rtol=1e-6)
 
 

@@ -12,7 +12,9 @@ from lightning_landscape import LandscapeResult, compute_landscape
 
 @pytest.mark.parametrize("dims", [1, 2])
 def test_save_load_round_trip(tmp_path, dims):
-    result = compute_landscape(mlp(), vector_batches(), dims=dims, num_points=5, seed=3, epoch=4, global_step=40)
+    result = compute_landscape(
+        mlp(), vector_batches(), dims=dims, num_points=5, seed=3, epoch=4, global_step=40
+    )
     path = result.save(tmp_path / "sub" / "epoch=004.npz")
     loaded = LandscapeResult.load(path)
     assert loaded == result
@@ -24,7 +26,9 @@ def test_save_load_round_trip(tmp_path, dims):
 def test_round_trip_without_accuracy_float64_and_nonfinite(tmp_path):
     model = Quadratic()
     dummy = [(torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1))]
-    result = compute_landscape(model, dummy, dims=1, num_points=5, loss_fn=quadratic_loss, span=(-1e200, 1e200))
+    result = compute_landscape(
+        model, dummy, dims=1, num_points=5, loss_fn=quadratic_loss, span=(-1e200, 1e200)
+    )
     assert result.accuracy is None and result.num_nonfinite > 0
     loaded = LandscapeResult.load(result.save(tmp_path / "q.npz"))
     assert loaded == result

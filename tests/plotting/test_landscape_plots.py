@@ -19,8 +19,16 @@ from lightning_landscape.plotting import (
 def _result(dims: int, loss: torch.Tensor, accuracy=None) -> LandscapeResult:
     coords = tuple(torch.linspace(-1, 1, loss.shape[0], dtype=torch.float64) for _ in range(dims))
     return LandscapeResult(
-        coords=coords, loss=loss, accuracy=accuracy, directions=tuple({} for _ in range(dims)),
-        seed=0, normalization="filter", ignore_bias_and_norm=True, bn_mode="eval", num_samples=1, epoch=2,
+        coords=coords,
+        loss=loss,
+        accuracy=accuracy,
+        directions=tuple({} for _ in range(dims)),
+        seed=0,
+        normalization="filter",
+        ignore_bias_and_norm=True,
+        bn_mode="eval",
+        num_samples=1,
+        epoch=2,
     )
 
 
