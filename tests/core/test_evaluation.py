@@ -52,3 +52,21 @@ def test_batch_size_of_dicts_and_errors():
         batch_size({"a": 1})
     with pytest.raises(ValueError, match="empty"):
         cache_batches([], CPU)
+
+
+def test_fused_cross_entropy_matches_float64_reference_ties_and_nonfinite():
+    import torch.nn.functional as F
+
+    from lightning_landscape.core.evaluation import cross_entropy_and_correct
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(257, 7, generator=g) * 6
+    logits[:5] = 1.0  # ties: the first maximal class is the prediction, as with argmax
+    target = torch.randint(0, 7, (257,), generator=g)
+    loss, correct = cross_entropy_and_correct(logits, target)
+    reference = F.cross_entropy(logits.double(), target, reduction="sum").item()
+    assert loss.item() == pytest.approx(reference, rel=1e-6)
+    assert int(correct) == int((logits.argmax(-1) == target).sum())
+    huge = torch.tensor([[1e4, 0.0, -1e4]])
+    assert torch.isfinite(cross_entropy_and_correct(huge, torch.tensor([1]))[0])
+    assert torch.isnan(cross_entropy_and_correct(torch.tensor([[float("nan"), 0.0]]), torch.tensor([0]))[0])
