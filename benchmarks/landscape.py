@@ -72,6 +72,33 @@ def peer(model, x, y, points: int):
     return loss_landscapes.random_plane(model, metric, distance=1, steps=points, normalization="filter")
 
 
+def forward_split(tool, model, x, y, points: int) -> tuple[float, float]:
+    """(seconds inside the model's forward passes, seconds outside them) for one call of ``tool``.
+
+    Forward hooks time every forward; what remains of the call is the tool's own overhead
+    (perturbation, loss, bookkeeping). This separates "which weights the grid visits" (the forward
+    cost depends on them) from "how much work the tool adds".
+    """
+    spent = [0.0]
+    started = [0.0]
+
+    def before(module, args):
+        started[0] = time.perf_counter()
+
+    def after(module, args, output):
+        spent[0] += time.perf_counter() - started[0]
+
+    handles = [model.register_forward_pre_hook(before), model.register_forward_hook(after)]
+    try:
+        start = time.perf_counter()
+        tool(model, x, y, points)
+        total = time.perf_counter() - start
+    finally:
+        for handle in handles:
+            handle.remove()
+    return spent[0], total - spent[0]
+
+
 def side_effects(tool, model, x, y, points: int) -> dict[str, object]:
     """Call ``tool`` once on a copy of ``model`` (in train mode, as during training) and compare."""
     victim = copy.deepcopy(model).train()
@@ -148,8 +175,9 @@ def main() -> None:
             cpu_times[name].append(time.process_time() - cpu_start)
 
     base = statistics.median(times["floor"])
+    described = "CNN with BatchNorm" if args.model == "cnn" else "MLP"
     print(
-        f"\n{args.points}x{args.points} grid, digits {'CNN with BatchNorm' if args.model == 'cnn' else 'MLP'} "
+        f"\n{args.points}x{args.points} grid, digits {described} "
         f"({sum(p.numel() for p in model.parameters())} parameters), {args.samples} samples, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} interleaved repeats"
         f"{', denormals flushed' if args.flush_denormal else ''}\n"
@@ -168,6 +196,19 @@ def main() -> None:
             f"{cpu / cpu_base:.2f}x",
         ]
         print("| " + " | ".join(row) + " |")
+
+    print("\nWhere the time goes (median of 3 calls each; forward = inside the model's forward passes):")
+    print("| tool | forward s | outside forward s | outside forward per grid point |")
+    print("|---|---|---|---|")
+    split_tools = {"floor": lambda m, *_: floor(m, x, args.points), "ours": ours}
+    if have_peer:
+        split_tools["loss-landscapes"] = peer
+    for name, tool in split_tools.items():
+        # each call gets a fresh copy (loss-landscapes moves the model it is given)
+        runs = [forward_split(tool, copy.deepcopy(model), x, y, args.points) for _ in range(3)]
+        fwd = statistics.median(r[0] for r in runs)
+        rest = statistics.median(r[1] for r in runs)
+        print(f"| {name} | {fwd:.3f} | {rest:.3f} | {rest / args.points**2 * 1e6:.0f} µs |")
 
     print("\nSide effects of one call on a model in train mode (as inside training):")
     result = side_effects(ours, model, x, y, args.points)

@@ -151,8 +151,11 @@ def cross_entropy_and_correct(
 
     One ``max`` gives both the stabilizing shift of the log-sum-exp and the predicted classes, so
     this costs about 40% of ``F.cross_entropy`` plus ``argmax`` on small class counts (the CPU
-    ``log_softmax`` kernel is slow there); the loss agrees with ``F.cross_entropy`` to float
-    rounding, and ties resolve to the first maximal class as with ``argmax``.
+    ``log_softmax`` kernel is slow there); ties resolve to the first maximal class as with
+    ``argmax``. Shifted logits are clamped at −80 before ``exp``: the row maximum contributes
+    ``exp(0) = 1`` to the sum, so terms below ``e⁻⁸⁰ ≈ 1.8e-35`` vanish in float32 and float64 alike
+    and the result is unchanged, but confident (trained) models no longer produce denormal numbers,
+    which are several times slower on x86 CPUs. NaN still propagates.
 
     >>> logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     >>> loss, correct = cross_entropy_and_correct(logits, torch.tensor([0, 0]))
@@ -161,7 +164,7 @@ def cross_entropy_and_correct(
     """
     top, predicted = logits.max(dim=-1)
     shifted = logits - top.unsqueeze(-1)
-    log_normalizer = shifted.exp().sum(dim=-1).log()
+    log_normalizer = shifted.clamp_min(-80.0).exp().sum(dim=-1).log()
     loss = (log_normalizer - shifted.gather(-1, target.unsqueeze(-1)).squeeze(-1)).sum()
     return loss, (predicted == target).sum()
 

@@ -70,3 +70,16 @@ def test_fused_cross_entropy_matches_float64_reference_ties_and_nonfinite():
     huge = torch.tensor([[1e4, 0.0, -1e4]])
     assert torch.isfinite(cross_entropy_and_correct(huge, torch.tensor([1]))[0])
     assert torch.isnan(cross_entropy_and_correct(torch.tensor([[float("nan"), 0.0]]), torch.tensor([0]))[0])
+
+
+def test_clamping_before_exp_changes_nothing_for_confident_logits():
+    from lightning_landscape.core.evaluation import cross_entropy_and_correct
+
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(512, 10, generator=g) * 90  # shifts far below -80: denormal territory
+    target = torch.randint(0, 10, (512,), generator=g)
+    shifted = logits - logits.max(-1, keepdim=True).values
+    unclamped = (shifted.exp().sum(-1).log() - shifted.gather(-1, target[:, None]).squeeze(-1)).sum()
+    loss, _ = cross_entropy_and_correct(logits, target)
+    assert torch.equal(loss, unclamped)
+    assert (shifted < -80).any()
