@@ -34,7 +34,9 @@ def _newest(folder: str, prefix: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dir", help="a logger version folder, e.g. lightning_logs/digits/version_0")
     parser.add_argument("--out", default="landscape.png")
     parser.add_argument("--log-scale", action="store_true")

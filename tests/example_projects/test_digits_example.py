@@ -79,3 +79,18 @@ def test_example_command_line_runs(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert len(glob.glob(str(tmp_path / "logs" / "digits" / "version_0" / "events.out.tfevents.*"))) == 1
     assert len(glob.glob(str(tmp_path / "logs" / "digits" / "version_0" / "landscapes" / "*.npz"))) == 4
+    # the README's redraw command works on what the run saved, without the model
+    redrawn = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE / "redraw.py"),
+            str(tmp_path / "logs" / "digits" / "version_0"),
+            "--out",
+            str(tmp_path / "redrawn.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert redrawn.returncode == 0, redrawn.stderr[-3000:]
+    assert (tmp_path / "redrawn.png").stat().st_size > 10_000
