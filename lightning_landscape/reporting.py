@@ -17,9 +17,17 @@ import re
 from collections.abc import Mapping
 
 import lightning.pytorch as pl
+import torch
 from matplotlib.figure import Figure
 
-__all__ = ["figure_writers", "log_figures", "log_scalars", "output_dir"]
+__all__ = [
+    "figure_writers",
+    "log_figures",
+    "log_histograms",
+    "log_scalars",
+    "log_text",
+    "output_dir",
+]
 
 
 def figure_writers(trainer: pl.Trainer) -> list:
@@ -70,3 +78,22 @@ def log_scalars(trainer: pl.Trainer, metrics: Mapping[str, float], step: int) ->
     """Send ``metrics`` to every logger at ``step``."""
     for logger in trainer.loggers:
         logger.log_metrics(dict(metrics), step=step)
+
+
+def log_histograms(
+    trainer: pl.Trainer, tensors: Mapping[str, torch.Tensor], step: int, *, prefix: str
+) -> None:
+    """``add_histogram`` of every tensor to every logger that takes histograms (TensorBoard)."""
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "experiment", None)
+        if callable(getattr(experiment, "add_histogram", None)):
+            for name, tensor in tensors.items():
+                experiment.add_histogram(f"{prefix}/{name}", tensor.detach().float().cpu(), global_step=step)
+
+
+def log_text(trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
+    """``add_text`` (markdown) to every logger that takes text (TensorBoard)."""
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "experiment", None)
+        if callable(getattr(experiment, "add_text", None)):
+            experiment.add_text(tag, text, global_step=step)

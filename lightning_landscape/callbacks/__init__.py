@@ -1,3 +1,4 @@
 from .landscape import LossLandscapeMonitor
+from .trajectory import TrajectoryMonitor
 
-__all__ = ["LossLandscapeMonitor"]
+__all__ = ["LossLandscapeMonitor", "TrajectoryMonitor"]

@@ -6,13 +6,21 @@ random stream exactly as they were, and return frozen result dataclasses holding
 
 from .directions import cosine_similarity, random_directions
 from .evaluation import cache_batches, evaluate
+from .interpolation import interpolate
 from .landscape import compute_landscape, grid_coordinates
 from .normalization import normalize_direction, normalize_directions
 from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
 from .results import LandscapeResult
+from .trajectory import PCAResult, SnapshotBuffer, TrajectoryResult, pca_directions, trajectory_landscape
 
 __all__ = [
     "LandscapeResult",
+    "PCAResult",
+    "SnapshotBuffer",
+    "TrajectoryResult",
+    "interpolate",
+    "pca_directions",
+    "trajectory_landscape",
     "cache_batches",
     "compute_landscape",
     "cosine_similarity",

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import default_collate
 
-from .params import preserve_module_state, preserve_rng_state
+from .params import observing, preserve_rng_state
 
 __all__ = [
     "LossFn",
@@ -220,8 +220,7 @@ def evaluate(
     """
     device = module_device(model)
     cached = cache_batches(batches, device)
-    with preserve_module_state(model), torch.no_grad():
-        model.eval()
+    with observing(model):
         sums = evaluation_sums(model, cached, loss_fn)
     accuracy = None if sums.accuracy is None else float(sums.accuracy)
     return float(sums.loss), accuracy

@@ -32,10 +32,17 @@ from .normalization import (
     check_direction_names,
     normalize_directions,
 )
-from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
+from .params import observing, perturbable_parameters
 from .results import LandscapeResult, library_versions
 
-__all__ = ["compute_landscape", "grid_coordinates", "scan_grid"]
+__all__ = [
+    "compute_landscape",
+    "evaluate_points",
+    "grid_coordinates",
+    "linear_combination_writer",
+    "named_tensors",
+    "scan_grid",
+]
 
 Direction = Mapping[str, torch.Tensor]
 ProgressFn = Callable[[int], None]
@@ -86,6 +93,69 @@ def _resolve_directions(
     return [normalize_directions(d, reference, normalization, ignore_bias_and_norm) for d in directions]
 
 
+PointWriter = Callable[[tuple[float, ...]], None]
+
+
+def named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of ``model`` by name (the names never collide)."""
+    return {**dict(model.named_buffers()), **dict(model.named_parameters())}
+
+
+def linear_combination_writer(
+    model: nn.Module, reference: Mapping[str, torch.Tensor], directions: Sequence[Direction]
+) -> PointWriter:
+    """A writer of ``θ₀ + Σ_k c_k d_k`` into ``model``, from the saved θ₀ ``reference``, in place.
+
+    Only tensors that some direction moves are touched; a zero coefficient adds nothing, so the
+    origin is θ₀ bit for bit.
+    """
+    tensors = named_tensors(model)
+    moving = [n for n in reference if any(bool(d[n].any()) for d in directions)]
+    targets = [tensors[n] for n in moving]
+    base = [reference[n] for n in moving]
+    axes = [[d[n] for n in moving] for d in directions]
+
+    def write(point: tuple[float, ...]) -> None:
+        if targets:
+            torch._foreach_copy_(targets, base)
+            for coefficient, axis in zip(point, axes):
+                if coefficient != 0.0:
+                    torch._foreach_add_(targets, axis, alpha=coefficient)
+
+    return write
+
+
+def evaluate_points(
+    model: nn.Module,
+    batches: Sequence[Any],
+    points: Iterable[tuple[float, ...]],
+    write_point: PointWriter,
+    loss_fn: LossFn | None = None,
+    on_point: ProgressFn | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Write each point into ``model`` with ``write_point`` and evaluate it on ``batches``.
+
+    The caller is responsible for eval mode, ``no_grad`` and restoring the model afterwards.
+
+    Returns:
+        ``(loss, accuracy)`` as 1-D float64 CPU tensors, one entry per point; accuracy is ``None``
+        when it is not recorded. The host synchronizes once, at the end.
+    """
+    losses: list[torch.Tensor] = []
+    accuracies: list[torch.Tensor] = []
+    for done, point in enumerate(points, start=1):
+        write_point(point)
+        sums = evaluation_sums(model, batches, loss_fn)
+        losses.append(sums.loss)
+        if sums.accuracy is not None:
+            accuracies.append(sums.accuracy)
+        if on_point is not None:
+            on_point(done)
+    loss = torch.stack(losses).to("cpu", torch.float64)
+    accuracy = torch.stack(accuracies).to("cpu", torch.float64) if len(accuracies) == len(losses) else None
+    return loss, accuracy
+
+
 def scan_grid(
     model: nn.Module,
     batches: Sequence[Any],
@@ -101,9 +171,9 @@ def scan_grid(
     (:func:`compute_landscape` does all three).
 
     Args:
-        model: the module whose parameters are overwritten in place.
+        model: the module whose parameters (or buffers) are overwritten in place.
         batches: the fixed evaluation batches, already on the model's device.
-        reference: name → saved θ₀ for every parameter a direction may move.
+        reference: name → saved θ₀ for every tensor a direction may move.
         directions: one dict name → tensor per axis (names of ``reference``).
         coords: one 1-D tensor of coefficients per axis.
         loss_fn: ``loss_fn(model, batch)``, or ``None`` for cross-entropy on ``(x, y)``.
@@ -111,33 +181,13 @@ def scan_grid(
 
     Returns:
         ``(loss, accuracy)`` on CPU in float64 with shape ``[len(c) for c in coords]``; accuracy is
-        ``None`` when it is not recorded. The host synchronizes once, at the end.
+        ``None`` when it is not recorded.
     """
-    params = dict(model.named_parameters())
-    moving = [n for n in reference if any(bool(d[n].any()) for d in directions)]
-    targets = [params[n] for n in moving]
-    base = [reference[n] for n in moving]
-    axes = [[d[n] for n in moving] for d in directions]
-    losses: list[torch.Tensor] = []
-    accuracies: list[torch.Tensor] = []
-    for done, point in enumerate(itertools.product(*(c.tolist() for c in coords)), start=1):
-        if targets:
-            torch._foreach_copy_(targets, base)
-            for coefficient, axis in zip(point, axes):
-                if coefficient != 0.0:
-                    torch._foreach_add_(targets, axis, alpha=coefficient)
-        sums = evaluation_sums(model, batches, loss_fn)
-        losses.append(sums.loss)
-        if sums.accuracy is not None:
-            accuracies.append(sums.accuracy)
-        if on_point is not None:
-            on_point(done)
+    writer = linear_combination_writer(model, reference, directions)
+    points = itertools.product(*(c.tolist() for c in coords))
+    loss, accuracy = evaluate_points(model, batches, points, writer, loss_fn, on_point)
     shape = [len(c) for c in coords]
-    loss = torch.stack(losses).to("cpu", torch.float64).reshape(shape)
-    accuracy = None
-    if len(accuracies) == len(losses):
-        accuracy = torch.stack(accuracies).to("cpu", torch.float64).reshape(shape)
-    return loss, accuracy
+    return loss.reshape(shape), None if accuracy is None else accuracy.reshape(shape)
 
 
 def _progress_fn(progress: bool | ProgressFn, total: int) -> tuple[ProgressFn | None, Any]:
@@ -226,8 +276,7 @@ def compute_landscape(
     coords = [grid_coordinates(span, num_points) for _ in range(dims)]
     on_point, bar = _progress_fn(progress, num_points**dims)
     try:
-        with preserve_rng_state(), preserve_module_state(model) as saved, torch.no_grad():
-            model.eval()
+        with observing(model) as saved:
             reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
             used = _resolve_directions(
                 reference,

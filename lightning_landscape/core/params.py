@@ -23,6 +23,7 @@ __all__ = [
     "perturbable_parameters",
     "preserve_module_state",
     "preserve_rng_state",
+    "observing",
 ]
 
 
@@ -141,3 +142,16 @@ def preserve_rng_state() -> Iterator[None]:
             torch.cuda.set_rng_state_all(cuda_states)
         np.random.set_state(np_state)
         random.setstate(py_state)
+
+
+@contextlib.contextmanager
+def observing(module: nn.Module) -> Iterator[ModuleState]:
+    """Evaluate ``module`` without leaving a trace: eval mode, no gradients, everything restored.
+
+    Combines :func:`preserve_rng_state`, :func:`preserve_module_state` and ``torch.no_grad()`` and
+    switches every submodule to eval mode (BatchNorm on running statistics, dropout off). Yields the
+    state saved on entry.
+    """
+    with preserve_rng_state(), preserve_module_state(module) as saved, torch.no_grad():
+        module.eval()
+        yield saved

@@ -6,10 +6,13 @@ from .landscape import (
     plot_landscape_contour,
     plot_landscape_surface,
 )
+from .trajectory import plot_interpolation, plot_trajectory
 
 __all__ = [
     "landscape_figures",
     "plot_landscape_1d",
     "plot_landscape_contour",
     "plot_landscape_surface",
+    "plot_interpolation",
+    "plot_trajectory",
 ]

@@ -1,0 +1,247 @@
+"""``TrajectoryMonitor``: the optimizer's path on the loss landscape of its PCA plane."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+
+from .._checks import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_int,
+    check_optional_int,
+    check_positive_float,
+)
+from ..core.evaluation import LossFn
+from ..core.params import perturbable_parameters
+from ..core.trajectory import SnapshotBuffer, TrajectoryResult, trajectory_landscape
+from ..plotting.trajectory import plot_trajectory
+from ..reporting import log_figures, log_histograms, log_scalars, log_text, output_dir
+from ._base import EpochMonitor
+
+__all__ = ["TrajectoryMonitor"]
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+class TrajectoryMonitor(EpochMonitor):
+    """Snapshot the weights during training and draw their path on its PCA plane (Li et al. 2018).
+
+    The trainable weights are copied to the CPU when training starts (epoch label 0) and after every
+    ``every_n_epochs``-th epoch (label = completed epochs), never kept on the accelerator. At the end
+    of training (and every ``plot_every_n_epochs`` epochs, if set) the differences ``θ_i − θ_final``
+    are reduced to their two principal directions (centred PCA, as in the paper's code), the loss is
+    evaluated on a grid of the plane covering the path, and on global rank zero it logs:
+
+    - the figure ``{tag}/pca_plane`` (path over the plane's loss contours, axes "PC1 (xx.x%)");
+    - scalars ``{tag}/explained_variance_pc1``, ``{tag}/explained_variance_pc2``,
+      ``{tag}/max_residual`` (largest distance of a snapshot from the plane) and
+      ``{tag}/max_plane_loss_gap`` (largest ``|loss at projection − loss at snapshot|``);
+    - a text table ``{tag}/snapshots`` with every snapshot's epoch, coordinates, true loss, loss at
+      its projection and residual;
+    - with ``log_histograms=True``, a histogram of every weight tensor at each snapshot
+      (``{tag}/weights/<name>``, Li et al. Fig. 3);
+    - the result as ``<log_dir>/trajectory/{tag}-epoch=EEE-step=SSSSSS.npz``
+      (:meth:`TrajectoryResult.load <lightning_landscape.TrajectoryResult.load>`).
+
+    Snapshots are kept in memory up to ``memory_budget_mb`` and spill to files under
+    ``<log_dir>/trajectory/snapshots-rank<R>/`` beyond it. They are part of the callback's
+    ``state_dict`` (spilled ones by path), so a run resumed from a checkpoint draws the same path.
+
+    Args:
+        every_n_epochs: snapshot after every ``every_n_epochs``-th epoch.
+        plot_every_n_epochs: also draw the plane every so many epochs (``None``: at the end only).
+        num_points: grid points per axis of the plane.
+        margin: room around the projected path, as a fraction of its extent.
+        num_samples: size of the fixed evaluation subset of the training data.
+        eval_batch_size: batch size for evaluating that subset.
+        snapshot_dtype: ``"float32"`` or ``"float16"`` storage of the snapshots.
+        memory_budget_mb: snapshots kept in memory before spilling to disk.
+        center: centre the differences before the PCA.
+        ignore_bias_and_norm: leave 1-D tensors (biases, norm layers) out of the PCA.
+        log_histograms: log weight histograms at every snapshot.
+        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        seed: seed of the evaluation subset.
+        log_scale: draw log10 of the loss.
+        save_results: write the ``.npz`` result files.
+        progress_bar: show a progress bar while computing the plane.
+        tag: prefix of the logged tags and file names.
+
+    Example:
+        >>> from lightning.pytorch import Trainer
+        >>> trainer = Trainer(max_epochs=20, callbacks=[TrajectoryMonitor(log_histograms=True)],
+        ...                   logger=False, enable_progress_bar=False, enable_model_summary=False)
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        plot_every_n_epochs: int | None = None,
+        num_points: int = 21,
+        margin: float = 0.2,
+        num_samples: int = 1024,
+        eval_batch_size: int = 256,
+        snapshot_dtype: Literal["float32", "float16"] = "float32",
+        memory_budget_mb: float = 1024.0,
+        center: bool = True,
+        ignore_bias_and_norm: bool = False,
+        log_histograms: bool = False,
+        loss_fn: LossFn | None = None,
+        seed: int = 0,
+        log_scale: bool = False,
+        save_results: bool = True,
+        progress_bar: bool = True,
+        tag: str = "trajectory",
+    ) -> None:
+        super().__init__(
+            every_n_epochs=every_n_epochs,
+            at_train_end=True,
+            num_samples=num_samples,
+            eval_batch_size=eval_batch_size,
+            seed=seed,
+        )
+        self.plot_every_n_epochs = check_optional_int("plot_every_n_epochs", plot_every_n_epochs, minimum=1)
+        self.num_points = check_int("num_points", num_points, minimum=2)
+        self.margin = check_positive_float("margin", margin)
+        self.snapshot_dtype = check_choice("snapshot_dtype", snapshot_dtype, tuple(_DTYPES))
+        self.memory_budget_mb = check_positive_float("memory_budget_mb", memory_budget_mb)
+        self.center = check_bool("center", center)
+        self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
+        self.log_histograms = check_bool("log_histograms", log_histograms)
+        self.loss_fn = check_callable("loss_fn", loss_fn)
+        self.log_scale = check_bool("log_scale", log_scale)
+        self.save_results = check_bool("save_results", save_results)
+        self.progress_bar = check_bool("progress_bar", progress_bar)
+        if not isinstance(tag, str) or not tag or any(c in tag for c in "/\\ "):
+            raise ValueError(f"`tag` must be a non-empty string without '/', '\\' or spaces, got {tag!r}.")
+        self.tag = tag
+        self.snapshots = SnapshotBuffer(int(memory_budget_mb * 2**20), _DTYPES[snapshot_dtype])
+        self.last_result: TrajectoryResult | None = None
+        self.saved_files: list[str] = []
+        self._last_plot_step: int | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(tag=self.tag, every_n_epochs=self.every_n_epochs)
+
+    # ------------------------------------------------------------------ hooks
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        folder = output_dir(trainer, "trajectory")
+        self.snapshots.spill_dir = os.path.join(folder, f"snapshots-rank{trainer.global_rank}")
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if len(self.snapshots) == 0 and not trainer.fast_dev_run:  # a resumed run has its snapshots
+            self._snapshot(trainer, pl_module, completed_epochs=0)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.should_run_at_epoch_end(trainer):
+            self._snapshot(trainer, pl_module, completed_epochs=trainer.current_epoch + 1)
+        plot_every = self.plot_every_n_epochs
+        if plot_every and not trainer.fast_dev_run and (trainer.current_epoch + 1) % plot_every == 0:
+            self._plot(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.fast_dev_run or len(self.snapshots) == 0:
+            return
+        if self.snapshots.steps[-1] != trainer.global_step:
+            self._snapshot(trainer, pl_module, completed_epochs=trainer.current_epoch)
+        if self._last_plot_step != trainer.global_step:
+            self._plot(trainer, pl_module)
+
+    # ------------------------------------------------------------------ work
+    def _snapshot(self, trainer: pl.Trainer, pl_module: pl.LightningModule, completed_epochs: int) -> None:
+        weights = perturbable_parameters(pl_module)
+        self.snapshots.append(weights, epoch=completed_epochs, step=trainer.global_step)
+        self.mark_run(trainer)
+        if self.log_histograms and trainer.is_global_zero:
+            log_histograms(trainer, weights, trainer.global_step, prefix=f"{self.tag}/weights")
+
+    def _plot(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if len(self.snapshots) < 3:
+            return  # a plane needs at least three points
+        result = self.compute(trainer, pl_module)
+        self._last_plot_step = trainer.global_step
+        self.last_result = result
+        if trainer.is_global_zero:
+            self._report(trainer, result)
+
+    def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> TrajectoryResult:
+        """The trajectory so far, on its PCA plane around the current weights."""
+        bar = None
+        if self.progress_bar and trainer.is_global_zero and trainer.progress_bar_callback is not None:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.num_points**2, desc="trajectory plane", unit="pt", leave=False)
+        try:
+            return trajectory_landscape(
+                pl_module,
+                self.evaluation_batches(trainer, pl_module),
+                [self.snapshots[i] for i in range(len(self.snapshots))],
+                epochs=self.snapshots.epochs,
+                num_points=self.num_points,
+                margin=self.margin,
+                center=self.center,
+                ignore_bias_and_norm=self.ignore_bias_and_norm,
+                loss_fn=self.loss_fn,
+                on_point=None if bar is None else (lambda done: bar.update(done - bar.n)),
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _report(self, trainer: pl.Trainer, result: TrajectoryResult) -> None:
+        step = trainer.global_step
+        figure = plot_trajectory(result, log_scale=self.log_scale)
+        log_figures(trainer, {f"{self.tag}/pca_plane": figure}, step, fallback_subdir="trajectory")
+        ratio = result.pca.explained_variance_ratio
+        gap = (result.plane_loss - result.snapshot_loss).abs()
+        log_scalars(
+            trainer,
+            {
+                f"{self.tag}/explained_variance_pc1": float(ratio[0]),
+                f"{self.tag}/explained_variance_pc2": float(ratio[1]),
+                f"{self.tag}/max_residual": float(result.pca.residuals.max()),
+                f"{self.tag}/max_plane_loss_gap": float(gap[torch.isfinite(gap)].max())
+                if gap.isfinite().any()
+                else float("nan"),
+            },
+            step,
+        )
+        log_text(trainer, f"{self.tag}/snapshots", _snapshot_table(result), step)
+        if self.save_results:
+            name = f"{self.tag}-epoch={trainer.current_epoch:03d}-step={step:06d}.npz"
+            self.saved_files.append(result.save(os.path.join(output_dir(trainer, "trajectory"), name)))
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "snapshots": self.snapshots.state_dict(),
+            "last_plot_step": self._last_plot_step,
+            "saved_files": list(self.saved_files),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.snapshots.load_state_dict(state_dict["snapshots"])
+        self._last_plot_step = state_dict.get("last_plot_step")
+        self.saved_files = list(state_dict.get("saved_files", []))
+
+
+def _snapshot_table(result: TrajectoryResult) -> str:
+    rows = [
+        "| epoch | PC1 | PC2 | loss at snapshot | loss at projection | distance from plane |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, epoch in enumerate(result.epochs):
+        x, y = result.pca.coords[i].tolist()
+        rows.append(
+            f"| {epoch} | {x:.4g} | {y:.4g} | {float(result.snapshot_loss[i]):.5g} | "
+            f"{float(result.plane_loss[i]):.5g} | {float(result.pca.residuals[i]):.3g} |"
+        )
+    return "\n".join(rows)

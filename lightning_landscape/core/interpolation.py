@@ -1,0 +1,151 @@
+"""1D linear interpolation between two models (Goodfellow et al. 2015; Li et al. 2018, Fig. 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._checks import check_callable, check_int, check_span
+from .evaluation import LossFn, batch_size, cache_batches, module_device
+from .landscape import PointWriter, evaluate_points, grid_coordinates, named_tensors
+from .params import observing
+from .results import LandscapeResult, library_versions
+
+__all__ = ["interpolate", "interpolation_coordinates"]
+
+State = Mapping[str, torch.Tensor]
+
+
+def interpolation_coordinates(alpha_range: tuple[float, float], num_points: int) -> torch.Tensor:
+    """``num_points`` evenly spaced α, plus exactly 0 and 1 when they lie in the range.
+
+    A grid value within a millionth of a step of 0 or 1 is snapped to it; otherwise 0 or 1 is
+    inserted, so the two models themselves are always on the grid.
+
+    >>> interpolation_coordinates((-0.5, 1.5), 5).tolist()
+    [-0.5, 0.0, 0.5, 1.0, 1.5]
+    >>> interpolation_coordinates((-1.0, 2.0), 4).tolist()
+    [-1.0, 0.0, 1.0, 2.0]
+    >>> len(interpolation_coordinates((-0.5, 1.5), 51))
+    53
+    """
+    alphas = grid_coordinates(alpha_range, num_points)
+    step = (alpha_range[1] - alpha_range[0]) / (num_points - 1)
+    for anchor in (0.0, 1.0):
+        if not alpha_range[0] <= anchor <= alpha_range[1]:
+            continue
+        nearest = int((alphas - anchor).abs().argmin())
+        if abs(float(alphas[nearest]) - anchor) <= 1e-6 * step:
+            alphas[nearest] = anchor
+        else:
+            alphas = torch.cat([alphas, torch.tensor([anchor], dtype=alphas.dtype)]).sort().values
+    return alphas
+
+
+def _state(state: Any, name: str) -> State:
+    """Accept a state dict, a module, or a Lightning checkpoint dict (with ``"state_dict"``)."""
+    if isinstance(state, nn.Module):
+        return state.state_dict()
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        return state["state_dict"]
+    if isinstance(state, Mapping):
+        return state
+    raise TypeError(
+        f"`{name}` must be a state dict, a module or a checkpoint dict, got {type(state).__name__}."
+    )
+
+
+def _interpolation_writer(
+    targets: list[torch.Tensor], a: list[torch.Tensor], b: list[torch.Tensor]
+) -> PointWriter:
+    """Writes ``(1 − α)·θ_a + α·θ_b``: exactly θ_a at α = 0 and exactly θ_b at α = 1."""
+
+    def write(point: tuple[float, ...]) -> None:
+        (alpha,) = point
+        torch._foreach_copy_(targets, a)
+        if alpha != 0.0:
+            torch._foreach_mul_(targets, 1.0 - alpha)
+            torch._foreach_add_(targets, b, alpha=alpha)
+
+    return write
+
+
+def interpolate(
+    model: nn.Module,
+    state_a: Any,
+    state_b: Any,
+    batches: Iterable[Any],
+    *,
+    num_points: int = 51,
+    alpha_range: tuple[float, float] = (-0.5, 1.5),
+    loss_fn: LossFn | None = None,
+    on_point: Callable[[int], None] | None = None,
+) -> LandscapeResult:
+    """Loss and accuracy along ``θ(α) = (1 − α)·θ_a + α·θ_b``, evaluated in ``model``.
+
+    Every parameter and every floating-point buffer is interpolated, BatchNorm running means and
+    variances included (the paper's ``--dir_type states``: without them the loss of two separately
+    trained solutions is wrong on a shared plot); integer buffers such as ``num_batches_tracked``
+    keep the model's value. The grid always contains α = 0 and α = 1, where the weights are exactly
+    θ_a and θ_b. The model is evaluated in eval mode without gradients and restored exactly.
+
+    Args:
+        model: a module of the architecture of both states (its own weights do not matter).
+        state_a: θ_a: a ``state_dict()``, a module, or a Lightning checkpoint dict.
+        state_b: θ_b, likewise.
+        batches: evaluation batches (e.g. a training or validation ``DataLoader``).
+        num_points: evenly spaced α values (0 and 1 are added if not among them).
+        alpha_range: ``(low, high)`` range of α.
+        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy (with accuracy).
+        on_point: called with the number of points done.
+
+    Returns:
+        A 1D :class:`LandscapeResult` whose ``coords[0]`` are the α values and whose single
+        direction is ``θ_b − θ_a`` (``extra["kind"] == "interpolation"``).
+
+    Example:
+        >>> a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+        >>> data = [(torch.randn(8, 3), torch.randint(0, 2, (8,)))]
+        >>> result = interpolate(a, a.state_dict(), b.state_dict(), data, num_points=5)
+        >>> result.coords[0].tolist()
+        [-0.5, 0.0, 0.5, 1.0, 1.5]
+    """
+    check_int("num_points", num_points, minimum=2)
+    alpha_range = check_span("alpha_range", alpha_range)
+    check_callable("loss_fn", loss_fn)
+    a, b = _state(state_a, "state_a"), _state(state_b, "state_b")
+    tensors = named_tensors(model)
+    names = [n for n, t in tensors.items() if t.is_floating_point()]
+    for label, state in (("state_a", a), ("state_b", b)):
+        missing = [n for n in names if n not in state]
+        if missing:
+            raise ValueError(
+                f"`{label}` lacks {missing[:5]}{'...' if len(missing) > 5 else ''} of the model."
+            )
+    device = module_device(model)
+    cached = cache_batches(batches, device)
+    alphas = interpolation_coordinates(alpha_range, num_points)
+    with observing(model):
+        targets = [tensors[n] for n in names]
+        theta_a = [a[n].detach().to(tensors[n]) for n in names]
+        theta_b = [b[n].detach().to(tensors[n]) for n in names]
+        writer = _interpolation_writer(targets, theta_a, theta_b)
+        points = [(alpha,) for alpha in alphas.tolist()]
+        loss, accuracy = evaluate_points(model, cached, points, writer, loss_fn, on_point)
+    direction = {n: (tb - ta).cpu() for n, ta, tb in zip(names, theta_a, theta_b)}
+    return LandscapeResult(
+        coords=(alphas,),
+        loss=loss,
+        accuracy=accuracy,
+        directions=(direction,),
+        seed=None,
+        normalization=None,
+        ignore_bias_and_norm=False,
+        bn_mode="eval",
+        num_samples=sum(batch_size(x) for x in cached),
+        loss_name="cross_entropy" if loss_fn is None else getattr(loss_fn, "__qualname__", "loss_fn"),
+        extra={"versions": library_versions(), "kind": "interpolation", "alpha_range": list(alpha_range)},
+    )

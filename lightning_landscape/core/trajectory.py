@@ -1,0 +1,409 @@
+"""Optimizer trajectories (Li et al. 2018, §6): weight snapshots, their PCA plane and its landscape.
+
+Snapshots live on the CPU (float32 by default, float16 on request) within a memory budget; past the
+budget they spill to files. The PCA never forms a P×P matrix: it works on the n×n Gram matrix of
+the n snapshot differences, accumulated tensor by tensor (in float64, on a device of the caller's
+choice), so memory is O(n² + largest tensor · n).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .evaluation import LossFn, batch_size, cache_batches, module_device
+from .landscape import evaluate_points, grid_coordinates, linear_combination_writer, scan_grid
+from .params import observing, perturbable_parameters
+from .results import LandscapeResult, library_versions
+
+__all__ = [
+    "PCAResult",
+    "SnapshotBuffer",
+    "TrajectoryResult",
+    "pca_directions",
+    "trajectory_landscape",
+]
+
+State = Mapping[str, torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- snapshots
+class SnapshotBuffer:
+    """Weight snapshots on the CPU, spilling to files past a memory budget.
+
+    Args:
+        budget_bytes: how many bytes of snapshots to keep in memory; later ones go to files.
+        dtype: storage dtype, ``torch.float32`` (default) or ``torch.float16``.
+        spill_dir: folder for spilled snapshots (required once the budget is exceeded).
+
+    Example:
+        >>> buffer = SnapshotBuffer(budget_bytes=1 << 20)
+        >>> buffer.append({"w": torch.ones(2, 2)}, epoch=0)
+        >>> len(buffer), buffer.epochs, buffer[0]["w"].device.type
+        (1, [0], 'cpu')
+    """
+
+    def __init__(self, budget_bytes: int, dtype: torch.dtype = torch.float32, spill_dir: str | None = None):
+        if dtype not in (torch.float32, torch.float16):
+            raise ValueError(f"`dtype` must be torch.float32 or torch.float16, got {dtype}.")
+        self.budget_bytes = int(budget_bytes)
+        self.dtype = dtype
+        self.spill_dir = spill_dir
+        self._items: list[dict[str, torch.Tensor] | str] = []  # in memory, or a file path
+        self.epochs: list[int] = []
+        self.steps: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def bytes_in_memory(self) -> int:
+        return sum(
+            sum(t.numel() * t.element_size() for t in item.values())
+            for item in self._items
+            if isinstance(item, dict)
+        )
+
+    @property
+    def spilled_files(self) -> list[str]:
+        return [item for item in self._items if isinstance(item, str)]
+
+    def append(self, state: State, epoch: int, step: int = 0) -> None:
+        """Store a detached CPU copy of ``state`` (name → tensor)."""
+        copy = {n: t.detach().to("cpu", self.dtype, copy=True) for n, t in state.items()}
+        size = sum(t.numel() * t.element_size() for t in copy.values())
+        if self.bytes_in_memory + size > self.budget_bytes:
+            if self.spill_dir is None:
+                raise RuntimeError("snapshot memory budget exceeded and no `spill_dir` to spill to.")
+            os.makedirs(self.spill_dir, exist_ok=True)
+            path = os.path.join(self.spill_dir, f"snapshot-{len(self._items):05d}-epoch={epoch:03d}.pt")
+            torch.save(copy, path)
+            self._items.append(path)
+        else:
+            self._items.append(copy)
+        self.epochs.append(int(epoch))
+        self.steps.append(int(step))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self._items[index]
+        if isinstance(item, str):
+            # memory-mapped: pages are read on demand and are not charged to the heap
+            return torch.load(item, map_location="cpu", weights_only=True, mmap=True)
+        return item
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def state_dict(self) -> dict[str, Any]:
+        """In-memory snapshots as tensors, spilled ones as file paths (for checkpoints)."""
+        return {
+            "items": list(self._items),
+            "epochs": list(self.epochs),
+            "steps": list(self.steps),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._items = list(state["items"])
+        self.epochs = list(state["epochs"])
+        self.steps = list(state["steps"])
+        self.dtype = getattr(torch, state.get("dtype", "float32"))
+
+
+# ----------------------------------------------------------------------------- PCA
+@dataclass(frozen=True, eq=False)
+class PCAResult:
+    """The principal plane of a trajectory.
+
+    Attributes:
+        directions: ``k`` dicts name → CPU float32 tensor; together they are orthonormal vectors of
+            unit norm overall (not filter-normalized).
+        explained_variance_ratio: ``(k,)`` share of the (centred) variance along each direction.
+        coords: ``(n, k)`` coordinates of every difference ``θ_i − θ_final`` along the directions.
+        residuals: ``(n,)`` distance ``‖(θ_i − θ_final) − projection‖`` of each snapshot from the
+            plane through θ_final: how faithful the picture is.
+        singular_values: ``(k,)`` singular values of the (centred) difference matrix.
+        centered: whether the differences were centred before the PCA.
+    """
+
+    directions: tuple[dict[str, torch.Tensor], ...]
+    explained_variance_ratio: torch.Tensor
+    coords: torch.Tensor
+    residuals: torch.Tensor
+    singular_values: torch.Tensor
+    centered: bool
+
+
+def _differences(
+    snapshots: Sequence[State], final: State, name: str, device: torch.device, zero: bool
+) -> torch.Tensor:
+    """(n, numel) float64 matrix of ``θ_i[name] − θ_final[name]`` on ``device``."""
+    base = final[name].detach().to(device, torch.float64).flatten()
+    rows = [s[name].detach().to(device, torch.float64).flatten() - base for s in snapshots]
+    d = torch.stack(rows)
+    return torch.zeros_like(d) if zero else d
+
+
+def pca_directions(
+    snapshots: Sequence[State],
+    final: State,
+    k: int = 2,
+    *,
+    center: bool = True,
+    ignore_bias_and_norm: bool = False,
+    device: torch.device | str | None = None,
+) -> PCAResult:
+    """PCA of the differences ``θ_i − θ_final`` of a trajectory (Li et al. 2018).
+
+    With ``center=True`` (default) the rows are centred before the PCA, as in the paper's code
+    (scikit-learn's ``PCA``); the coordinates and residuals are those of the uncentred differences,
+    so θ_final sits at the origin of the plane. Directions are unit vectors in the full parameter
+    space (not filter-normalized). Their sign is fixed so that the largest-magnitude entry of the
+    corresponding left singular vector is positive (scikit-learn's convention).
+
+    The n×n Gram matrix is accumulated tensor by tensor in float64 on ``device`` (default: the
+    device of ``final``), never a P×P matrix.
+
+    Args:
+        snapshots: n dicts name → tensor (e.g. one per epoch, the initialization first).
+        final: the reference θ_final (the names define the parameter space).
+        k: number of principal directions.
+        center: subtract the mean difference before the PCA.
+        ignore_bias_and_norm: leave out tensors with ``ndim <= 1`` (Li et al.'s ``--ignore biasbn``).
+        device: where to compute.
+
+    Returns:
+        A :class:`PCAResult`.
+
+    Example:
+        >>> final = {"w": torch.zeros(3)}
+        >>> path = [{"w": torch.tensor([3.0, 0.0, 0.0])}, {"w": torch.tensor([1.0, 1.0, 0.0])}, final]
+        >>> pca = pca_directions(path, final, k=2)
+        >>> round(float(pca.explained_variance_ratio.sum()), 6), float(pca.residuals.abs().max()) < 1e-6
+        (1.0, True)
+    """
+    names = list(final)
+    n = len(snapshots)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"`k` must be an integer >= 1, got {k!r}.")
+    if n < k + int(center):
+        raise ValueError(f"`snapshots` must hold at least {k + int(center)} snapshots for k={k}, got {n}.")
+    missing = sorted({nm for s in snapshots for nm in names if nm not in s})
+    if missing:
+        raise ValueError(f"snapshots lack tensors {missing} of `final`.")
+    device = torch.device(device) if device is not None else final[names[0]].device
+    ignored = {nm for nm in names if ignore_bias_and_norm and final[nm].ndim <= 1}
+
+    gram = torch.zeros(n, n, dtype=torch.float64, device=device)
+    for name in names:
+        d = _differences(snapshots, final, name, device, name in ignored)
+        gram += d @ d.T
+    if center:
+        h = torch.eye(n, dtype=torch.float64, device=device) - 1.0 / n
+        centred_gram = h @ gram @ h
+    else:
+        centred_gram = gram
+    eigenvalues, eigenvectors = torch.linalg.eigh(centred_gram)
+    order = torch.argsort(eigenvalues, descending=True)[:k]
+    variances = eigenvalues[order].clamp_min(0.0)
+    u = eigenvectors[:, order]
+    # scikit-learn's sign convention: the largest-magnitude entry of each u column is positive
+    signs = torch.sign(u.gather(0, u.abs().argmax(dim=0, keepdim=True))).squeeze(0)
+    u = u * torch.where(signs == 0, torch.ones_like(signs), signs)
+    singular = variances.sqrt()
+    usable = (
+        singular > singular[0] * 1e-12 if singular[0] > 0 else torch.zeros_like(singular, dtype=torch.bool)
+    )
+    inverse = torch.where(usable, 1.0 / torch.where(usable, singular, torch.ones_like(singular)), 0.0)
+
+    directions: list[dict[str, torch.Tensor]] = [{} for _ in range(k)]
+    for name in names:
+        d = _differences(snapshots, final, name, device, name in ignored)
+        if center:
+            d = d - d.mean(dim=0, keepdim=True)
+        v = (d.T @ u) * inverse  # (numel, k)
+        for j in range(k):
+            directions[j][name] = v[:, j].reshape(final[name].shape).to("cpu", torch.float32)
+
+    # coordinates of the uncentred differences: D v = D Dcᵀ u / s
+    coords = torch.zeros(n, k, dtype=torch.float64, device=device)
+    norms_sq = torch.zeros(n, dtype=torch.float64, device=device)
+    for name in names:
+        d = _differences(snapshots, final, name, device, name in ignored)
+        dc = d - d.mean(dim=0, keepdim=True) if center else d
+        coords += (d @ (dc.T @ u)) * inverse
+        norms_sq += d.square().sum(dim=1)
+    residuals = (norms_sq - coords.square().sum(dim=1)).clamp_min(0.0).sqrt()
+    total = centred_gram.diagonal().sum()
+    ratio = variances / total if total > 0 else torch.zeros_like(variances)
+    return PCAResult(
+        directions=tuple(directions),
+        explained_variance_ratio=ratio.cpu(),
+        coords=coords.cpu(),
+        residuals=residuals.cpu(),
+        singular_values=singular.cpu(),
+        centered=center,
+    )
+
+
+# ----------------------------------------------------------------------------- plane landscape
+@dataclass(frozen=True, eq=False)
+class TrajectoryResult:
+    """A trajectory drawn on the loss landscape of its PCA plane.
+
+    Attributes:
+        pca: the :class:`PCAResult` (coordinates of every snapshot, explained variance, residuals).
+        landscape: loss on the plane ``θ_final + x·pc₁ + y·pc₂``, on a grid covering the path.
+        epochs: completed epochs at each snapshot (0 = initialization).
+        snapshot_loss: the true loss at each snapshot θ_i.
+        plane_loss: the loss at each snapshot's projection onto the plane; compare with
+            ``snapshot_loss`` to see how much the plane hides.
+        extra: metadata (versions, margin, ...).
+    """
+
+    pca: PCAResult
+    landscape: LandscapeResult
+    epochs: tuple[int, ...]
+    snapshot_loss: torch.Tensor
+    plane_loss: torch.Tensor
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        arrays = {f"landscape/{k}": v for k, v in self.landscape.to_dict().items()}
+        arrays.update(
+            {
+                "pca/explained_variance_ratio": self.pca.explained_variance_ratio.numpy(),
+                "pca/coords": self.pca.coords.numpy(),
+                "pca/residuals": self.pca.residuals.numpy(),
+                "pca/singular_values": self.pca.singular_values.numpy(),
+                "pca/centered": np.array(self.pca.centered),
+                "epochs": np.array(self.epochs, dtype=np.int64),
+                "snapshot_loss": self.snapshot_loss.numpy(),
+                "plane_loss": self.plane_loss.numpy(),
+            }
+        )
+        return arrays
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write every array (and the landscape's metadata) to an ``.npz`` file."""
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "wb") as fh:
+            np.savez(fh, **self.to_dict())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TrajectoryResult:
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        landscape = LandscapeResult.from_dict(
+            {k.removeprefix("landscape/"): v for k, v in arrays.items() if k.startswith("landscape/")}
+        )
+        pca = PCAResult(
+            directions=landscape.directions,
+            explained_variance_ratio=torch.from_numpy(arrays["pca/explained_variance_ratio"]),
+            coords=torch.from_numpy(arrays["pca/coords"]),
+            residuals=torch.from_numpy(arrays["pca/residuals"]),
+            singular_values=torch.from_numpy(arrays["pca/singular_values"]),
+            centered=bool(arrays["pca/centered"]),
+        )
+        return cls(
+            pca=pca,
+            landscape=landscape,
+            epochs=tuple(int(e) for e in arrays["epochs"]),
+            snapshot_loss=torch.from_numpy(arrays["snapshot_loss"]),
+            plane_loss=torch.from_numpy(arrays["plane_loss"]),
+        )
+
+
+def _axis_coords(values: torch.Tensor, num_points: int, margin: float) -> torch.Tensor:
+    low, high = float(values.min()), float(values.max())
+    width = max(high - low, 1e-12, 0.05 * max(abs(low), abs(high)))
+    return grid_coordinates((low - margin * width, high + margin * width), num_points)
+
+
+def trajectory_landscape(
+    model: nn.Module,
+    batches: Iterable[Any],
+    snapshots: Sequence[State],
+    *,
+    epochs: Sequence[int] | None = None,
+    num_points: int = 21,
+    margin: float = 0.2,
+    center: bool = True,
+    ignore_bias_and_norm: bool = False,
+    loss_fn: LossFn | None = None,
+    on_point: Callable[[int], None] | None = None,
+) -> TrajectoryResult:
+    """PCA plane of ``snapshots`` around the model's current weights, with the loss over it.
+
+    The reference θ_final is the current value of the model's trainable parameters. The grid covers
+    the projected path plus ``margin`` (a fraction of its extent) on each side. The true loss at
+    every snapshot and the loss at its projection are evaluated too. The model, its flags and every
+    random stream are left exactly as they were.
+
+    Args:
+        model: the network at θ_final.
+        batches: evaluation batches (moved to the model's device once).
+        snapshots: the trajectory, n dicts name → tensor (any device or float dtype).
+        epochs: a label per snapshot (completed epochs; default 0, 1, ...).
+        num_points: grid points per axis of the plane.
+        margin: extra room around the projected path, as a fraction of its extent.
+        center: centre the differences before the PCA (the paper's code does).
+        ignore_bias_and_norm: leave 1-D tensors out of the PCA.
+        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy.
+        on_point: called with the number of grid points done (for progress bars).
+    """
+    device = module_device(model)
+    cached = cache_batches(batches, device)
+    with observing(model) as saved:
+        final = {n: saved.parameters[n] for n in perturbable_parameters(model)}
+        pca = pca_directions(
+            snapshots, final, k=2, center=center, ignore_bias_and_norm=ignore_bias_and_norm, device=device
+        )
+        axes = [{n: t.to(final[n]) for n, t in d.items()} for d in pca.directions]
+        coords = [_axis_coords(pca.coords[:, j], num_points, margin) for j in range(2)]
+        loss, accuracy = scan_grid(model, cached, final, axes, coords, loss_fn, on_point)
+        on_plane = linear_combination_writer(model, final, axes)
+        points = [tuple(row) for row in pca.coords.tolist()]
+        plane_loss, _ = evaluate_points(model, cached, points, on_plane, loss_fn)
+        snapshot_loss, _ = evaluate_points(
+            model, cached, range(len(snapshots)), _snapshot_writer(model, snapshots), loss_fn
+        )
+    landscape = LandscapeResult(
+        coords=tuple(coords),
+        loss=loss,
+        accuracy=accuracy,
+        directions=pca.directions,
+        seed=None,
+        normalization=None,
+        ignore_bias_and_norm=ignore_bias_and_norm,
+        bn_mode="eval",
+        num_samples=sum(batch_size(b) for b in cached),
+        loss_name="cross_entropy" if loss_fn is None else getattr(loss_fn, "__qualname__", "loss_fn"),
+        extra={"versions": library_versions(), "kind": "pca_plane", "margin": margin},
+    )
+    return TrajectoryResult(
+        pca=pca,
+        landscape=landscape,
+        epochs=tuple(epochs) if epochs is not None else tuple(range(len(snapshots))),
+        snapshot_loss=snapshot_loss,
+        plane_loss=plane_loss,
+    )
+
+
+def _snapshot_writer(model: nn.Module, snapshots: Sequence[State]):
+    params = dict(model.named_parameters())
+
+    def write(index: int) -> None:
+        snapshot = snapshots[index]
+        names = [n for n in snapshot if n in params]
+        torch._foreach_copy_([params[n] for n in names], [snapshot[n].to(params[n].device) for n in names])
+
+    return write
