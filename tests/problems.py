@@ -18,7 +18,7 @@ def mlp(seed: int = 0) -> nn.Module:
     return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
 
 
-def bn_cnn(seed: int = 0) -> nn.Module:
+def bn_cnn(seed: int = 0, dropout: float = 0.3) -> nn.Module:
     """A CNN with BatchNorm and dropout (the modules that misbehave in train mode)."""
     torch.manual_seed(seed)
     return nn.Sequential(
@@ -26,7 +26,7 @@ def bn_cnn(seed: int = 0) -> nn.Module:
         nn.BatchNorm2d(4),
         nn.ReLU(),
         nn.Flatten(),
-        nn.Dropout(0.3),
+        nn.Dropout(dropout),
         nn.Linear(4 * 16, 5),
     )
 
@@ -131,9 +131,9 @@ def assert_same_state(before: dict, module: nn.Module) -> None:
 class LitClassifier(pl.LightningModule):
     """A Lightning wrapper around `bn_cnn` trained with SGD + momentum on random images."""
 
-    def __init__(self, seed: int = 0, lr: float = 0.1) -> None:
+    def __init__(self, seed: int = 0, lr: float = 0.1, dropout: float = 0.3) -> None:
         super().__init__()
-        self.net = bn_cnn(seed)
+        self.net = bn_cnn(seed, dropout)
         self.lr = lr
 
     def forward(self, x):

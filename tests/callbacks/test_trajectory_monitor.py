@@ -1,0 +1,133 @@
+"""TrajectoryMonitor in real Trainer runs: bit identity, resume, spilling, TensorBoard."""
+
+import glob
+import os
+
+import pytest
+import torch
+from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.loggers import TensorBoardLogger
+from problems import GlobalRNG, LitClassifier, image_loader, trainer_kwargs
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_landscape import TrajectoryMonitor, TrajectoryResult
+
+SMALL = dict(num_points=5, num_samples=48, eval_batch_size=16)
+
+
+def _fit(tmp_path, callbacks, model=None, ckpt_path=None, shuffle=True, **overrides):
+    seed_everything(7, workers=True)
+    model = model or LitClassifier()
+    trainer = Trainer(callbacks=callbacks, **trainer_kwargs(tmp_path, **overrides))
+    trainer.fit(model, image_loader(shuffle=shuffle), ckpt_path=ckpt_path)
+    return trainer, model
+
+
+def _same_snapshots(a: TrajectoryMonitor, b: TrajectoryMonitor) -> None:
+    assert a.snapshots.epochs == b.snapshots.epochs and a.snapshots.steps == b.snapshots.steps
+    for i in range(len(a.snapshots)):
+        for name, tensor in a.snapshots[i].items():
+            assert torch.equal(tensor, b.snapshots[i][name]), (i, name)
+
+
+def _same_figure_data(a: TrajectoryResult, b: TrajectoryResult) -> None:
+    for x, y in [
+        (a.pca.coords, b.pca.coords),
+        (a.pca.explained_variance_ratio, b.pca.explained_variance_ratio),
+        (a.landscape.loss, b.landscape.loss),
+        (a.snapshot_loss, b.snapshot_loss),
+        (a.plane_loss, b.plane_loss),
+        *zip(a.landscape.coords, b.landscape.coords),
+    ]:
+        assert torch.equal(x, y)
+
+
+def test_training_ends_bit_identical_with_and_without_the_monitor(tmp_path):
+    _, plain = _fit(tmp_path / "plain", [])
+    rng_plain = GlobalRNG.capture()
+    plain_opt = plain.trainer.optimizers[0].state_dict()
+    monitor = TrajectoryMonitor(plot_every_n_epochs=2, log_histograms=True, **SMALL)
+    logger = TensorBoardLogger(str(tmp_path / "watched"), name="run")
+    _, watched = _fit(tmp_path / "watched", [monitor], logger=logger)
+    assert monitor.snapshots.epochs == [0, 1, 2, 3] and len(monitor.saved_files) == 2
+    for (name, a), (_, b) in zip(plain.state_dict().items(), watched.state_dict().items()):
+        assert torch.equal(a, b), name
+    watched_opt = watched.trainer.optimizers[0].state_dict()
+    for key, state in plain_opt["state"].items():
+        for field, value in state.items():
+            assert torch.equal(value, watched_opt["state"][key][field])
+    assert rng_plain.equals(GlobalRNG.capture())
+
+
+def test_resumed_run_draws_the_same_path(tmp_path):
+    def model():
+        return LitClassifier(dropout=0.0)  # no dropout: training itself is deterministic on resume
+
+    whole = TrajectoryMonitor(**SMALL)
+    _fit(tmp_path / "whole", [whole], model=model(), shuffle=False, max_epochs=4)
+
+    first = TrajectoryMonitor(**SMALL)
+    trainer, _ = _fit(tmp_path / "part", [first], model=model(), shuffle=False, max_epochs=2)
+    checkpoint = str(tmp_path / "part" / "after-epoch-2.ckpt")
+    trainer.save_checkpoint(checkpoint)
+    resumed = TrajectoryMonitor(**SMALL)
+    _fit(tmp_path / "part", [resumed], model=model(), ckpt_path=checkpoint, shuffle=False, max_epochs=4)
+
+    assert resumed.snapshots.epochs == [0, 1, 2, 3, 4]
+    _same_snapshots(whole, resumed)
+    _same_figure_data(whole.last_result, resumed.last_result)
+
+
+def test_spilled_snapshots_give_the_same_result_and_never_live_on_the_model_device(tmp_path):
+    roomy = TrajectoryMonitor(**SMALL)
+    _fit(tmp_path / "roomy", [roomy], max_epochs=3)
+    tight = TrajectoryMonitor(memory_budget_mb=0.001, **SMALL)  # ~1 KB: below one snapshot
+    logger = TensorBoardLogger(str(tmp_path / "tight"), name="run")
+    _fit(tmp_path / "tight", [tight], logger=logger, max_epochs=3)
+    spilled = tight.snapshots.spilled_files
+    assert len(spilled) == 4 and tight.snapshots.bytes_in_memory == 0
+    assert all(path.startswith(os.path.join(logger.log_dir, "trajectory")) for path in spilled)
+    _same_snapshots(roomy, tight)
+    _same_figure_data(roomy.last_result, tight.last_result)
+    for i in range(len(roomy.snapshots)):
+        assert all(t.device.type == "cpu" for t in roomy.snapshots[i].values())
+    params = {p.data_ptr() for p in roomy.snapshots[0].values()}
+    assert not params & {p.data_ptr() for p in LitClassifier().parameters()}
+
+
+def test_figure_histograms_scalars_and_file_reach_tensorboard(tmp_path):
+    monitor = TrajectoryMonitor(log_histograms=True, **SMALL)
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    _fit(tmp_path, [monitor], logger=logger, max_epochs=3)
+    events = EventAccumulator(logger.log_dir, size_guidance={"images": 0, "histograms": 0, "scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert "trajectory/pca_plane" in tags["images"]
+    assert "trajectory/weights/net.0.weight" in tags["histograms"]
+    assert len(events.Histograms("trajectory/weights/net.0.weight")) == 4  # init + 3 epochs
+    for name in ("explained_variance_pc1", "explained_variance_pc2", "max_residual", "max_plane_loss_gap"):
+        assert f"trajectory/{name}" in tags["scalars"]
+    files = glob.glob(os.path.join(logger.log_dir, "trajectory", "trajectory-*.npz"))
+    assert len(files) == 1
+    loaded = TrajectoryResult.load(files[0])
+    _same_figure_data(loaded, monitor.last_result)
+    assert loaded.epochs == (0, 1, 2, 3)
+    # the plane is honest about the snapshots: their true losses are what a plain evaluation gives
+    assert float(loaded.snapshot_loss[-1]) == pytest.approx(float(loaded.plane_loss[-1]), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"every_n_epochs": 0}, "every_n_epochs"),
+        ({"plot_every_n_epochs": 0}, "plot_every_n_epochs"),
+        ({"num_points": 1}, "num_points"),
+        ({"margin": -1.0}, "margin"),
+        ({"snapshot_dtype": "float64"}, "snapshot_dtype"),
+        ({"memory_budget_mb": 0}, "memory_budget_mb"),
+        ({"tag": ""}, "tag"),
+    ],
+)
+def test_invalid_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        TrajectoryMonitor(**kwargs)
