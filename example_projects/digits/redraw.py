@@ -12,18 +12,8 @@ import argparse
 import glob
 import os
 
-import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.image import imsave
-
 from lightning_landscape import LandscapeResult
-from lightning_landscape.plotting import landscape_figures
-
-
-def _pixels(fig) -> np.ndarray:
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())
+from lightning_landscape.plotting import landscape_figures, save_side_by_side
 
 
 def _newest(folder: str, prefix: str) -> str:
@@ -42,14 +32,11 @@ def main() -> None:
     parser.add_argument("--log-scale", action="store_true")
     args = parser.parse_args()
 
-    panels = []
+    figures = []
     for prefix in ("landscape", "landscape_1d"):
         result = LandscapeResult.load(_newest(args.run_dir, prefix))
-        panels += [_pixels(fig) for fig in landscape_figures(result, log_scale=args.log_scale).values()]
-    height = max(p.shape[0] for p in panels)
-    padded = [np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)), constant_values=255) for p in panels]
-    imsave(args.out, np.concatenate(padded, axis=1))
-    print(f"wrote {args.out}")
+        figures += landscape_figures(result, log_scale=args.log_scale).values()
+    print(f"wrote {save_side_by_side(figures, args.out)}")
 
 
 if __name__ == "__main__":

@@ -92,6 +92,10 @@ def interpolate(
     keep the model's value. The grid always contains α = 0 and α = 1, where the weights are exactly
     θ_a and θ_b. The model is evaluated in eval mode without gradients and restored exactly.
 
+    Outside [0, 1] an extrapolated BatchNorm running variance can turn negative (when one model's
+    variance is less than a third of the other's at α = 1.5, say); the loss there is NaN, recorded
+    as diverged and masked in plots, as it would be in the paper's code.
+
     Args:
         model: a module of the architecture of both states (its own weights do not matter).
         state_a: θ_a: a ``state_dict()``, a module, or a Lightning checkpoint dict.

@@ -139,7 +139,8 @@ def evaluate_points(
 
     Returns:
         ``(loss, accuracy)`` as 1-D float64 CPU tensors, one entry per point; accuracy is ``None``
-        when it is not recorded. The host synchronizes once, at the end.
+        when it is not recorded, and NaN where the loss is NaN. The host synchronizes once, at the
+        end.
     """
     losses: list[torch.Tensor] = []
     accuracies: list[torch.Tensor] = []
@@ -152,7 +153,10 @@ def evaluate_points(
         if on_point is not None:
             on_point(done)
     loss = torch.stack(losses).to("cpu", torch.float64)
-    accuracy = torch.stack(accuracies).to("cpu", torch.float64) if len(accuracies) == len(losses) else None
+    accuracy = None
+    if len(accuracies) == len(losses):
+        # NaN logits make argmax meaningless: no accuracy where the loss is NaN
+        accuracy = torch.stack(accuracies).to("cpu", torch.float64).masked_fill(loss.isnan(), float("nan"))
     return loss, accuracy
 
 

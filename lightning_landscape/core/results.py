@@ -38,8 +38,8 @@ class LandscapeResult:
     Attributes:
         coords: one 1-D float64 tensor of coefficients per axis.
         loss: per-sample mean loss, float64, shape ``(n,)`` or ``(n, n)``.
-        accuracy: fraction of correct predictions, same shape as ``loss``, or ``None`` when the loss
-            is not a classification cross-entropy.
+        accuracy: fraction of correct predictions, same shape as ``loss`` (NaN where the loss is
+            NaN), or ``None`` when the loss is not a classification cross-entropy.
         directions: one dict name → CPU tensor per axis, after normalization (as used), for every
             parameter with ``requires_grad=True``; those held fixed (biases and norm layers with
             ``ignore_bias_and_norm``) have zero entries, frozen parameters are absent.

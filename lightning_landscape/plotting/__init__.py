@@ -1,5 +1,6 @@
 """Turn results into matplotlib figures (object-oriented API; no pyplot state, no files)."""
 
+from .compose import save_side_by_side
 from .landscape import (
     landscape_figures,
     plot_landscape_1d,
@@ -15,4 +16,5 @@ __all__ = [
     "plot_landscape_surface",
     "plot_interpolation",
     "plot_trajectory",
+    "save_side_by_side",
 ]

@@ -64,7 +64,8 @@ def plot_interpolation(
     """Loss (left axis, blue) and accuracy (right axis, red) along an interpolation.
 
     Solid lines are the training data, dashed lines the validation data (Li et al. Fig. 2 style);
-    α = 0 and α = 1 are marked with the ``labels`` of the two models.
+    α = 0 and α = 1 are marked with the ``labels`` of the two models on the top axis; points where
+    the training loss is not finite are shaded.
 
     Example:
         >>> import torch
@@ -90,9 +91,20 @@ def plot_interpolation(
         if acc_ax is not None and result.accuracy is not None:
             acc = np.ma.masked_invalid(result.accuracy.numpy() * 100)
             acc_ax.plot(alpha, acc, style, color="tab:red", label=f"{name} accuracy")
-    for position, label in zip((0.0, 1.0), labels):
+    alpha = train.coords[0].numpy()
+    ax.set_xlim(alpha.min(), alpha.max())
+    diverged = ~np.isfinite(train.loss.numpy())
+    if diverged.any():
+        half = 0.5 * (alpha.max() - alpha.min()) / max(len(alpha) - 1, 1)
+        for position in alpha[diverged]:
+            ax.axvspan(position - half, position + half, color="grey", alpha=0.15, lw=0)
+        ax.text(
+            0.01, 0.02, "grey: loss not finite (masked)", transform=ax.transAxes, fontsize=7, color="grey"
+        )
+    for position in (0.0, 1.0):
         ax.axvline(position, color="grey", lw=0.6)
-        ax.annotate(label, (position, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom")
+    models = ax.secondary_xaxis("top")
+    models.set_xticks([0.0, 1.0], labels=list(labels))
     ax.set_xlabel("α   (θ = (1 − α)·θ_a + α·θ_b)")
     ax.set_ylabel("log10 loss" if log_scale else "loss", color="tab:blue")
     handles, names = ax.get_legend_handles_labels()

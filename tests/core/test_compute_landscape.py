@@ -249,3 +249,11 @@ def test_num_samples_limits_the_subset_and_custom_loss_has_no_accuracy():
         loss_fn=lambda m, b: F.cross_entropy(m(b[0]), b[1]),
     )
     assert result.num_samples == 10 and result.accuracy is None
+
+
+def test_accuracy_is_nan_where_the_loss_is_nan():
+    model = mlp()
+    with torch.no_grad():
+        model[2].bias.fill_(float("nan"))  # every logit NaN, everywhere on the grid
+    result = compute_landscape(model, vector_batches(), dims=1, num_points=3)
+    assert torch.isnan(result.loss).all() and torch.isnan(result.accuracy).all()
