@@ -97,3 +97,16 @@ def check_callable(name: str, value: Any) -> Any:
     if value is not None and not callable(value):
         raise TypeError(f"`{name}` must be a callable or None, got {value!r} ({type(value).__name__}).")
     return value
+
+
+def check_tag(name: str, value: Any) -> str:
+    r"""Return ``value`` if it can prefix logger tags and file names (no slashes or spaces).
+
+    >>> check_tag("tag", "a/b")
+    Traceback (most recent call last):
+    ...
+    ValueError: `tag` must be a non-empty string without '/', '\' or spaces, got 'a/b'.
+    """
+    if not isinstance(value, str) or not value or any(c in value for c in "/\\ "):
+        raise ValueError(f"`{name}` must be a non-empty string without '/', '\\' or spaces, got {value!r}.")
+    return value

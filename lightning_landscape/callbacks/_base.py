@@ -17,8 +17,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
-from .._checks import check_bool, check_int
-from ..core.evaluation import evaluation_subset
+from .._checks import check_bool, check_callable, check_int, check_tag
+from ..core.evaluation import LossFn, evaluation_subset
 
 _UNSUPPORTED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel", "XLA")
 
@@ -32,6 +32,11 @@ class EpochMonitor(Callback):
         num_samples: size of the evaluation subset drawn from the training data.
         eval_batch_size: batch size used to evaluate that subset.
         seed: seed for the subset and any random directions.
+        loss_fn: ``loss_fn(model, batch) -> mean loss``; ``None`` for cross-entropy on ``(x, y)``.
+        log_scale: draw log10 of the loss.
+        save_results: write result files beside the logs.
+        progress_bar: show a progress bar while computing.
+        tag: prefix of the logged tags and file names.
     """
 
     def __init__(
@@ -42,6 +47,11 @@ class EpochMonitor(Callback):
         num_samples: int,
         eval_batch_size: int,
         seed: int,
+        loss_fn: LossFn | None,
+        log_scale: bool,
+        save_results: bool,
+        progress_bar: bool,
+        tag: str,
     ) -> None:
         super().__init__()
         self.every_n_epochs = check_int("every_n_epochs", every_n_epochs, minimum=1)
@@ -49,6 +59,12 @@ class EpochMonitor(Callback):
         self.num_samples = check_int("num_samples", num_samples, minimum=1)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
+        self.loss_fn = check_callable("loss_fn", loss_fn)
+        self.log_scale = check_bool("log_scale", log_scale)
+        self.save_results = check_bool("save_results", save_results)
+        self.progress_bar = check_bool("progress_bar", progress_bar)
+        self.tag = check_tag("tag", tag)
+        self.saved_files: list[str] = []
         self._last_step: int | None = None
         self._batches: list[Any] | None = None
         self._batches_device: torch.device | None = None
@@ -74,6 +90,10 @@ class EpochMonitor(Callback):
             return False
         return self._last_step != trainer.global_step
 
+    def shows_progress(self, trainer: pl.Trainer) -> bool:
+        """Whether this process draws a progress bar: asked for, rank zero, and the trainer shows one."""
+        return self.progress_bar and trainer.is_global_zero and trainer.progress_bar_callback is not None
+
     def mark_run(self, trainer: pl.Trainer) -> None:
         self._last_step = trainer.global_step
 
@@ -90,10 +110,11 @@ class EpochMonitor(Callback):
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
-        return {"last_step": self._last_step}
+        return {"last_step": self._last_step, "saved_files": list(self.saved_files)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_step = state_dict.get("last_step")
+        self.saved_files = list(state_dict.get("saved_files", []))
 
 
 def _first_loader(loaders: Any) -> Any:

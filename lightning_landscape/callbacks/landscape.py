@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 
-from .._checks import check_bool, check_callable, check_choice, check_int, check_span
+from .._checks import check_bool, check_choice, check_int, check_span
 from ..core.evaluation import LossFn
 from ..core.landscape import compute_landscape
 from ..core.normalization import NORMALIZATIONS
@@ -97,22 +97,19 @@ class LossLandscapeMonitor(EpochMonitor):
             num_samples=num_samples,
             eval_batch_size=eval_batch_size,
             seed=seed,
+            loss_fn=loss_fn,
+            log_scale=log_scale,
+            save_results=save_results,
+            progress_bar=progress_bar,
+            tag=tag,
         )
         self.dims = check_choice("dims", dims, (1, 2))
         self.num_points = check_int("num_points", num_points, minimum=2)
         self.span = check_span("span", span)
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
         self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
-        self.log_scale = check_bool("log_scale", log_scale)
-        self.loss_fn = check_callable("loss_fn", loss_fn)
-        self.save_results = check_bool("save_results", save_results)
-        self.progress_bar = check_bool("progress_bar", progress_bar)
-        if not isinstance(tag, str) or not tag or any(c in tag for c in "/\\ "):
-            raise ValueError(f"`tag` must be a non-empty string without '/', '\\' or spaces, got {tag!r}.")
-        self.tag = tag
         self._warned_no_figure_logger = False
         self.last_result: LandscapeResult | None = None
-        self.saved_files: list[str] = []
 
     @property
     def state_key(self) -> str:
@@ -137,7 +134,6 @@ class LossLandscapeMonitor(EpochMonitor):
 
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> LandscapeResult:
         """The landscape of ``pl_module`` now, on the monitor's evaluation subset."""
-        show_bar = self.progress_bar and trainer.is_global_zero and trainer.progress_bar_callback is not None
         return compute_landscape(
             pl_module,
             self.evaluation_batches(trainer, pl_module),
@@ -148,7 +144,7 @@ class LossLandscapeMonitor(EpochMonitor):
             ignore_bias_and_norm=self.ignore_bias_and_norm,
             seed=self.seed,
             loss_fn=self.loss_fn,
-            progress=show_bar,
+            progress=self.shows_progress(trainer),
             epoch=trainer.current_epoch,
             global_step=trainer.global_step,
         )
@@ -168,13 +164,6 @@ class LossLandscapeMonitor(EpochMonitor):
         if self.save_results:
             name = f"{self.tag}-epoch={result.epoch:03d}-step={step:06d}.npz"
             self.saved_files.append(result.save(os.path.join(output_dir(trainer, "landscapes"), name)))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "seed": self.seed, "saved_files": list(self.saved_files)}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self.saved_files = list(state_dict.get("saved_files", []))
 
 
 def _scalars(tag: str, result: LandscapeResult) -> dict[str, float]:

@@ -10,13 +10,13 @@ import torch
 
 from .._checks import (
     check_bool,
-    check_callable,
     check_choice,
     check_int,
     check_optional_int,
     check_positive_float,
 )
 from ..core.evaluation import LossFn
+from ..core.landscape import progress_reporter
 from ..core.params import perturbable_parameters
 from ..core.trajectory import SnapshotBuffer, TrajectoryResult, trajectory_landscape
 from ..plotting.trajectory import plot_trajectory
@@ -103,6 +103,11 @@ class TrajectoryMonitor(EpochMonitor):
             num_samples=num_samples,
             eval_batch_size=eval_batch_size,
             seed=seed,
+            loss_fn=loss_fn,
+            log_scale=log_scale,
+            save_results=save_results,
+            progress_bar=progress_bar,
+            tag=tag,
         )
         self.plot_every_n_epochs = check_optional_int("plot_every_n_epochs", plot_every_n_epochs, minimum=1)
         self.num_points = check_int("num_points", num_points, minimum=2)
@@ -112,16 +117,8 @@ class TrajectoryMonitor(EpochMonitor):
         self.center = check_bool("center", center)
         self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
         self.log_histograms = check_bool("log_histograms", log_histograms)
-        self.loss_fn = check_callable("loss_fn", loss_fn)
-        self.log_scale = check_bool("log_scale", log_scale)
-        self.save_results = check_bool("save_results", save_results)
-        self.progress_bar = check_bool("progress_bar", progress_bar)
-        if not isinstance(tag, str) or not tag or any(c in tag for c in "/\\ "):
-            raise ValueError(f"`tag` must be a non-empty string without '/', '\\' or spaces, got {tag!r}.")
-        self.tag = tag
         self.snapshots = SnapshotBuffer(int(memory_budget_mb * 2**20), _DTYPES[snapshot_dtype])
         self.last_result: TrajectoryResult | None = None
-        self.saved_files: list[str] = []
         self._last_plot_step: int | None = None
 
     @property
@@ -172,12 +169,8 @@ class TrajectoryMonitor(EpochMonitor):
 
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> TrajectoryResult:
         """The trajectory so far, on its PCA plane around the current weights."""
-        bar = None
-        if self.progress_bar and trainer.is_global_zero and trainer.progress_bar_callback is not None:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.num_points**2, desc="trajectory plane", unit="pt", leave=False)
-        try:
+        show = self.shows_progress(trainer)
+        with progress_reporter(show, self.num_points**2, "trajectory plane") as on_point:
             return trajectory_landscape(
                 pl_module,
                 self.evaluation_batches(trainer, pl_module),
@@ -188,11 +181,8 @@ class TrajectoryMonitor(EpochMonitor):
                 center=self.center,
                 ignore_bias_and_norm=self.ignore_bias_and_norm,
                 loss_fn=self.loss_fn,
-                on_point=None if bar is None else (lambda done: bar.update(done - bar.n)),
+                on_point=on_point,
             )
-        finally:
-            if bar is not None:
-                bar.close()
 
     def _report(self, trainer: pl.Trainer, result: TrajectoryResult) -> None:
         step = trainer.global_step
@@ -223,14 +213,12 @@ class TrajectoryMonitor(EpochMonitor):
             **super().state_dict(),
             "snapshots": self.snapshots.state_dict(),
             "last_plot_step": self._last_plot_step,
-            "saved_files": list(self.saved_files),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self.snapshots.load_state_dict(state_dict["snapshots"])
         self._last_plot_step = state_dict.get("last_plot_step")
-        self.saved_files = list(state_dict.get("saved_files", []))
 
 
 def _snapshot_table(result: TrajectoryResult) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "evaluate",
     "evaluation_subset",
     "evaluation_sums",
+    "loss_name",
     "module_device",
     "move_to_device",
 ]
@@ -47,6 +48,11 @@ class EvaluationSums(NamedTuple):
 
     loss: torch.Tensor
     accuracy: torch.Tensor | None
+
+
+def loss_name(loss_fn: LossFn | None) -> str:
+    """How results name a loss: ``"cross_entropy"`` for the default, else the function's name."""
+    return "cross_entropy" if loss_fn is None else getattr(loss_fn, "__qualname__", type(loss_fn).__name__)
 
 
 def module_device(module: nn.Module) -> torch.device:

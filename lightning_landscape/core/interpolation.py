@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .._checks import check_callable, check_int, check_span
-from .evaluation import LossFn, batch_size, cache_batches, module_device
+from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_device
 from .landscape import PointWriter, evaluate_points, grid_coordinates, named_tensors
 from .params import observing
 from .results import LandscapeResult, library_versions
@@ -150,6 +150,6 @@ def interpolate(
         ignore_bias_and_norm=False,
         bn_mode="eval",
         num_samples=sum(batch_size(x) for x in cached),
-        loss_name="cross_entropy" if loss_fn is None else getattr(loss_fn, "__qualname__", "loss_fn"),
+        loss_name=loss_name(loss_fn),
         extra={"versions": library_versions(), "kind": "interpolation", "alpha_range": list(alpha_range)},
     )

@@ -9,8 +9,9 @@ is restored exactly afterwards (see :mod:`lightning_landscape.core.params`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -25,7 +26,7 @@ from .._checks import (
     check_span,
 )
 from .directions import cosine_similarity, random_directions
-from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, module_device
+from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, loss_name, module_device
 from .normalization import (
     NORMALIZATIONS,
     Normalization,
@@ -41,6 +42,7 @@ __all__ = [
     "grid_coordinates",
     "linear_combination_writer",
     "named_tensors",
+    "progress_reporter",
     "scan_grid",
 ]
 
@@ -194,15 +196,23 @@ def scan_grid(
     return loss.reshape(shape), None if accuracy is None else accuracy.reshape(shape)
 
 
-def _progress_fn(progress: bool | ProgressFn, total: int) -> tuple[ProgressFn | None, Any]:
+@contextlib.contextmanager
+def progress_reporter(progress: bool | ProgressFn, total: int, desc: str) -> Iterator[ProgressFn | None]:
+    """Yield the ``on_point`` callback for ``progress``: a tqdm bar (``True``), the callable itself,
+    or ``None`` (``False``). A bar is closed on exit."""
     if callable(progress):
-        return progress, None
+        yield progress
+        return
     if not progress:
-        return None, None
+        yield None
+        return
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc="loss landscape", unit="pt", leave=False)
-    return lambda done: bar.update(done - bar.n), bar
+    bar = tqdm(total=total, desc=desc, unit="pt", leave=False)
+    try:
+        yield lambda done: bar.update(done - bar.n)
+    finally:
+        bar.close()
 
 
 def compute_landscape(
@@ -278,22 +288,20 @@ def compute_landscape(
 
     cached = cache_batches(batches, module_device(model), num_samples)
     coords = [grid_coordinates(span, num_points) for _ in range(dims)]
-    on_point, bar = _progress_fn(progress, num_points**dims)
-    try:
-        with observing(model) as saved:
-            reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
-            used = _resolve_directions(
-                reference,
-                dims=dims,
-                seed=seed,
-                normalization=normalization,
-                ignore_bias_and_norm=ignore_bias_and_norm,
-                directions=directions,
-            )
-            loss, accuracy = scan_grid(model, cached, reference, used, coords, loss_fn, on_point)
-    finally:
-        if bar is not None:
-            bar.close()
+    with (
+        progress_reporter(progress, num_points**dims, "loss landscape") as on_point,
+        observing(model) as saved,
+    ):
+        reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
+        used = _resolve_directions(
+            reference,
+            dims=dims,
+            seed=seed,
+            normalization=normalization,
+            ignore_bias_and_norm=ignore_bias_and_norm,
+            directions=directions,
+        )
+        loss, accuracy = scan_grid(model, cached, reference, used, coords, loss_fn, on_point)
 
     extra: dict[str, Any] = {"versions": library_versions(), "span": list(span)}
     if dims == 2:
@@ -308,7 +316,7 @@ def compute_landscape(
         ignore_bias_and_norm=ignore_bias_and_norm,
         bn_mode="eval",
         num_samples=sum(batch_size(b) for b in cached),
-        loss_name="cross_entropy" if loss_fn is None else getattr(loss_fn, "__qualname__", "loss_fn"),
+        loss_name=loss_name(loss_fn),
         epoch=epoch,
         global_step=global_step,
         extra=extra,

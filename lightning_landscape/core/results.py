@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["LandscapeResult", "library_versions"]
+__all__ = ["LandscapeResult", "library_versions", "load_arrays", "save_arrays"]
 
 _FORMAT = "lightning_landscape.LandscapeResult/1"
 
@@ -25,6 +25,21 @@ def library_versions() -> dict[str, str]:
     from .. import __version__
 
     return {"lightning_landscape": __version__, "torch": torch.__version__, "numpy": np.__version__}
+
+
+def save_arrays(path: str | os.PathLike[str], arrays: dict[str, Any]) -> str:
+    """Write named arrays to an uncompressed ``.npz`` file, creating parent folders."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file, without pickle."""
+    with np.load(os.fspath(path), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,17 +160,12 @@ class LandscapeResult:
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the result to ``path`` (an ``.npz`` file; parent folders are created)."""
-        path = os.fspath(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "wb") as fh:
-            np.savez(fh, **self.to_dict())
-        return path
+        return save_arrays(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LandscapeResult:
         """Read a result written by :meth:`save`."""
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            return cls.from_dict({k: data[k] for k in data.files})
+        return cls.from_dict(load_arrays(path))
 
     def __eq__(self, other: object) -> bool:
         """Exact equality of every array (NaN equal to NaN) and every metadata field."""

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .evaluation import LossFn, batch_size, cache_batches, module_device
+from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_device
 from .landscape import evaluate_points, grid_coordinates, linear_combination_writer, scan_grid
 from .params import observing, perturbable_parameters
-from .results import LandscapeResult, library_versions
+from .results import LandscapeResult, library_versions, load_arrays, save_arrays
 
 __all__ = [
     "PCAResult",
@@ -292,16 +292,12 @@ class TrajectoryResult:
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write every array (and the landscape's metadata) to an ``.npz`` file."""
-        path = os.fspath(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "wb") as fh:
-            np.savez(fh, **self.to_dict())
-        return path
+        return save_arrays(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrajectoryResult:
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        """Read a result written by :meth:`save`."""
+        arrays = load_arrays(path)
         landscape = LandscapeResult.from_dict(
             {k.removeprefix("landscape/"): v for k, v in arrays.items() if k.startswith("landscape/")}
         )
@@ -386,7 +382,7 @@ def trajectory_landscape(
         ignore_bias_and_norm=ignore_bias_and_norm,
         bn_mode="eval",
         num_samples=sum(batch_size(b) for b in cached),
-        loss_name="cross_entropy" if loss_fn is None else getattr(loss_fn, "__qualname__", "loss_fn"),
+        loss_name=loss_name(loss_fn),
         extra={"versions": library_versions(), "kind": "pca_plane", "margin": margin},
     )
     return TrajectoryResult(

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_landscape import LandscapeResult, LossLandscapeMonitor
+from lightning_landscape import LandscapeResult, LossLandscapeMonitor, TrajectoryMonitor
 
 pytest.importorskip("sklearn")
 
@@ -28,6 +28,8 @@ def _small_config(tmp_path) -> str:
     for callback in config["trainer"]["callbacks"]:
         if callback["class_path"] == "lightning_landscape.LossLandscapeMonitor":
             callback["init_args"].update(every_n_epochs=1, num_points=5, num_samples=256)
+        if callback["class_path"] == "lightning_landscape.TrajectoryMonitor":
+            callback["init_args"].update(num_points=5, num_samples=256)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
@@ -50,6 +52,8 @@ def test_example_config_writes_tensorboard_images_scalars_and_results(tmp_path):
     cli = _load_main().main(args=["fit", "--config", _small_config(tmp_path)])
     trainer = cli.trainer
     monitors = [c for c in trainer.callbacks if isinstance(c, LossLandscapeMonitor)]
+    trajectory = next(c for c in trainer.callbacks if isinstance(c, TrajectoryMonitor))
+    assert trajectory.snapshots.epochs == [0, 1, 2]
     assert {m.dims for m in monitors} == {1, 2}
     log_dir = trainer.logger.log_dir
     events = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
@@ -60,6 +64,8 @@ def test_example_config_writes_tensorboard_images_scalars_and_results(tmp_path):
     scalars = set(events.Tags()["scalars"])
     assert {"landscape/center_loss", "landscape/max_loss_rise", "landscape/center_accuracy"} <= scalars
     assert "val/accuracy" in scalars
+    assert "trajectory/pca_plane" in images and "trajectory/explained_variance_pc1" in scalars
+    assert any(tag.startswith("trajectory/weights/") for tag in events.Tags()["histograms"])
     for monitor in monitors:
         assert len(monitor.saved_files) == 2
         assert all(f.startswith(os.path.join(log_dir, "landscapes")) for f in monitor.saved_files)
