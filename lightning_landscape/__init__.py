@@ -5,10 +5,11 @@ Callbacks (add to ``Trainer(callbacks=[...])``):
 
 Functions (the same computations without a trainer):
     :func:`compute_landscape`, :func:`interpolate`, :func:`pca_directions`,
-    :func:`trajectory_landscape`, :func:`evaluate`
+    :func:`trajectory_landscape`, :func:`hessian_eigenvalues`, :func:`hessian_trace`,
+    :func:`hessian_density`, :func:`evaluate`
 
 Results:
-    :class:`LandscapeResult`, :class:`PCAResult`, :class:`TrajectoryResult`
+    :class:`LandscapeResult`, :class:`PCAResult`, :class:`TrajectoryResult`, :class:`SpectralDensity`
 """
 
 __version__ = "0.1.0"
@@ -17,9 +18,13 @@ from .callbacks import LossLandscapeMonitor, TrajectoryMonitor
 from .core import (
     LandscapeResult,
     PCAResult,
+    SpectralDensity,
     TrajectoryResult,
     compute_landscape,
     evaluate,
+    hessian_density,
+    hessian_eigenvalues,
+    hessian_trace,
     interpolate,
     pca_directions,
     trajectory_landscape,
@@ -32,11 +37,15 @@ __all__ = [
     # functions
     "compute_landscape",
     "evaluate",
+    "hessian_density",
+    "hessian_eigenvalues",
+    "hessian_trace",
     "interpolate",
     "pca_directions",
     "trajectory_landscape",
     # results
     "LandscapeResult",
     "PCAResult",
+    "SpectralDensity",
     "TrajectoryResult",
 ]

@@ -4,6 +4,7 @@ Functions here take a module and batches, run on the module's device, leave the 
 random stream exactly as they were, and return frozen result dataclasses holding CPU tensors.
 """
 
+from .curvature import SpectralDensity, hessian_density, hessian_eigenvalues, hessian_trace
 from .directions import cosine_similarity, random_directions
 from .evaluation import cache_batches, evaluate
 from .interpolation import interpolate
@@ -17,6 +18,7 @@ __all__ = [
     "LandscapeResult",
     "PCAResult",
     "SnapshotBuffer",
+    "SpectralDensity",
     "TrajectoryResult",
     "interpolate",
     "pca_directions",
@@ -25,6 +27,9 @@ __all__ = [
     "compute_landscape",
     "cosine_similarity",
     "evaluate",
+    "hessian_density",
+    "hessian_eigenvalues",
+    "hessian_trace",
     "grid_coordinates",
     "normalize_direction",
     "normalize_directions",

@@ -1,0 +1,195 @@
+"""Hessian spectrum, trace and spectral density of a model's loss over fixed batches.
+
+Every function evaluates the Hessian of the per-sample mean loss over ``batches`` at the current
+weights, in eval mode, with respect to the trainable parameters (or ``names``), and leaves the
+model, its ``.grad`` and every random stream exactly as before. They may be called from any hook,
+validation hooks (inference mode) included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .._checks import check_choice, check_int, check_positive_float
+from .evaluation import LossFn, cache_batches, module_device
+from .hessian import HessianOperator, hessian_context
+from .spectrum import (
+    SLQNodes,
+    TraceEstimate,
+    hutch_plus_plus_trace,
+    hutchinson_trace,
+    lanczos_eigenpairs,
+    slq_nodes,
+)
+
+__all__ = ["SpectralDensity", "hessian_density", "hessian_eigenvalues", "hessian_trace"]
+
+
+def _operator(model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None, names) -> HessianOperator:
+    return HessianOperator(model, cache_batches(batches, module_device(model)), loss_fn, names)
+
+
+def hessian_eigenvalues(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    k: int = 1,
+    which: Literal["largest", "smallest", "both"] = "largest",
+    loss_fn: LossFn | None = None,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    seed: int = 0,
+    return_eigenvectors: bool = False,
+    names: Sequence[str] | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """Extreme eigenvalues of the loss Hessian by Lanczos with full reorthogonalization.
+
+    Args:
+        model: the network at the weights of interest.
+        batches: evaluation batches (cached on the model's device once).
+        k: eigenvalues at each wanted end.
+        which: ``"largest"``, ``"smallest"`` (algebraically: the most negative) or ``"both"``.
+        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        tol: relative residual bound at which Lanczos stops.
+        max_iter: at most this many Hessian-vector products.
+        seed: seed of the start vector.
+        return_eigenvectors: also return the eigenvectors as dicts name → tensor.
+        names: restrict to these parameters (default: every trainable parameter).
+
+    Returns:
+        The eigenvalues as a float64 CPU tensor (largest first for ``"largest"``, smallest first
+        for ``"smallest"``, the ``k`` largest then the ``k`` smallest for ``"both"``), and with
+        ``return_eigenvectors`` a list of unit eigenvectors as dicts name → CPU tensor.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> hessian_eigenvalues(net, data, k=2).shape
+        torch.Size([2])
+    """
+    check_int("k", k, minimum=1)
+    check_choice("which", which, ("largest", "smallest", "both"))
+    check_positive_float("tol", tol)
+    check_int("max_iter", max_iter, minimum=1)
+    check_int("seed", seed, minimum=0)
+    with hessian_context(model):
+        op = _operator(model, batches, loss_fn, names)
+        result = lanczos_eigenpairs(
+            op.matvec,
+            op.dim,
+            k=k,
+            which=which,
+            tol=tol,
+            max_iter=max_iter,
+            seed=seed,
+            device=op.device,
+            dtype=op.dtype,
+            return_eigenvectors=return_eigenvectors,
+        )
+    values = result.eigenvalues.cpu()
+    if not return_eigenvectors:
+        return values
+    vectors = [
+        {n: piece.detach().cpu().clone() for n, piece in zip(op.names, op.split(result.eigenvectors[:, j]))}
+        for j in range(result.eigenvectors.shape[1])
+    ]
+    return values, vectors
+
+
+def hessian_trace(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    num_samples: int = 99,
+    method: Literal["hutch++", "hutchinson"] = "hutch++",
+    loss_fn: LossFn | None = None,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
+) -> TraceEstimate:
+    """Stochastic estimate of ``tr H`` with its standard error.
+
+    ``method="hutchinson"`` averages ``zᵀHz`` over ``num_samples`` Rademacher probes;
+    ``"hutch++"`` (default) spends the same number of products on a sketched top subspace plus
+    Hutchinson on the rest, which has much lower variance on trained networks' Hessians.
+
+    Returns:
+        A :class:`~lightning_landscape.core.spectrum.TraceEstimate` (``estimate``, ``stderr``,
+        ``num_matvecs``, ``method``).
+    """
+    check_int("num_samples", num_samples, minimum=3 if method == "hutch++" else 1)
+    check_choice("method", method, ("hutch++", "hutchinson"))
+    check_int("seed", seed, minimum=0)
+    with hessian_context(model):
+        op = _operator(model, batches, loss_fn, names)
+        if method == "hutchinson":
+            return hutchinson_trace(
+                op.matvec, op.dim, num_samples=num_samples, seed=seed, device=op.device, dtype=op.dtype
+            )
+        return hutch_plus_plus_trace(
+            op.matvec, op.dim, num_matvecs=num_samples, seed=seed, device=op.device, dtype=op.dtype
+        )
+
+
+@dataclass(frozen=True)
+class SpectralDensity:
+    """Stochastic Lanczos quadrature estimate of the Hessian's eigenvalue density.
+
+    Attributes:
+        quadrature: nodes and weights per probe (:class:`~lightning_landscape.core.spectrum.SLQNodes`).
+        num_probes: Rademacher probes used.
+        num_steps: Lanczos steps per probe.
+        seed: seed of the probes.
+    """
+
+    quadrature: SLQNodes
+    num_probes: int
+    num_steps: int
+    seed: int
+
+    def density(self, num_bins: int = 400, sigma: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(grid, density)``: Gaussian-smoothed density on ``num_bins`` points spanning the nodes.
+
+        ``sigma`` defaults to 1% of the spectral range.
+        """
+        low, high = float(self.quadrature.nodes.min()), float(self.quadrature.nodes.max())
+        margin = 0.05 * (high - low or 1.0)
+        grid = torch.linspace(low - margin, high + margin, num_bins, dtype=torch.float64)
+        return grid, self.quadrature.density(grid, sigma or 0.01 * (high - low or 1.0))
+
+
+def hessian_density(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    num_probes: int = 4,
+    num_steps: int = 40,
+    loss_fn: LossFn | None = None,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
+) -> SpectralDensity:
+    """Eigenvalue density of the loss Hessian by stochastic Lanczos quadrature.
+
+    ``num_probes × num_steps`` Hessian-vector products. Draw it with
+    :func:`lightning_landscape.plotting.plot_hessian_density`.
+    """
+    check_int("num_probes", num_probes, minimum=1)
+    check_int("num_steps", num_steps, minimum=2)
+    check_int("seed", seed, minimum=0)
+    with hessian_context(model):
+        op = _operator(model, batches, loss_fn, names)
+        nodes = slq_nodes(
+            op.matvec,
+            op.dim,
+            num_probes=num_probes,
+            num_steps=num_steps,
+            seed=seed,
+            device=op.device,
+            dtype=op.dtype,
+        )
+    return SpectralDensity(quadrature=nodes, num_probes=num_probes, num_steps=num_steps, seed=seed)

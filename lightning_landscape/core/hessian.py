@@ -1,0 +1,158 @@
+"""Hessian-vector products of the loss over a fixed set of batches.
+
+``H`` is the Hessian of ``L(θ) = (1/N) Σ_i ℓ_i(θ)``, the per-sample mean loss over every sample of
+the batches (each batch's mean loss weighted by its size), with respect to the trainable
+parameters, evaluated in eval mode (BatchNorm on running statistics, dropout off).
+
+Products use double backpropagation: the gradient graph of each batch is built once
+(``create_graph=True``) and reused for every product, which trades memory (one graph per batch)
+for speed, as PyHessian does. ``.grad`` is never written: products come from
+``torch.autograd.grad``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .evaluation import LossFn, batch_size
+from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
+
+__all__ = ["HessianOperator", "hessian_context"]
+
+
+def _detach_batch(batch: Any) -> Any:
+    """Plain copies of inference-mode tensors, which autograd may not save for backward."""
+    if isinstance(batch, torch.Tensor):
+        return batch.clone() if batch.is_inference() else batch
+    if isinstance(batch, Mapping):
+        return type(batch)({k: _detach_batch(v) for k, v in batch.items()})
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(_detach_batch(v) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_detach_batch(v) for v in batch)
+    return batch
+
+
+@contextlib.contextmanager
+def hessian_context(model: nn.Module) -> Iterator[None]:
+    """Gradient work on ``model`` without a trace, callable from any hook.
+
+    Leaves inference mode (Lightning validates under it), enables gradients, switches to eval
+    mode, and restores the module's state and every random stream on exit.
+    """
+    with (
+        preserve_rng_state(),
+        preserve_module_state(model),
+        torch.inference_mode(False),
+        torch.enable_grad(),
+    ):
+        model.eval()
+        yield
+
+
+class HessianOperator:
+    """The linear map ``v ↦ H v`` on flat vectors of the trainable parameters.
+
+    Use inside :func:`hessian_context` (the public functions do).
+
+    Args:
+        model: the network; parameters with ``requires_grad=True`` span the space (or ``names``).
+        batches: fixed evaluation batches on the model's device.
+        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        names: restrict to these parameter names (e.g. only weights with ``ndim > 1``, as Li et al.).
+
+    Attributes:
+        dim: number of coordinates P.
+        num_matvecs: products computed so far.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        batches: Sequence[Any],
+        loss_fn: LossFn | None = None,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        available = perturbable_parameters(model)
+        self.names = list(available) if names is None else list(names)
+        unknown = [n for n in self.names if n not in available]
+        if unknown:
+            raise ValueError(f"`names` {unknown} are not trainable parameters of the model.")
+        self.params = [available[n] for n in self.names]
+        self.shapes = [p.shape for p in self.params]
+        self.numels = [p.numel() for p in self.params]
+        self.dim = sum(self.numels)
+        self.device = self.params[0].device
+        self.dtype = self.params[0].dtype
+        self.model = model
+        self.batches = [_detach_batch(b) for b in batches]
+        self.loss_fn = loss_fn
+        self.num_matvecs = 0
+        self._graphs: list[tuple[list[int], tuple[torch.Tensor, ...]]] | None = None
+
+    def _loss(self, batch: Any) -> torch.Tensor:
+        if self.loss_fn is not None:
+            return self.loss_fn(self.model, batch).reshape(())
+        x, y = batch[0], batch[1]
+        return F.cross_entropy(self.model(x), y)
+
+    def _build(self) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
+        total = sum(batch_size(b) for b in self.batches)
+        graphs = []
+        for batch in self.batches:
+            loss = self._loss(batch) * (batch_size(batch) / total)
+            grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
+            # gradients that are constant in θ contribute nothing to H v
+            live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+            graphs.append((live, tuple(grads[i] for i in live)))
+        return graphs
+
+    def gradient(self) -> torch.Tensor:
+        """The flat gradient ∇L(θ) (from the cached graphs)."""
+        graphs = self._graphs = self._graphs or self._build()
+        out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+        for live, grads in graphs:
+            pieces = self.split(out)
+            for i, g in zip(live, grads):
+                pieces[i].add_(g.detach())
+        return out
+
+    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Views of a flat vector shaped like the parameters."""
+        return [t.view(shape) for t, shape in zip(flat.split(self.numels), self.shapes)]
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """``H v`` for a flat vector ``v`` of length :attr:`dim` (any float dtype; returns the same)."""
+        graphs = self._graphs = self._graphs or self._build()
+        pieces = self.split(v.to(self.device, self.dtype))
+        out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+        out_pieces = self.split(out)
+        for live, grads in graphs:
+            if not live:
+                continue
+            # H v = ∂⟨∇L, v⟩/∂θ: differentiate the live gradient pieces against every parameter
+            products = torch.autograd.grad(
+                grads,
+                self.params,
+                grad_outputs=[pieces[i] for i in live],
+                retain_graph=True,
+                allow_unused=True,
+            )
+            for piece, product in zip(out_pieces, products):
+                if product is not None:
+                    piece.add_(product)
+        self.num_matvecs += 1
+        return out.to(v.dtype)
+
+    __call__ = matvec
+
+    def dense(self) -> torch.Tensor:
+        """The full ``P×P`` Hessian by ``P`` products (for tests and tiny models only)."""
+        eye = torch.eye(self.dim, device=self.device, dtype=self.dtype)
+        return torch.stack([self.matvec(eye[i]) for i in range(self.dim)], dim=1)

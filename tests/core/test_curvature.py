@@ -1,0 +1,131 @@
+"""Hessian eigenvalues, trace and density of tiny models against dense Hessians."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from problems import GlobalRNG, assert_same_state, snapshot
+from torch import nn
+from torch.func import functional_call, hessian
+
+from lightning_landscape.core.curvature import hessian_density, hessian_eigenvalues, hessian_trace
+
+
+def _model(batchnorm: bool) -> nn.Module:
+    torch.manual_seed(0)
+    layers = [nn.Linear(5, 12), nn.Tanh(), nn.Linear(12, 12)]
+    if batchnorm:
+        layers.append(nn.BatchNorm1d(12))
+    layers += [nn.ReLU(), nn.Linear(12, 3)]
+    return nn.Sequential(*layers).double()
+
+
+def _data():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (64,), generator=g)
+    return x, y, [(x[:40], y[:40]), (x[40:], y[40:])]  # uneven batches: per-sample weighting
+
+
+def _dense_hessian(model: nn.Module, x, y) -> torch.Tensor:
+    """Reference: torch.func.hessian of the full-data mean loss in eval mode."""
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    sizes = [p.numel() for p in model.parameters()]
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    was_training = model.training
+    model.eval()
+
+    def loss(theta):
+        params = {n: t.view(s) for n, t, s in zip(names, theta.split(sizes), shapes)}
+        return F.cross_entropy(functional_call(model, {**params, **buffers}, (x,)), y)
+
+    h = hessian(loss)(flat)
+    model.train(was_training)
+    return h
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_top5_and_bottom2_match_the_dense_hessian(batchnorm):
+    model = _model(batchnorm)
+    x, y, batches = _data()
+    if batchnorm:
+        with torch.no_grad():
+            model.train()(x)  # non-trivial running statistics
+    dense = torch.linalg.eigvalsh(_dense_hessian(model, x, y))
+    assert 250 <= dense.numel() <= 400
+    top = hessian_eigenvalues(model, batches, k=5, which="largest", tol=1e-10, max_iter=400)
+    bottom = hessian_eigenvalues(model, batches, k=2, which="smallest", tol=1e-10, max_iter=400)
+    np.testing.assert_allclose(top.numpy(), dense.flip(0)[:5].numpy(), rtol=1e-4)
+    np.testing.assert_allclose(bottom.numpy(), dense[:2].numpy(), rtol=1e-4)
+    assert bottom[0] < 0  # a genuinely indefinite Hessian
+
+
+def test_eigenvectors_satisfy_the_eigen_equation():
+    model = _model(False)
+    x, y, batches = _data()
+    h = _dense_hessian(model, x, y)
+    values, vectors = hessian_eigenvalues(
+        model, batches, k=2, tol=1e-10, max_iter=400, return_eigenvectors=True
+    )
+    for value, vector in zip(values, vectors):
+        v = torch.cat([vector[n].flatten() for n, _ in model.named_parameters()])
+        np.testing.assert_allclose((h @ v).numpy(), (value * v).numpy(), atol=1e-6)
+
+
+def test_trace_is_unbiased_against_the_dense_trace():
+    model = _model(False)
+    x, y, batches = _data()
+    exact = float(torch.trace(_dense_hessian(model, x, y)))
+    for method in ("hutchinson", "hutch++"):
+        estimates = [hessian_trace(model, batches, num_samples=30, method=method, seed=s) for s in range(10)]
+        values = np.array([e.estimate for e in estimates])
+        stderr = values.std(ddof=1) / np.sqrt(len(values))
+        assert abs(values.mean() - exact) < 3 * stderr, method
+        assert all(e.num_matvecs == 30 for e in estimates)
+
+
+def test_density_is_normalized_and_covers_the_extreme_eigenvalues():
+    model = _model(False)
+    x, y, batches = _data()
+    dense = torch.linalg.eigvalsh(_dense_hessian(model, x, y))
+    result = hessian_density(model, batches, num_probes=4, num_steps=60)
+    grid, density = result.density(num_bins=2000)
+    assert float(torch.trapezoid(density, grid)) == pytest.approx(1.0, abs=1e-2)
+    assert float(result.quadrature.nodes.max()) == pytest.approx(float(dense.max()), rel=1e-3)
+
+
+def test_curvature_never_perturbs_and_works_in_inference_mode():
+    model = _model(True)
+    x, y, batches = _data()
+    with torch.no_grad():
+        model.train()(x)
+    model[1].eval()  # mixed flags
+    F.cross_entropy(model(x), y).backward()  # populated .grad
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    rng = GlobalRNG.capture()
+    before = snapshot(model)
+    plain = hessian_eigenvalues(model, batches, k=1)
+    with torch.inference_mode():  # as in a Lightning validation hook
+        inside = hessian_eigenvalues(model, [(bx.clone(), by.clone()) for bx, by in batches], k=1)
+        hessian_trace(model, batches, num_samples=6)
+        hessian_density(model, batches, num_probes=1, num_steps=5)
+    assert_same_state(before, model)
+    assert GlobalRNG.capture().equals(rng)
+    torch.testing.assert_close(inside, plain)
+
+
+def test_unfrozen_grad_stays_none_and_argument_errors():
+    model = _model(False)
+    _, _, batches = _data()
+    hessian_trace(model, batches, num_samples=3)
+    assert all(p.grad is None for p in model.parameters())
+    with pytest.raises(ValueError, match="`which`"):
+        hessian_eigenvalues(model, batches, which="middle")
+    with pytest.raises(ValueError, match="`k`"):
+        hessian_eigenvalues(model, batches, k=0)
+    with pytest.raises(ValueError, match="`method`"):
+        hessian_trace(model, batches, method="exact")
