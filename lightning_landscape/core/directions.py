@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import torch
 
-__all__ = ["random_directions", "cosine_similarity"]
+__all__ = ["cosine_similarity", "iter_random_directions", "random_directions"]
 
 
 def random_directions(
@@ -35,21 +35,26 @@ def random_directions(
         >>> torch.equal(a[1]["weight"], b[1]["weight"]), a[0]["weight"].shape
         (True, torch.Size([2, 3]))
     """
+    return list(iter_random_directions(weights, count, seed))
+
+
+def iter_random_directions(
+    weights: Mapping[str, torch.Tensor], count: int, seed: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The directions of :func:`random_directions`, one at a time (same stream, same values)."""
     generators: dict[torch.device, torch.Generator] = {}
-    out: list[dict[str, torch.Tensor]] = []
     for _ in range(count):
         direction = {}
         for name, w in weights.items():
             gen = generators.get(w.device)
             if gen is None:
                 gen = generators[w.device] = torch.Generator(device=w.device).manual_seed(seed)
-            # Draw in float32 at least so that low-precision models get the same directions' shape
-            # of randomness; cast to the parameter's dtype afterwards.
+            # Draw in float32 at least so that low-precision models get the same randomness;
+            # cast to the parameter's dtype afterwards.
             draw_dtype = w.dtype if w.dtype in (torch.float32, torch.float64) else torch.float32
             d = torch.randn(w.shape, generator=gen, device=w.device, dtype=draw_dtype)
             direction[name] = d.to(w.dtype)
-        out.append(direction)
-    return out
+        yield direction
 
 
 def cosine_similarity(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:

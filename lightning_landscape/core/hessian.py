@@ -23,19 +23,19 @@ from torch import nn
 from .evaluation import LossFn, batch_size
 from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
 
-__all__ = ["HessianOperator", "hessian_context"]
+__all__ = ["HessianOperator", "autograd_batch", "hessian_context"]
 
 
-def _detach_batch(batch: Any) -> Any:
+def autograd_batch(batch: Any) -> Any:
     """Plain copies of inference-mode tensors, which autograd may not save for backward."""
     if isinstance(batch, torch.Tensor):
         return batch.clone() if batch.is_inference() else batch
     if isinstance(batch, Mapping):
-        return type(batch)({k: _detach_batch(v) for k, v in batch.items()})
+        return type(batch)({k: autograd_batch(v) for k, v in batch.items()})
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(_detach_batch(v) for v in batch))
+        return type(batch)(*(autograd_batch(v) for v in batch))
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_detach_batch(v) for v in batch)
+        return type(batch)(autograd_batch(v) for v in batch)
     return batch
 
 
@@ -91,7 +91,7 @@ class HessianOperator:
         self.device = self.params[0].device
         self.dtype = self.params[0].dtype
         self.model = model
-        self.batches = [_detach_batch(b) for b in batches]
+        self.batches = [autograd_batch(b) for b in batches]
         self.loss_fn = loss_fn
         self.num_matvecs = 0
         self._graphs: list[tuple[list[int], tuple[torch.Tensor, ...]]] | None = None

@@ -1,0 +1,368 @@
+"""Sharpness measures around the current weights θ₀, on a fixed set of batches.
+
+``L`` is the per-sample mean loss over the batches in eval mode; ``L₀ = L(θ₀)``. Every measure runs
+inside :func:`~lightning_landscape.core.hessian.hessian_context`, so the model, ``.grad`` and every
+random stream are exactly as before, and it can be called from validation hooks too.
+
+- ``"keskar"`` (Keskar et al. 2017, Metric 2.1): ``100 · (max_δ L(θ₀+δ) − L₀) / (1 + L₀)`` over
+  the box ``|δᵢ| ≤ ε(|θ₀ᵢ| + 1)``. The maximum is sought by ``num_steps`` steps of sign-projected
+  gradient ascent (each moves every coordinate by ``step_size`` of its box half-width, then clips)
+  from a random interior point (a start at δ = 0 can stall on a zero gradient at a minimum); the
+  largest loss seen is reported. The paper used 10 L-BFGS-B iterations.
+- ``"adaptive_worst"`` (Andriushchenko et al. 2023): ``max L(θ₀ + |θ₀|⊙u) − L₀`` over
+  ``‖u‖_p ≤ ρ``, ``p ∈ {2, ∞}``, by projected (normalized, for p = 2) gradient ascent in ``u``.
+  Invariant to rescalings of layers that leave the function unchanged.
+- ``"average"``: ``E_δ[L(θ₀+δ)] − L₀`` with ``δᵢ ~ N(0, (ρ|θ₀ᵢ|)²)``, with its standard error.
+- ``"filter_normalized_eigenvalue"`` (Huang et al. 2020): top eigenvalue of ``D H D``, where
+  ``D`` scales every coordinate by the norm of its filter (the ``ndim ≥ 2`` weights only).
+- ``"basin_volume"`` (Huang et al. 2020): along ``num_directions`` random filter-normalized
+  directions (biases and norm layers fixed), the radius ``r`` where ``L(θ₀ + r·d)`` first reaches
+  ``threshold`` (scan + bisection); the log-volume ``log E[rⁿ] = logsumexp(n log rᵢ) − log N`` with
+  ``n`` the number of perturbed coordinates. Directions that never cross within ``max_radius`` are
+  flagged and counted at ``max_radius``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._checks import check_choice, check_int, check_positive_float
+from .directions import iter_random_directions
+from .evaluation import LossFn, batch_size, cache_batches, module_device
+from .hessian import HessianOperator, autograd_batch, hessian_context
+from .normalization import normalize_directions
+from .params import perturbable_parameters
+from .spectrum import lanczos_eigenpairs
+
+__all__ = ["MEASURES", "SharpnessResult", "sharpness"]
+
+MEASURES = ("keskar", "adaptive_worst", "average", "filter_normalized_eigenvalue", "basin_volume")
+Measure = Literal["keskar", "adaptive_worst", "average", "filter_normalized_eigenvalue", "basin_volume"]
+
+
+@dataclass(frozen=True)
+class SharpnessResult:
+    """One sharpness measure at θ₀.
+
+    Attributes:
+        measure: the measure's name.
+        value: its value (for ``"basin_volume"``: the log-volume ``log E[rⁿ]``).
+        center_loss: ``L₀``.
+        stderr: standard error where the measure is an average (``"average"``), else ``None``.
+        details: the settings used and by-products (e.g. ``max_loss`` for ascent measures).
+        radii: ``"basin_volume"`` only: the radius along every direction.
+        crossed: ``"basin_volume"`` only: whether each direction reached the threshold.
+    """
+
+    measure: str
+    value: float
+    center_loss: float
+    stderr: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    radii: torch.Tensor | None = None
+    crossed: torch.Tensor | None = None
+
+
+class _Objective:
+    """``L(θ₀ + δ)`` and its gradient, written into the model in place from a saved θ₀."""
+
+    def __init__(
+        self, model: nn.Module, batches: Sequence[Any], loss_fn: LossFn | None, names: Sequence[str]
+    ):
+        params = perturbable_parameters(model)
+        self.model = model
+        self.params = [params[n] for n in names]
+        self.base = [p.detach().clone() for p in self.params]
+        self.batches = [autograd_batch(b) for b in batches]
+        self.weights = [batch_size(b) / sum(batch_size(x) for x in self.batches) for b in self.batches]
+        self.loss_fn = loss_fn
+
+    def _set(self, delta: Sequence[torch.Tensor] | None) -> None:
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, self.base)
+            if delta is not None:
+                torch._foreach_add_(self.params, list(delta))
+
+    def _batch_loss(self, batch: Any) -> torch.Tensor:
+        if self.loss_fn is not None:
+            return self.loss_fn(self.model, batch).reshape(())
+        return F.cross_entropy(self.model(batch[0]), batch[1])
+
+    def loss(self, delta: Sequence[torch.Tensor] | None = None) -> float:
+        self._set(delta)
+        with torch.no_grad():
+            return float(sum(w * self._batch_loss(b) for w, b in zip(self.weights, self.batches)))
+
+    def loss_and_grad(self, delta: Sequence[torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
+        self._set(delta)
+        total = 0.0
+        grads = [torch.zeros_like(p) for p in self.params]
+        for w, batch in zip(self.weights, self.batches):
+            loss = w * self._batch_loss(batch)
+            pieces = torch.autograd.grad(loss, self.params, allow_unused=True)
+            torch._foreach_add_(
+                grads, [g if g is not None else torch.zeros_like(p) for g, p in zip(pieces, self.params)]
+            )
+            total += float(loss)
+        return total, grads
+
+
+def _uniform_like(tensors: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
+    """Independent uniform(−1, 1) entries shaped like ``tensors``."""
+    return [torch.rand(t.shape, generator=generator, device=t.device, dtype=t.dtype) * 2 - 1 for t in tensors]
+
+
+def _keskar(obj: _Objective, center: float, *, epsilon: float, num_steps: int, step_size: float, seed: int):
+    half_widths = [epsilon * (b.abs() + 1.0) for b in obj.base]
+    generator = torch.Generator(device=obj.base[0].device).manual_seed(seed)
+    delta = [0.5 * u * h for u, h in zip(_uniform_like(obj.base, generator), half_widths)]
+    best = -math.inf
+    for _ in range(num_steps):
+        value, grads = obj.loss_and_grad(delta)
+        best = max(best, value)
+        delta = [
+            torch.maximum(torch.minimum(d + step_size * h * g.sign(), h), -h)
+            for d, h, g in zip(delta, half_widths, grads)
+        ]
+    best = max(best, obj.loss(delta))
+    details = {"epsilon": epsilon, "num_steps": num_steps, "step_size": step_size, "max_loss": best}
+    return 100.0 * (best - center) / (1.0 + center), details
+
+
+def _adaptive(
+    obj: _Objective, center: float, *, rho: float, p: float, num_steps: int, step_size: float, seed: int
+):
+    scale = [b.abs() for b in obj.base]
+    generator = torch.Generator(device=obj.base[0].device).manual_seed(seed)
+    u = [0.1 * rho * t for t in _uniform_like(obj.base, generator)]
+    if p == 2:
+        norm = math.sqrt(sum(float(t.square().sum()) for t in u))
+        u = [t * (0.1 * rho / max(norm, 1e-30)) for t in u]
+    best = -math.inf
+    for _ in range(num_steps):
+        value, grads = obj.loss_and_grad([s * t for s, t in zip(scale, u)])
+        best = max(best, value)
+        g_u = [s * g for s, g in zip(scale, grads)]
+        if p == math.inf:
+            u = [torch.clamp(t + step_size * rho * g.sign(), -rho, rho) for t, g in zip(u, g_u)]
+        else:
+            g_norm = math.sqrt(sum(float(g.square().sum()) for g in g_u))
+            u = [t + step_size * rho * g / max(g_norm, 1e-30) for t, g in zip(u, g_u)]
+            u_norm = math.sqrt(sum(float(t.square().sum()) for t in u))
+            if u_norm > rho:
+                u = [t * (rho / u_norm) for t in u]
+    best = max(best, obj.loss([s * t for s, t in zip(scale, u)]))
+    details = {"rho": rho, "p": p, "num_steps": num_steps, "step_size": step_size, "max_loss": best}
+    return best - center, details
+
+
+def _average(obj: _Objective, center: float, *, rho: float, num_samples: int, seed: int):
+    generator = torch.Generator(device=obj.base[0].device).manual_seed(seed)
+    rises = torch.empty(num_samples, dtype=torch.float64)
+    for i in range(num_samples):
+        delta = [
+            rho * b.abs() * torch.randn(b.shape, generator=generator, device=b.device, dtype=b.dtype)
+            for b in obj.base
+        ]
+        rises[i] = obj.loss(delta) - center
+    stderr = float(rises.std() / math.sqrt(num_samples)) if num_samples > 1 else float("nan")
+    return float(rises.mean()), stderr, {"rho": rho, "num_samples": num_samples}
+
+
+def _filter_norm_scales(weights: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """Per coordinate, the norm of its dim-0 slice (its filter)."""
+    scales = []
+    for w in weights.values():
+        norms = torch.linalg.vector_norm(w.flatten(1), dim=1)
+        scales.append(norms.reshape((-1,) + (1,) * (w.ndim - 1)).expand_as(w).reshape(-1))
+    return scales
+
+
+def _filter_normalized_eigenvalue(model, batches, loss_fn, *, tol: float, max_iter: int, seed: int):
+    weights = {n: p.detach() for n, p in perturbable_parameters(model).items() if p.ndim >= 2}
+    op = HessianOperator(model, batches, loss_fn, names=list(weights))
+    d = torch.cat(_filter_norm_scales(weights))
+    result = lanczos_eigenpairs(
+        lambda v: d * op.matvec(d * v),
+        op.dim,
+        k=1,
+        tol=tol,
+        max_iter=max_iter,
+        seed=seed,
+        device=op.device,
+        dtype=op.dtype,
+    )
+    details = {"tol": tol, "max_iter": max_iter, "num_matvecs": op.num_matvecs, "converged": result.converged}
+    return float(result.eigenvalues[0]), details
+
+
+def _first_crossing(
+    obj: _Objective,
+    direction: list[torch.Tensor],
+    threshold: float,
+    max_radius: float,
+    num_scan: int,
+    num_bisect: int,
+):
+    """Smallest r in (0, max_radius] with L(θ₀ + r·d) ≥ threshold, or (max_radius, False)."""
+    low = 0.0
+    for j in range(1, num_scan + 1):
+        radius = max_radius * (j / num_scan) ** 2  # finer near θ₀, as in Huang et al.'s code
+        value = obj.loss([radius * t for t in direction])
+        if not value < threshold:  # NaN counts as crossed: the loss left the basin
+            high = radius
+            for _ in range(num_bisect):
+                mid = 0.5 * (low + high)
+                if obj.loss([mid * t for t in direction]) < threshold:
+                    low = mid
+                else:
+                    high = mid
+            return 0.5 * (low + high), True
+        low = radius
+    return max_radius, False
+
+
+def _basin_volume(
+    obj: _Objective,
+    center: float,
+    names,
+    *,
+    num_directions: int,
+    threshold: float | None,
+    max_radius: float,
+    num_scan: int,
+    num_bisect: int,
+    seed: int,
+):
+    level = center + 1.0 if threshold is None else threshold
+    if not center < level:
+        raise ValueError(f"`threshold` ({level}) must exceed the loss at the weights ({center}).")
+    reference = dict(zip(names, obj.base))
+    radii, crossed = [], []
+    count = 0
+    for raw in iter_random_directions(reference, num_directions, seed):
+        direction = normalize_directions(raw, reference, "filter", ignore_bias_and_norm=True)
+        count = sum(int(torch.count_nonzero(t)) for t in direction.values())
+        radius, hit = _first_crossing(
+            obj, [direction[n] for n in names], level, max_radius, num_scan, num_bisect
+        )
+        radii.append(radius)
+        crossed.append(hit)
+    r = torch.tensor(radii, dtype=torch.float64)
+    log_volume = float(torch.logsumexp(count * r.log(), dim=0) - math.log(len(radii)))
+    details = {
+        "threshold": level,
+        "num_directions": num_directions,
+        "max_radius": max_radius,
+        "dimension": count,
+        "num_not_crossed": int(len(crossed) - sum(crossed)),
+    }
+    return log_volume, r, torch.tensor(crossed), details
+
+
+def sharpness(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    measure: Measure = "keskar",
+    loss_fn: LossFn | None = None,
+    seed: int = 0,
+    epsilon: float = 1e-3,
+    rho: float = 0.05,
+    p: float = 2,
+    num_steps: int = 20,
+    step_size: float = 0.25,
+    num_samples: int = 20,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    num_directions: int = 50,
+    threshold: float | None = None,
+    max_radius: float = 1.0,
+    num_scan: int = 30,
+    num_bisect: int = 20,
+) -> SharpnessResult:
+    """One sharpness measure of ``model`` at its current weights (see the module docstring).
+
+    Args:
+        model: the network.
+        batches: evaluation batches (cached on the model's device once).
+        measure: ``"keskar"``, ``"adaptive_worst"``, ``"average"``, ``"filter_normalized_eigenvalue"``
+            or ``"basin_volume"``.
+        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        seed: seed of every random start, perturbation and direction.
+        epsilon: ``"keskar"`` box size.
+        rho: ``"adaptive_worst"`` radius, ``"average"`` relative noise scale.
+        p: ``"adaptive_worst"`` norm, 2 or ``math.inf``.
+        num_steps: ascent steps (``"keskar"``, ``"adaptive_worst"``).
+        step_size: ascent step as a fraction of the box half-width / radius.
+        num_samples: ``"average"`` draws.
+        tol: ``"filter_normalized_eigenvalue"`` Lanczos tolerance.
+        max_iter: ``"filter_normalized_eigenvalue"`` Hessian-vector products at most.
+        num_directions: ``"basin_volume"`` directions.
+        threshold: ``"basin_volume"`` loss level (default: the centre loss + 1).
+        max_radius: ``"basin_volume"`` largest radius searched (filter-normalized units).
+        num_scan: ``"basin_volume"`` scan points before bisection.
+        num_bisect: ``"basin_volume"`` bisection steps.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> data = [(torch.randn(32, 3), torch.randint(0, 2, (32,)))]
+        >>> sharpness(net, data, measure="keskar").value >= 0
+        True
+    """
+    check_choice("measure", measure, MEASURES)
+    check_int("seed", seed, minimum=0)
+    check_positive_float("epsilon", epsilon)
+    check_positive_float("rho", rho)
+    check_choice("p", p, (2, math.inf))
+    check_int("num_steps", num_steps, minimum=1)
+    check_positive_float("step_size", step_size)
+    check_int("num_samples", num_samples, minimum=1)
+    check_int("num_directions", num_directions, minimum=1)
+    check_positive_float("max_radius", max_radius)
+    if threshold is not None and not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
+        raise ValueError(f"`threshold` must be a finite number or None, got {threshold!r}.")
+    cached = cache_batches(batches, module_device(model))
+    with hessian_context(model):
+        names = list(perturbable_parameters(model))
+        if measure == "filter_normalized_eigenvalue":
+            value, details = _filter_normalized_eigenvalue(
+                model, cached, loss_fn, tol=tol, max_iter=max_iter, seed=seed
+            )
+            obj = _Objective(model, cached, loss_fn, names)
+            return SharpnessResult(measure, value, obj.loss(), details=details)
+        obj = _Objective(model, cached, loss_fn, names)
+        center = obj.loss()
+        if measure == "keskar":
+            value, details = _keskar(
+                obj, center, epsilon=epsilon, num_steps=num_steps, step_size=step_size, seed=seed
+            )
+            return SharpnessResult(measure, value, center, details=details)
+        if measure == "adaptive_worst":
+            value, details = _adaptive(
+                obj, center, rho=rho, p=p, num_steps=num_steps, step_size=step_size, seed=seed
+            )
+            return SharpnessResult(measure, value, center, details=details)
+        if measure == "average":
+            value, stderr, details = _average(obj, center, rho=rho, num_samples=num_samples, seed=seed)
+            return SharpnessResult(measure, value, center, stderr=stderr, details=details)
+        log_volume, radii, crossed, details = _basin_volume(
+            obj,
+            center,
+            names,
+            num_directions=num_directions,
+            threshold=threshold,
+            max_radius=max_radius,
+            num_scan=num_scan,
+            num_bisect=num_bisect,
+            seed=seed,
+        )
+        return SharpnessResult(measure, log_volume, center, details=details, radii=radii, crossed=crossed)
