@@ -1,12 +1,12 @@
 """lightning_landscape: see why a network generalizes, from a Lightning ``Trainer``.
 
 Callbacks (add to ``Trainer(callbacks=[...])``):
-    :class:`LossLandscapeMonitor`, :class:`TrajectoryMonitor`
+    :class:`LossLandscapeMonitor`, :class:`TrajectoryMonitor`, :class:`SharpnessMonitor`
 
 Functions (the same computations without a trainer):
     :func:`compute_landscape`, :func:`interpolate`, :func:`pca_directions`,
     :func:`trajectory_landscape`, :func:`hessian_eigenvalues`, :func:`hessian_trace`,
-    :func:`hessian_density`, :func:`evaluate`
+    :func:`hessian_density`, :func:`sharpness`, :func:`eigenvalue_ratio_map`, :func:`evaluate`
 
 Results:
     :class:`LandscapeResult`, :class:`PCAResult`, :class:`TrajectoryResult`, :class:`SpectralDensity`
@@ -14,38 +14,45 @@ Results:
 
 __version__ = "0.1.0"
 
-from .callbacks import LossLandscapeMonitor, TrajectoryMonitor
+from .callbacks import LossLandscapeMonitor, SharpnessMonitor, TrajectoryMonitor
 from .core import (
     LandscapeResult,
     PCAResult,
+    SharpnessResult,
     SpectralDensity,
     TrajectoryResult,
     compute_landscape,
+    eigenvalue_ratio_map,
     evaluate,
     hessian_density,
     hessian_eigenvalues,
     hessian_trace,
     interpolate,
     pca_directions,
+    sharpness,
     trajectory_landscape,
 )
 
 __all__ = [
     # callbacks
     "LossLandscapeMonitor",
+    "SharpnessMonitor",
     "TrajectoryMonitor",
     # functions
     "compute_landscape",
+    "eigenvalue_ratio_map",
     "evaluate",
     "hessian_density",
     "hessian_eigenvalues",
     "hessian_trace",
     "interpolate",
     "pca_directions",
+    "sharpness",
     "trajectory_landscape",
     # results
     "LandscapeResult",
     "PCAResult",
+    "SharpnessResult",
     "SpectralDensity",
     "TrajectoryResult",
 ]

@@ -1,4 +1,5 @@
 from .landscape import LossLandscapeMonitor
+from .sharpness import SharpnessMonitor
 from .trajectory import TrajectoryMonitor
 
-__all__ = ["LossLandscapeMonitor", "TrajectoryMonitor"]
+__all__ = ["LossLandscapeMonitor", "SharpnessMonitor", "TrajectoryMonitor"]

@@ -9,16 +9,19 @@ the module's device.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from .._checks import check_bool, check_callable, check_int, check_tag
 from ..core.evaluation import LossFn, evaluation_subset
+from ..reporting import log_figures
 
 _UNSUPPORTED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel", "XLA")
 
@@ -66,6 +69,7 @@ class EpochMonitor(Callback):
         self.tag = check_tag("tag", tag)
         self.saved_files: list[str] = []
         self._last_step: int | None = None
+        self._warned_no_figure_logger = False
         self._batches: list[Any] | None = None
         self._batches_device: torch.device | None = None
 
@@ -96,6 +100,17 @@ class EpochMonitor(Callback):
 
     def mark_run(self, trainer: pl.Trainer) -> None:
         self._last_step = trainer.global_step
+
+    # ------------------------------------------------------------------ reporting
+    def report_figures(self, trainer: pl.Trainer, figures: Mapping[str, Any], step: int, subdir: str) -> None:
+        """Log ``figures`` (tag → figure); without a logger that takes figures, save PNGs and warn once."""
+        pngs = log_figures(trainer, figures, step, fallback_subdir=subdir)
+        if pngs and not self._warned_no_figure_logger:
+            self._warned_no_figure_logger = True
+            rank_zero_warn(
+                f"{type(self).__name__}: no logger takes figures (use TensorBoardLogger); saving "
+                f"PNGs under {os.path.dirname(pngs[0])} instead."
+            )
 
     # ------------------------------------------------------------------ data
     def evaluation_batches(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> list[Any]:

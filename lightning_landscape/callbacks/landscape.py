@@ -6,7 +6,6 @@ import os
 from typing import Literal
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_warn
 
 from .._checks import check_bool, check_choice, check_int, check_span
 from ..core.evaluation import LossFn
@@ -14,7 +13,7 @@ from ..core.landscape import compute_landscape
 from ..core.normalization import NORMALIZATIONS
 from ..core.results import LandscapeResult
 from ..plotting.landscape import landscape_figures
-from ..reporting import log_figures, log_scalars, output_dir
+from ..reporting import log_scalars, output_dir
 from ._base import EpochMonitor
 
 __all__ = ["LossLandscapeMonitor"]
@@ -108,7 +107,6 @@ class LossLandscapeMonitor(EpochMonitor):
         self.span = check_span("span", span)
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
         self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
-        self._warned_no_figure_logger = False
         self.last_result: LandscapeResult | None = None
 
     @property
@@ -153,13 +151,7 @@ class LossLandscapeMonitor(EpochMonitor):
         step = trainer.global_step
         figures = landscape_figures(result, log_scale=self.log_scale)
         tagged = {f"{self.tag}/{self.dims}d/{name}": fig for name, fig in figures.items()}
-        pngs = log_figures(trainer, tagged, step, fallback_subdir="landscapes")
-        if pngs and not self._warned_no_figure_logger:
-            self._warned_no_figure_logger = True
-            rank_zero_warn(
-                f"{type(self).__name__}: no logger takes figures (use TensorBoardLogger); saving "
-                f"PNGs under {os.path.dirname(pngs[0])} instead."
-            )
+        self.report_figures(trainer, tagged, step, "landscapes")
         log_scalars(trainer, _scalars(self.tag, result), step)
         if self.save_results:
             name = f"{self.tag}-epoch={result.epoch:03d}-step={step:06d}.npz"

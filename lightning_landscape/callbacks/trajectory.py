@@ -20,7 +20,7 @@ from ..core.landscape import progress_reporter
 from ..core.params import perturbable_parameters
 from ..core.trajectory import SnapshotBuffer, TrajectoryResult, trajectory_landscape
 from ..plotting.trajectory import plot_trajectory
-from ..reporting import log_figures, log_histograms, log_scalars, log_text, output_dir
+from ..reporting import log_histograms, log_scalars, log_text, output_dir
 from ._base import EpochMonitor
 
 __all__ = ["TrajectoryMonitor"]
@@ -187,7 +187,7 @@ class TrajectoryMonitor(EpochMonitor):
     def _report(self, trainer: pl.Trainer, result: TrajectoryResult) -> None:
         step = trainer.global_step
         figure = plot_trajectory(result, log_scale=self.log_scale)
-        log_figures(trainer, {f"{self.tag}/pca_plane": figure}, step, fallback_subdir="trajectory")
+        self.report_figures(trainer, {f"{self.tag}/pca_plane": figure}, step, "trajectory")
         ratio = result.pca.explained_variance_ratio
         gap = (result.plane_loss - result.snapshot_loss).abs()
         log_scalars(

@@ -4,7 +4,14 @@ Functions here take a module and batches, run on the module's device, leave the 
 random stream exactly as they were, and return frozen result dataclasses holding CPU tensors.
 """
 
-from .curvature import SpectralDensity, hessian_density, hessian_eigenvalues, hessian_trace
+from .curvature import (
+    EigenvalueRatioMap,
+    SpectralDensity,
+    eigenvalue_ratio_map,
+    hessian_density,
+    hessian_eigenvalues,
+    hessian_trace,
+)
 from .directions import cosine_similarity, random_directions
 from .evaluation import cache_batches, evaluate
 from .interpolation import interpolate
@@ -12,10 +19,15 @@ from .landscape import compute_landscape, grid_coordinates
 from .normalization import normalize_direction, normalize_directions
 from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
 from .results import LandscapeResult
+from .sharpness import SharpnessResult, sharpness
 from .trajectory import PCAResult, SnapshotBuffer, TrajectoryResult, pca_directions, trajectory_landscape
 
 __all__ = [
+    "EigenvalueRatioMap",
     "LandscapeResult",
+    "SharpnessResult",
+    "eigenvalue_ratio_map",
+    "sharpness",
     "PCAResult",
     "SnapshotBuffer",
     "SpectralDensity",

@@ -27,7 +27,14 @@ from .spectrum import (
     slq_nodes,
 )
 
-__all__ = ["SpectralDensity", "hessian_density", "hessian_eigenvalues", "hessian_trace"]
+__all__ = [
+    "EigenvalueRatioMap",
+    "SpectralDensity",
+    "eigenvalue_ratio_map",
+    "hessian_density",
+    "hessian_eigenvalues",
+    "hessian_trace",
+]
 
 
 def _operator(model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None, names) -> HessianOperator:
@@ -193,3 +200,80 @@ def hessian_density(
             dtype=op.dtype,
         )
     return SpectralDensity(quadrature=nodes, num_probes=num_probes, num_steps=num_steps, seed=seed)
+
+
+@dataclass(frozen=True)
+class EigenvalueRatioMap:
+    """Extreme Hessian eigenvalues over a 2D filter-normalized grid (Li et al. 2018, §7).
+
+    Attributes:
+        coords: the two axes' coefficients.
+        lambda_max: ``(n, n)`` largest eigenvalue at each grid point.
+        lambda_min: ``(n, n)`` smallest (most negative) eigenvalue at each grid point.
+        seed: seed of the directions (the same seed as a landscape gives the same plane).
+    """
+
+    coords: tuple[torch.Tensor, torch.Tensor]
+    lambda_max: torch.Tensor
+    lambda_min: torch.Tensor
+    seed: int
+
+    @property
+    def ratio(self) -> torch.Tensor:
+        """``|λ_min / λ_max|``: near 0 where the surface is convex, large where negative curvature matters."""
+        return (self.lambda_min / self.lambda_max).abs()
+
+
+def eigenvalue_ratio_map(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    num_points: int = 5,
+    span: tuple[float, float] = (-1.0, 1.0),
+    seed: int = 0,
+    tol: float = 1e-2,
+    max_iter: int = 30,
+    loss_fn: LossFn | None = None,
+) -> EigenvalueRatioMap:
+    """``λ_min`` and ``λ_max`` of the Hessian at every point of a coarse 2D landscape grid.
+
+    The grid is that of :func:`~lightning_landscape.compute_landscape` with the same ``seed``
+    (filter-normalized directions, biases and norm layers fixed); as in the paper's code the Hessian
+    is taken with respect to the weights with ``ndim > 1`` only, and its extreme eigenvalues are
+    found by Lanczos to tolerance ``tol`` (the paper's ``eigsh`` used 1e-2).
+    """
+    from .landscape import _resolve_directions, grid_coordinates, linear_combination_writer
+    from .params import perturbable_parameters as trainable
+
+    check_int("num_points", num_points, minimum=2)
+    cached = cache_batches(batches, module_device(model))
+    coords = [grid_coordinates(span, num_points) for _ in range(2)]
+    lambda_max = torch.empty(num_points, num_points, dtype=torch.float64)
+    lambda_min = torch.empty(num_points, num_points, dtype=torch.float64)
+    with hessian_context(model):
+        reference = {n: p.detach().clone() for n, p in trainable(model).items()}
+        directions = _resolve_directions(
+            reference, dims=2, seed=seed, normalization="filter", ignore_bias_and_norm=True, directions=None
+        )
+        write = linear_combination_writer(model, reference, directions)
+        names = [n for n, t in reference.items() if t.ndim > 1]
+        for i, a in enumerate(coords[0].tolist()):
+            for j, b in enumerate(coords[1].tolist()):
+                with torch.no_grad():
+                    write((a, b))
+                op = HessianOperator(model, cached, loss_fn, names)
+                result = lanczos_eigenpairs(
+                    op.matvec,
+                    op.dim,
+                    k=1,
+                    which="both",
+                    tol=tol,
+                    max_iter=max_iter,
+                    seed=seed,
+                    device=op.device,
+                    dtype=op.dtype,
+                )
+                lambda_max[i, j], lambda_min[i, j] = result.eigenvalues[0], result.eigenvalues[1]
+    return EigenvalueRatioMap(
+        coords=(coords[0], coords[1]), lambda_max=lambda_max, lambda_min=lambda_min, seed=seed
+    )

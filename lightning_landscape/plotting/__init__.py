@@ -1,7 +1,7 @@
 """Turn results into matplotlib figures (object-oriented API; no pyplot state, no files)."""
 
 from .compose import save_side_by_side
-from .curvature import plot_hessian_density
+from .curvature import plot_basin_radii, plot_eigenvalue_ratio_map, plot_hessian_density
 from .landscape import (
     landscape_figures,
     plot_landscape_1d,
@@ -12,6 +12,8 @@ from .trajectory import plot_interpolation, plot_trajectory
 
 __all__ = [
     "landscape_figures",
+    "plot_basin_radii",
+    "plot_eigenvalue_ratio_map",
     "plot_hessian_density",
     "plot_landscape_1d",
     "plot_landscape_contour",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..core.curvature import SpectralDensity
+from ..core.curvature import EigenvalueRatioMap, SpectralDensity
+from ..core.sharpness import SharpnessResult
 
-__all__ = ["plot_hessian_density"]
+__all__ = ["plot_basin_radii", "plot_eigenvalue_ratio_map", "plot_hessian_density"]
 
 
 def plot_hessian_density(
@@ -38,5 +39,37 @@ def plot_hessian_density(
     ax.set_ylabel("density (log scale)")
     ax.set_title(
         f"Hessian spectral density · SLQ, {density.num_probes} probes × {density.num_steps} steps", fontsize=9
+    )
+    return fig
+
+
+def plot_eigenvalue_ratio_map(result: EigenvalueRatioMap, *, vmax: float = 0.5) -> Figure:
+    """Heat map of ``|λ_min/λ_max|`` (Li et al.): dark where convex, bright where not."""
+    fig = Figure(figsize=(5.5, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    x, y = (c.numpy() for c in result.coords)
+    mesh = ax.pcolormesh(x, y, result.ratio.numpy().T, cmap="viridis", vmin=0.0, vmax=vmax, shading="nearest")
+    fig.colorbar(mesh, ax=ax, label="|λ_min / λ_max|")
+    ax.plot([0.0], [0.0], marker="x", color="red", ms=8, ls="none")
+    ax.set_xlabel("direction 1 (filter-normalized)")
+    ax.set_ylabel("direction 2 (filter-normalized)")
+    ax.set_title("Hessian eigenvalue ratio over the landscape", fontsize=9)
+    return fig
+
+
+def plot_basin_radii(result: SharpnessResult, *, bins: int = 20) -> Figure:
+    """Histogram of the basin radii along random filter-normalized directions (Huang et al.)."""
+    if result.radii is None:
+        raise ValueError(f"a basin_volume result is needed, got measure={result.measure!r}.")
+    fig = Figure(figsize=(5.5, 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.hist(result.radii.numpy(), bins=bins, color="tab:blue", edgecolor="white")
+    not_crossed = result.details.get("num_not_crossed", 0)
+    ax.set_xlabel("radius to the loss threshold (filter-normalized units)")
+    ax.set_ylabel("directions")
+    ax.set_title(
+        f"basin radii · log E[rⁿ] = {result.value:.4g} (n = {result.details.get('dimension')})"
+        + (f" · {not_crossed} never crossed" if not_crossed else ""),
+        fontsize=9,
     )
     return fig

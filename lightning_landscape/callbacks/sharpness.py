@@ -1,0 +1,228 @@
+"""``SharpnessMonitor``: curvature and sharpness measures every few epochs."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import numpy as np
+
+from .._checks import check_bool, check_int
+from ..core.curvature import eigenvalue_ratio_map, hessian_density, hessian_eigenvalues, hessian_trace
+from ..core.evaluation import LossFn
+from ..core.landscape import progress_reporter
+from ..core.results import save_arrays
+from ..core.sharpness import MEASURES, sharpness
+from ..plotting.curvature import plot_basin_radii, plot_eigenvalue_ratio_map, plot_hessian_density
+from ..reporting import log_scalars, output_dir
+from ._base import EpochMonitor
+
+__all__ = ["SharpnessMonitor"]
+
+MeasureName = Literal[
+    "top_eigenvalue",
+    "trace",
+    "keskar",
+    "adaptive_worst",
+    "average",
+    "filter_normalized_eigenvalue",
+    "basin_volume",
+]
+ALL_MEASURES = ("top_eigenvalue", "trace", *MEASURES)
+_TARGETS = {
+    "top_eigenvalue": hessian_eigenvalues,
+    "trace": hessian_trace,
+    **dict.fromkeys(MEASURES, sharpness),
+}
+_FIXED = {"model", "batches", "measure", "loss_fn", "return_eigenvectors", "k", "which"}
+
+
+class SharpnessMonitor(EpochMonitor):
+    """Log Hessian curvature and sharpness measures every ``every_n_epochs`` epochs.
+
+    Measures (any subset, in ``measures``):
+
+    - ``"top_eigenvalue"``: largest Hessian eigenvalue (Lanczos; :func:`hessian_eigenvalues`);
+    - ``"trace"``: Hutch++ trace estimate and its standard error (:func:`hessian_trace`);
+    - ``"keskar"``, ``"adaptive_worst"``, ``"average"``, ``"filter_normalized_eigenvalue"``,
+      ``"basin_volume"``: see :func:`lightning_landscape.sharpness`.
+
+    Options of a measure go in ``measure_kwargs``, e.g. ``{"keskar": {"epsilon": 5e-4}}``; they
+    are checked against the function's signature when the callback is built. Everything runs on the
+    training accelerator, on a fixed subset of the training data, in eval mode, without touching the
+    model, its gradients or any random stream.
+
+    Logged on global rank zero at the training step: scalars ``{tag}/<measure>`` (plus
+    ``{tag}/trace_stderr``, ``{tag}/average_stderr``, ``{tag}/center_loss``); with ``density=True`` the
+    figure ``{tag}/hessian_density`` (stochastic Lanczos quadrature, log scale); with
+    ``"basin_volume"`` the figure ``{tag}/basin_radii``; with ``eigenvalue_ratio_map=True`` the figure
+    ``{tag}/eigenvalue_ratio_map`` (``|λ_min/λ_max|`` over a coarse 2D filter-normalized grid, Li et
+    al.); and ``<log_dir>/sharpness/{tag}-epoch=EEE-step=SSSSSS.npz`` with every value.
+
+    Args:
+        every_n_epochs: run after every ``every_n_epochs``-th epoch.
+        measures: which measures to compute.
+        measure_kwargs: per-measure options.
+        density: also log the Hessian spectral density.
+        density_probes: SLQ probes for the density.
+        density_steps: Lanczos steps per probe.
+        eigenvalue_ratio_map: also log Li et al.'s eigenvalue-ratio map.
+        ratio_map_points: grid points per axis of that map (each costs two Lanczos runs).
+        num_samples: size of the fixed evaluation subset of the training data.
+        eval_batch_size: batch size for that subset.
+        seed: seed of the subset and of every random start.
+        at_train_end: also run when training ends.
+        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        save_results: write the ``.npz`` files.
+        progress_bar: show a progress bar over the measures.
+        tag: prefix of the logged tags and file names.
+
+    Example:
+        >>> monitor = SharpnessMonitor(measures=["top_eigenvalue", "keskar"],
+        ...                            measure_kwargs={"keskar": {"epsilon": 5e-4}})
+        >>> SharpnessMonitor(measure_kwargs={"keskar": {"epsilonn": 1e-3}})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: `measure_kwargs['keskar']` has unknown option(s) ['epsilonn']; allowed: ['epsilon', ...]
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        measures: Sequence[MeasureName] = ("top_eigenvalue", "trace", "keskar"),
+        measure_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+        density: bool = False,
+        density_probes: int = 4,
+        density_steps: int = 40,
+        eigenvalue_ratio_map: bool = False,
+        ratio_map_points: int = 5,
+        num_samples: int = 1024,
+        eval_batch_size: int = 256,
+        seed: int = 0,
+        at_train_end: bool = True,
+        loss_fn: LossFn | None = None,
+        save_results: bool = True,
+        progress_bar: bool = True,
+        tag: str = "sharpness",
+    ) -> None:
+        super().__init__(
+            every_n_epochs=every_n_epochs,
+            at_train_end=at_train_end,
+            num_samples=num_samples,
+            eval_batch_size=eval_batch_size,
+            seed=seed,
+            loss_fn=loss_fn,
+            log_scale=False,
+            save_results=save_results,
+            progress_bar=progress_bar,
+            tag=tag,
+        )
+        if isinstance(measures, str) or not measures or any(m not in ALL_MEASURES for m in measures):
+            raise ValueError(
+                f"`measures` must be a non-empty list drawn from {ALL_MEASURES}, got {measures!r}."
+            )
+        self.measures = tuple(dict.fromkeys(measures))
+        self.measure_kwargs = _checked_kwargs(measure_kwargs or {}, self.measures)
+        self.density = check_bool("density", density)
+        self.density_probes = check_int("density_probes", density_probes, minimum=1)
+        self.density_steps = check_int("density_steps", density_steps, minimum=2)
+        self.eigenvalue_ratio_map = check_bool("eigenvalue_ratio_map", eigenvalue_ratio_map)
+        self.ratio_map_points = check_int("ratio_map_points", ratio_map_points, minimum=2)
+        self.last_values: dict[str, float] = {}
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(tag=self.tag, measures=self.measures)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.should_run_at_epoch_end(trainer):
+            self._run(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.should_run_at_train_end(trainer):
+            self._run(trainer, pl_module)
+
+    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        values, figures, arrays = self.compute(trainer, pl_module)
+        self.mark_run(trainer)
+        self.last_values = values
+        if not trainer.is_global_zero:
+            return
+        step = trainer.global_step
+        log_scalars(trainer, {f"{self.tag}/{k}": v for k, v in values.items()}, step)
+        tagged = {f"{self.tag}/{name}": fig for name, fig in figures.items()}
+        if tagged:
+            self.report_figures(trainer, tagged, step, "sharpness")
+        if self.save_results:
+            name = f"{self.tag}-epoch={trainer.current_epoch:03d}-step={step:06d}.npz"
+            arrays = {**{f"values/{k}": np.array(v) for k, v in values.items()}, **arrays}
+            self.saved_files.append(save_arrays(os.path.join(output_dir(trainer, "sharpness"), name), arrays))
+
+    def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
+        """``(scalars, figures, arrays)`` of every configured measure at the current weights."""
+        batches = self.evaluation_batches(trainer, pl_module)
+        common = {"loss_fn": self.loss_fn, "seed": self.seed}
+        values: dict[str, float] = {}
+        figures: dict[str, Any] = {}
+        arrays: dict[str, np.ndarray] = {}
+        steps = len(self.measures) + int(self.density) + int(self.eigenvalue_ratio_map)
+        with progress_reporter(self.shows_progress(trainer), steps, "sharpness") as on_point:
+            done = 0
+            for measure in self.measures:
+                options = {**common, **self.measure_kwargs.get(measure, {})}
+                if measure == "top_eigenvalue":
+                    values[measure] = float(hessian_eigenvalues(pl_module, batches, k=1, **options)[0])
+                elif measure == "trace":
+                    estimate = hessian_trace(pl_module, batches, **options)
+                    values["trace"], values["trace_stderr"] = estimate.estimate, estimate.stderr
+                else:
+                    result = sharpness(pl_module, batches, measure=measure, **options)
+                    values[measure] = result.value
+                    values["center_loss"] = result.center_loss
+                    if result.stderr is not None:
+                        values[f"{measure}_stderr"] = result.stderr
+                    if result.radii is not None:
+                        figures["basin_radii"] = plot_basin_radii(result)
+                        arrays["basin_radii"] = result.radii.numpy()
+                done += 1
+                if on_point:
+                    on_point(done)
+            if self.density:
+                spectrum = hessian_density(
+                    pl_module, batches, num_probes=self.density_probes, num_steps=self.density_steps, **common
+                )
+                figures["hessian_density"] = plot_hessian_density(spectrum)
+                arrays["density/nodes"] = spectrum.quadrature.nodes.numpy()
+                arrays["density/weights"] = spectrum.quadrature.weights.numpy()
+                done += 1
+                if on_point:
+                    on_point(done)
+            if self.eigenvalue_ratio_map:
+                ratio = eigenvalue_ratio_map(pl_module, batches, num_points=self.ratio_map_points, **common)
+                figures["eigenvalue_ratio_map"] = plot_eigenvalue_ratio_map(ratio)
+                arrays["ratio_map/lambda_max"] = ratio.lambda_max.numpy()
+                arrays["ratio_map/lambda_min"] = ratio.lambda_min.numpy()
+        return values, figures, arrays
+
+
+def _checked_kwargs(
+    kwargs: Mapping[str, Mapping[str, Any]], measures: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Reject options for measures not asked for, and options the target function does not take."""
+    checked = {}
+    for measure, options in kwargs.items():
+        if measure not in measures:
+            raise ValueError(
+                f"`measure_kwargs` names {measure!r}, which is not in `measures` {tuple(measures)}."
+            )
+        allowed = sorted(set(inspect.signature(_TARGETS[measure]).parameters) - _FIXED)
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"`measure_kwargs[{measure!r}]` has unknown option(s) {unknown}; allowed: {allowed}."
+            )
+        checked[measure] = dict(options)
+    return checked
