@@ -86,7 +86,7 @@ class SharpnessMonitor(EpochMonitor):
         >>> SharpnessMonitor(measure_kwargs={"keskar": {"epsilonn": 1e-3}})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: `measure_kwargs['keskar']` has unknown option(s) ['epsilonn']; allowed: ['epsilon', ...]
+        ValueError: `measure_kwargs['keskar']` has unknown option(s) ['epsilonn']; allowed: ['epsilon', ...
     """
 
     def __init__(
