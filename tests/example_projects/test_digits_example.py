@@ -30,6 +30,9 @@ def _small_config(tmp_path) -> str:
             callback["init_args"].update(every_n_epochs=1, num_points=5, num_samples=256)
         if callback["class_path"] == "lightning_landscape.TrajectoryMonitor":
             callback["init_args"].update(num_points=5, num_samples=256)
+        if callback["class_path"] == "lightning_landscape.SharpnessMonitor":
+            callback["init_args"].update(every_n_epochs=1, num_samples=128, density_steps=10)
+            callback["init_args"]["measure_kwargs"]["basin_volume"].update(num_directions=4, num_scan=5)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
@@ -65,6 +68,9 @@ def test_example_config_writes_tensorboard_images_scalars_and_results(tmp_path):
     assert {"landscape/center_loss", "landscape/max_loss_rise", "landscape/center_accuracy"} <= scalars
     assert "val/accuracy" in scalars
     assert "trajectory/pca_plane" in images and "trajectory/explained_variance_pc1" in scalars
+    assert {"sharpness/hessian_density", "sharpness/basin_radii"} <= images
+    for measure in ("top_eigenvalue", "trace", "keskar", "filter_normalized_eigenvalue", "basin_volume"):
+        assert f"sharpness/{measure}" in scalars, measure
     assert any(tag.startswith("trajectory/weights/") for tag in events.Tags()["histograms"])
     for monitor in monitors:
         assert len(monitor.saved_files) == 2

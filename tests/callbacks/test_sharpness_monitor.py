@@ -1,0 +1,122 @@
+"""SharpnessMonitor in real Trainer runs, and curvature from a validation hook."""
+
+import math
+
+import pytest
+import torch
+from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.loggers import TensorBoardLogger
+from problems import GlobalRNG, LitClassifier, image_loader, trainer_kwargs
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_landscape import SharpnessMonitor, hessian_eigenvalues, sharpness
+
+QUICK = {
+    "measure_kwargs": {
+        "basin_volume": {"num_directions": 3, "num_scan": 5, "num_bisect": 5},
+        "average": {"num_samples": 3},
+        "keskar": {"num_steps": 3},
+        "adaptive_worst": {"num_steps": 3},
+        "trace": {"num_samples": 6},
+    },
+    "num_samples": 48,
+    "eval_batch_size": 16,
+}
+EVERYTHING = [
+    "top_eigenvalue",
+    "trace",
+    "keskar",
+    "adaptive_worst",
+    "average",
+    "filter_normalized_eigenvalue",
+    "basin_volume",
+]
+
+
+def _fit(tmp_path, callbacks, model=None, **overrides):
+    seed_everything(11, workers=True)
+    model = model or LitClassifier()
+    trainer = Trainer(callbacks=callbacks, **trainer_kwargs(tmp_path, **overrides))
+    trainer.fit(
+        model,
+        image_loader(),
+        val_dataloaders=image_loader(shuffle=False) if hasattr(model, "val_hits") else None,
+    )
+    return trainer, model
+
+
+def test_training_ends_bit_identical_with_every_measure_running(tmp_path):
+    _, plain = _fit(tmp_path / "plain", [])
+    rng_plain = GlobalRNG.capture()
+    plain_opt = plain.trainer.optimizers[0].state_dict()
+    monitor = SharpnessMonitor(
+        measures=EVERYTHING,
+        density=True,
+        density_steps=5,
+        eigenvalue_ratio_map=True,
+        ratio_map_points=2,
+        **QUICK,
+    )
+    logger = TensorBoardLogger(str(tmp_path / "watched"), name="run")
+    _, watched = _fit(tmp_path / "watched", [monitor], logger=logger)
+    assert set(EVERYTHING) <= set(monitor.last_values)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), watched.state_dict().items()):
+        assert torch.equal(a, b), name
+    watched_opt = watched.trainer.optimizers[0].state_dict()
+    for key, state in plain_opt["state"].items():
+        for field, value in state.items():
+            assert torch.equal(value, watched_opt["state"][key][field])
+    assert rng_plain.equals(GlobalRNG.capture())
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in watched.parameters())
+    events = EventAccumulator(logger.log_dir, size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    images = set(events.Tags()["images"])
+    assert {"sharpness/hessian_density", "sharpness/basin_radii", "sharpness/eigenvalue_ratio_map"} <= images
+    scalars = set(events.Tags()["scalars"])
+    assert {f"sharpness/{m}" for m in EVERYTHING} | {"sharpness/trace_stderr"} <= scalars
+    logged = events.Scalars("sharpness/top_eigenvalue")[-1].value
+    assert logged == pytest.approx(monitor.last_values["top_eigenvalue"], rel=1e-6)
+    assert len(monitor.saved_files) == 3
+
+
+class ValidationCurvature(LitClassifier):
+    """Computes curvature inside a validation step: under no_grad during fit, under inference
+    mode in ``trainer.validate``."""
+
+    def __init__(self):
+        super().__init__()
+        self.contexts = []
+
+    def validation_step(self, batch, batch_idx):
+        if batch_idx == 0:
+            self.contexts.append((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+            self.top = float(hessian_eigenvalues(self, [batch], k=1)[0])
+            self.keskar = sharpness(self, [batch], measure="keskar", num_steps=3).value
+
+
+def test_curvature_works_from_validation_hooks(tmp_path):
+    seed_everything(11)
+    model = ValidationCurvature()
+    trainer = Trainer(**trainer_kwargs(tmp_path, max_epochs=1, num_sanity_val_steps=0))
+    trainer.fit(model, image_loader(), val_dataloaders=image_loader(shuffle=False))
+    trainer.validate(model, image_loader(shuffle=False), verbose=False)
+    assert model.contexts == [(False, False), (True, False)]  # fit: no_grad; validate: inference mode
+    assert math.isfinite(model.top) and model.keskar >= 0
+    batch = next(iter(image_loader(shuffle=False)))
+    assert model.top == pytest.approx(float(hessian_eigenvalues(model, [batch], k=1)[0]), rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"measures": ["volume"]}, "measures"),
+        ({"measures": "keskar"}, "measures"),
+        ({"measure_kwargs": {"average": {"rho": 0.1}}}, "measure_kwargs"),
+        ({"measure_kwargs": {"keskar": {"epsilonn": 1.0}}}, "measure_kwargs"),
+        ({"ratio_map_points": 1}, "ratio_map_points"),
+        ({"every_n_epochs": 0}, "every_n_epochs"),
+    ],
+)
+def test_invalid_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}"):
+        SharpnessMonitor(**kwargs)
