@@ -17,7 +17,8 @@ from torch import nn
 
 from .._checks import check_choice, check_int, check_positive_float
 from .evaluation import LossFn, cache_batches, module_device
-from .hessian import HessianOperator, hessian_context
+from .hessian import HessianOperator, autograd_batch, hessian_context
+from .params import perturbable_parameters
 from .spectrum import (
     SLQNodes,
     TraceEstimate,
@@ -31,9 +32,11 @@ __all__ = [
     "EigenvalueRatioMap",
     "SpectralDensity",
     "eigenvalue_ratio_map",
+    "exact_ggn_trace",
     "hessian_density",
     "hessian_eigenvalues",
     "hessian_trace",
+    "is_piecewise_linear",
 ]
 
 
@@ -114,25 +117,38 @@ def hessian_trace(
     batches: Iterable[Any],
     *,
     num_samples: int = 99,
-    method: Literal["hutch++", "hutchinson"] = "hutch++",
+    method: Literal["auto", "exact_ggn", "hutch++", "hutchinson"] = "auto",
     loss_fn: LossFn | None = None,
     seed: int = 0,
     names: Sequence[str] | None = None,
 ) -> TraceEstimate:
-    """Stochastic estimate of ``tr H`` with its standard error.
+    """``tr H``: exact for piecewise-linear networks, else a stochastic estimate with its error.
 
-    ``method="hutchinson"`` averages ``zᵀHz`` over ``num_samples`` Rademacher probes;
-    ``"hutch++"`` (default) spends the same number of products on a sketched top subspace plus
-    Hutchinson on the rest, which has much lower variance on trained networks' Hessians.
+    - ``"exact_ggn"``: ``tr GGN`` from per-sample logit Jacobians (:func:`exact_ggn_trace`), equal to
+      ``tr H`` for networks linear in each single parameter (ReLU, max-pool, linear, convolution,
+      eval-mode BatchNorm) with the default cross-entropy loss; standard error 0. For smooth
+      activations (tanh, GELU, ...) it is the trace of the GGN, not of H.
+    - ``"hutchinson"``: mean of ``zᵀHz`` over ``num_samples`` Rademacher probes.
+    - ``"hutch++"``: the same number of products split between a sketched top subspace and
+      Hutchinson on the rest; much lower variance on trained networks' Hessians.
+    - ``"auto"`` (default): ``"exact_ggn"`` when the loss is the default cross-entropy and
+      :func:`is_piecewise_linear` proves the model qualifies, else ``"hutch++"``.
 
     Returns:
         A :class:`~lightning_landscape.core.spectrum.TraceEstimate` (``estimate``, ``stderr``,
         ``num_matvecs``, ``method``).
     """
-    check_int("num_samples", num_samples, minimum=3 if method == "hutch++" else 1)
-    check_choice("method", method, ("hutch++", "hutchinson"))
+    check_choice("method", method, ("auto", "exact_ggn", "hutch++", "hutchinson"))
+    check_int("num_samples", num_samples, minimum=1 if method == "hutchinson" else 3)
     check_int("seed", seed, minimum=0)
+    if method == "auto":
+        method = "exact_ggn" if loss_fn is None and is_piecewise_linear(model) else "hutch++"
+    if method == "exact_ggn" and loss_fn is not None:
+        raise ValueError("`method='exact_ggn'` needs the default cross-entropy loss (`loss_fn=None`).")
     with hessian_context(model):
+        if method == "exact_ggn":
+            value = exact_ggn_trace(model, cache_batches(batches, module_device(model)), names)
+            return TraceEstimate(value, 0.0, 0, "exact_ggn")
         op = _operator(model, batches, loss_fn, names)
         if method == "hutchinson":
             return hutchinson_trace(
@@ -141,6 +157,98 @@ def hessian_trace(
         return hutch_plus_plus_trace(
             op.matvec, op.dim, num_matvecs=num_samples, seed=seed, device=op.device, dtype=op.dtype
         )
+
+
+_PIECEWISE_LINEAR_LEAVES = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ReLU6,
+    nn.Hardtanh,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.Flatten,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.Identity,
+)
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def is_piecewise_linear(model: nn.Module) -> bool:
+    """Whether ``model`` is provably linear in each single parameter (in eval mode).
+
+    True when it is a tree of ``Sequential``/``ModuleList``/``ModuleDict`` containers whose leaves
+    are linear, convolution, BatchNorm, ReLU-like, pooling, flatten, dropout or identity layers.
+    Modules with their own ``forward`` cannot be inspected and make this ``False``.
+
+    >>> is_piecewise_linear(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)))
+    True
+    >>> is_piecewise_linear(nn.Sequential(nn.Linear(2, 3), nn.Tanh()))
+    False
+    """
+    for module in model.modules():
+        children = list(module.children())
+        if children and not isinstance(module, _CONTAINERS):
+            return False
+        if not children and not isinstance(module, _PIECEWISE_LINEAR_LEAVES):
+            return False
+    return True
+
+
+def exact_ggn_trace(
+    model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None = None, chunk: int = 64
+) -> float:
+    """``tr GGN = (1/N) Σᵢ [Σ_c pᵢc ‖Jᵢc‖² − ‖Σ_c pᵢc Jᵢc‖²]`` for cross-entropy on class logits.
+
+    ``Jᵢc = ∂zᵢc/∂θ`` are per-sample logit Jacobians (``vmap`` of ``jacrev`` over ``chunk`` samples at
+    a time) and ``p = softmax(z)``. For a network linear in each single parameter this equals
+    ``tr H`` exactly, because the residual term's diagonal vanishes. Call inside
+    :func:`hessian_context`.
+    """
+    from torch.func import functional_call, jacrev, vmap
+
+    trainable = perturbable_parameters(model)
+    chosen = {n: trainable[n] for n in (names if names is not None else trainable)}
+    params = {n: p.detach() for n, p in chosen.items()}
+    frozen = {
+        n: t
+        for n, t in {**dict(model.named_buffers()), **dict(model.named_parameters())}.items()
+        if n not in params
+    }
+
+    def logits(theta, x):
+        return functional_call(model, {**frozen, **theta}, (x.unsqueeze(0),)).squeeze(0)
+
+    per_sample = vmap(jacrev(logits), in_dims=(None, 0))
+    total, count = 0.0, 0
+    for batch in batches:
+        x = autograd_batch(batch)[0]
+        for start in range(0, x.shape[0], chunk):
+            xs = x[start : start + chunk]
+            with torch.no_grad():
+                p = torch.softmax(functional_call(model, {**frozen, **params}, (xs,)), dim=-1)
+            jac = per_sample(params, xs)  # name -> (n, C, *shape)
+            weighted_sq = sum((j.flatten(2).square().sum(-1) * p).sum() for j in jac.values())
+            mean_sq = sum((torch.einsum("nc,ncp->np", p, j.flatten(2))).square().sum() for j in jac.values())
+            total += float(weighted_sq - mean_sq)
+            count += xs.shape[0]
+    return total / count
 
 
 @dataclass(frozen=True)

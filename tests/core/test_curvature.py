@@ -129,3 +129,44 @@ def test_unfrozen_grad_stays_none_and_argument_errors():
         hessian_eigenvalues(model, batches, k=0)
     with pytest.raises(ValueError, match="`method`"):
         hessian_trace(model, batches, method="exact")
+
+
+def _relu_bn_cnn():
+    torch.manual_seed(4)
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.3),
+        nn.Linear(16, 5),
+    ).double()
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(50, 1, 4, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (50,), generator=g)
+    with torch.no_grad():
+        net.train()(x)
+    return net, x, y
+
+
+def test_exact_ggn_trace_equals_the_dense_trace_of_a_piecewise_linear_network():
+    from lightning_landscape.core.curvature import is_piecewise_linear
+
+    net, x, y = _relu_bn_cnn()
+    assert is_piecewise_linear(net)
+    exact = float(torch.trace(_dense_hessian(net, x, y)))
+    result = hessian_trace(net, [(x[:20], y[:20]), (x[20:], y[20:])])  # "auto" picks the exact method
+    assert result.method == "exact_ggn" and result.stderr == 0.0
+    assert result.estimate == pytest.approx(exact, rel=1e-9)
+
+
+def test_exact_ggn_is_not_the_hessian_trace_for_smooth_activations_so_auto_avoids_it():
+    model = _model(False)  # tanh: the residual term's diagonal does not vanish
+    x, y, batches = _data()
+    exact = float(torch.trace(_dense_hessian(model, x, y)))
+    assert hessian_trace(model, batches, num_samples=9).method == "hutch++"
+    ggn = hessian_trace(model, batches, method="exact_ggn").estimate
+    assert abs(ggn - exact) > 1e-3 * abs(exact)
+    with pytest.raises(ValueError, match="exact_ggn"):
+        hessian_trace(model, batches, method="exact_ggn", loss_fn=lambda m, b: F.cross_entropy(m(b[0]), b[1]))
