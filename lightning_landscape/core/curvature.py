@@ -53,6 +53,7 @@ def hessian_eigenvalues(
     loss_fn: LossFn | None = None,
     tol: float = 1e-4,
     max_iter: int = 100,
+    min_iter: int = 20,
     seed: int = 0,
     return_eigenvectors: bool = False,
     names: Sequence[str] | None = None,
@@ -67,6 +68,8 @@ def hessian_eigenvalues(
         loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
         tol: relative residual bound at which Lanczos stops.
         max_iter: at most this many Hessian-vector products.
+        min_iter: at least this many (a converged Ritz value after a few steps may not be the
+            extreme one yet; see :func:`~lightning_landscape.core.spectrum.lanczos_eigenpairs`).
         seed: seed of the start vector.
         return_eigenvectors: also return the eigenvectors as dicts name → tensor.
         names: restrict to these parameters (default: every trainable parameter).
@@ -97,6 +100,7 @@ def hessian_eigenvalues(
             which=which,
             tol=tol,
             max_iter=max_iter,
+            min_iter=min_iter,
             seed=seed,
             device=op.device,
             dtype=op.dtype,
