@@ -127,6 +127,27 @@ def assert_same_state(before: dict, module: nn.Module) -> None:
         assert (a is None and b is None) or torch.equal(a, b)
 
 
+def training_end(module: pl.LightningModule) -> dict:
+    """What a finished run must leave identical: parameters, buffers and optimizer state."""
+    import copy
+
+    return {
+        "state": {k: v.detach().clone() for k, v in module.state_dict().items()},
+        "optimizer": copy.deepcopy(module.trainer.optimizers[0].state_dict()),
+    }
+
+
+def assert_same_training_end(plain: dict, watched: dict) -> None:
+    """``torch.equal`` on every parameter, buffer and optimizer state tensor of two runs."""
+    assert plain["state"].keys() == watched["state"].keys()
+    for name, tensor in plain["state"].items():
+        assert torch.equal(tensor, watched["state"][name]), name
+    assert plain["optimizer"]["param_groups"] == watched["optimizer"]["param_groups"]
+    for key, state in plain["optimizer"]["state"].items():
+        for field, value in state.items():
+            assert torch.equal(value, watched["optimizer"]["state"][key][field]), (key, field)
+
+
 # ---------------------------------------------------------------------- Lightning problems
 class LitClassifier(pl.LightningModule):
     """A Lightning wrapper around `bn_cnn` trained with SGD + momentum on random images."""
@@ -168,3 +189,14 @@ def trainer_kwargs(tmp_path, **overrides) -> dict:
     )
     kwargs.update(overrides)
     return kwargs
+
+
+def fit_classifier(tmp_path, callbacks, *, seed: int, model=None, ckpt_path=None, shuffle=True, **overrides):
+    """Seed everything, then fit ``model`` (default: a fresh :class:`LitClassifier`) on random images."""
+    from lightning.pytorch import Trainer, seed_everything
+
+    seed_everything(seed, workers=True)
+    model = model or LitClassifier()
+    trainer = Trainer(callbacks=callbacks, **trainer_kwargs(tmp_path, **overrides))
+    trainer.fit(model, image_loader(shuffle=shuffle), ckpt_path=ckpt_path)
+    return trainer, model

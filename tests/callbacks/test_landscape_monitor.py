@@ -7,9 +7,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from problems import GlobalRNG, LitClassifier, image_loader, trainer_kwargs
+from problems import (
+    GlobalRNG,
+    assert_same_training_end,
+    fit_classifier,
+    training_end,
+)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_landscape import LandscapeResult, LossLandscapeMonitor
@@ -17,12 +21,8 @@ from lightning_landscape import LandscapeResult, LossLandscapeMonitor
 SMALL = dict(num_points=5, num_samples=48, eval_batch_size=16)
 
 
-def _fit(tmp_path, callbacks, **overrides):
-    seed_everything(123, workers=True)
-    model = LitClassifier()
-    trainer = Trainer(callbacks=callbacks, **trainer_kwargs(tmp_path, **overrides))
-    trainer.fit(model, image_loader())
-    return trainer, model
+def _fit(tmp_path, callbacks, **kwargs):
+    return fit_classifier(tmp_path, callbacks, seed=123, **kwargs)
 
 
 def _events(log_dir):
@@ -35,19 +35,13 @@ def _events(log_dir):
 def test_training_ends_bit_identical_with_and_without_the_monitor(tmp_path):
     _, plain = _fit(tmp_path / "plain", [])
     rng_plain = GlobalRNG.capture()
-    plain_opt = plain.trainer.optimizers[0].state_dict()
+    plain_end = training_end(plain)
     monitor = LossLandscapeMonitor(every_n_epochs=1, dims=2, span=(-2.0, 2.0), **SMALL)
     logger = TensorBoardLogger(str(tmp_path / "watched"), name="run")
     _, watched = _fit(tmp_path / "watched", [monitor], logger=logger)
     rng_watched = GlobalRNG.capture()
     assert len(monitor.saved_files) == 3  # it really ran every epoch (train end: same step, skipped)
-    for (name, a), (_, b) in zip(plain.state_dict().items(), watched.state_dict().items()):
-        assert torch.equal(a, b), name  # parameters and buffers (BatchNorm statistics)
-    watched_opt = watched.trainer.optimizers[0].state_dict()
-    assert plain_opt["param_groups"] == watched_opt["param_groups"]
-    for key, state in plain_opt["state"].items():
-        for field, value in state.items():
-            assert torch.equal(value, watched_opt["state"][key][field]), (key, field)
+    assert_same_training_end(plain_end, training_end(watched))  # parameters, BN statistics, optimizer
     assert rng_plain.equals(rng_watched)
 
 

@@ -6,7 +6,15 @@ import pytest
 import torch
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.loggers import TensorBoardLogger
-from problems import GlobalRNG, LitClassifier, image_loader, trainer_kwargs
+from problems import (
+    GlobalRNG,
+    LitClassifier,
+    assert_same_training_end,
+    fit_classifier,
+    image_loader,
+    trainer_kwargs,
+    training_end,
+)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_landscape import SharpnessMonitor, hessian_eigenvalues, sharpness
@@ -33,22 +41,14 @@ EVERYTHING = [
 ]
 
 
-def _fit(tmp_path, callbacks, model=None, **overrides):
-    seed_everything(11, workers=True)
-    model = model or LitClassifier()
-    trainer = Trainer(callbacks=callbacks, **trainer_kwargs(tmp_path, **overrides))
-    trainer.fit(
-        model,
-        image_loader(),
-        val_dataloaders=image_loader(shuffle=False) if hasattr(model, "val_hits") else None,
-    )
-    return trainer, model
+def _fit(tmp_path, callbacks, **kwargs):
+    return fit_classifier(tmp_path, callbacks, seed=11, **kwargs)
 
 
 def test_training_ends_bit_identical_with_every_measure_running(tmp_path):
     _, plain = _fit(tmp_path / "plain", [])
     rng_plain = GlobalRNG.capture()
-    plain_opt = plain.trainer.optimizers[0].state_dict()
+    plain_end = training_end(plain)
     monitor = SharpnessMonitor(
         measures=EVERYTHING,
         density=True,
@@ -60,12 +60,7 @@ def test_training_ends_bit_identical_with_every_measure_running(tmp_path):
     logger = TensorBoardLogger(str(tmp_path / "watched"), name="run")
     _, watched = _fit(tmp_path / "watched", [monitor], logger=logger)
     assert set(EVERYTHING) <= set(monitor.last_values)
-    for (name, a), (_, b) in zip(plain.state_dict().items(), watched.state_dict().items()):
-        assert torch.equal(a, b), name
-    watched_opt = watched.trainer.optimizers[0].state_dict()
-    for key, state in plain_opt["state"].items():
-        for field, value in state.items():
-            assert torch.equal(value, watched_opt["state"][key][field])
+    assert_same_training_end(plain_end, training_end(watched))  # parameters, BN statistics, optimizer
     assert rng_plain.equals(GlobalRNG.capture())
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in watched.parameters())
     events = EventAccumulator(logger.log_dir, size_guidance={"images": 0, "scalars": 0})

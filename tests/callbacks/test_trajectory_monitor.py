@@ -5,9 +5,14 @@ import os
 
 import pytest
 import torch
-from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.loggers import TensorBoardLogger
-from problems import GlobalRNG, LitClassifier, image_loader, trainer_kwargs
+from problems import (
+    GlobalRNG,
+    LitClassifier,
+    assert_same_training_end,
+    fit_classifier,
+    training_end,
+)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_landscape import TrajectoryMonitor, TrajectoryResult
@@ -15,12 +20,8 @@ from lightning_landscape import TrajectoryMonitor, TrajectoryResult
 SMALL = dict(num_points=5, num_samples=48, eval_batch_size=16)
 
 
-def _fit(tmp_path, callbacks, model=None, ckpt_path=None, shuffle=True, **overrides):
-    seed_everything(7, workers=True)
-    model = model or LitClassifier()
-    trainer = Trainer(callbacks=callbacks, **trainer_kwargs(tmp_path, **overrides))
-    trainer.fit(model, image_loader(shuffle=shuffle), ckpt_path=ckpt_path)
-    return trainer, model
+def _fit(tmp_path, callbacks, **kwargs):
+    return fit_classifier(tmp_path, callbacks, seed=7, **kwargs)
 
 
 def _same_snapshots(a: TrajectoryMonitor, b: TrajectoryMonitor) -> None:
@@ -45,17 +46,12 @@ def _same_figure_data(a: TrajectoryResult, b: TrajectoryResult) -> None:
 def test_training_ends_bit_identical_with_and_without_the_monitor(tmp_path):
     _, plain = _fit(tmp_path / "plain", [])
     rng_plain = GlobalRNG.capture()
-    plain_opt = plain.trainer.optimizers[0].state_dict()
+    plain_end = training_end(plain)
     monitor = TrajectoryMonitor(plot_every_n_epochs=2, log_histograms=True, **SMALL)
     logger = TensorBoardLogger(str(tmp_path / "watched"), name="run")
     _, watched = _fit(tmp_path / "watched", [monitor], logger=logger)
     assert monitor.snapshots.epochs == [0, 1, 2, 3] and len(monitor.saved_files) == 2
-    for (name, a), (_, b) in zip(plain.state_dict().items(), watched.state_dict().items()):
-        assert torch.equal(a, b), name
-    watched_opt = watched.trainer.optimizers[0].state_dict()
-    for key, state in plain_opt["state"].items():
-        for field, value in state.items():
-            assert torch.equal(value, watched_opt["state"][key][field])
+    assert_same_training_end(plain_end, training_end(watched))  # parameters, BN statistics, optimizer
     assert rng_plain.equals(GlobalRNG.capture())
 
 
