@@ -118,3 +118,32 @@ def test_float16_snapshots_and_bad_dtype():
     assert buffer[0]["w"].dtype == torch.float16
     with pytest.raises(ValueError, match="dtype"):
         SnapshotBuffer(budget_bytes=1, dtype=torch.int32)
+
+
+def test_trajectory_landscape_leaves_model_flags_grads_and_rng_untouched():
+    import random
+
+    import torch.nn.functional as F
+    from problems import GlobalRNG, assert_same_state, bn_cnn, image_batches, snapshot, warm_up_bn
+
+    from lightning_landscape import trajectory_landscape
+
+    model = bn_cnn()
+    batches = image_batches()
+    warm_up_bn(model, batches)
+    path = []
+    for i in range(4):
+        path.append({n: p.detach().clone() for n, p in model.named_parameters()})
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01 * (i + 1))
+    model.train()
+    model[1].eval()
+    F.cross_entropy(model(batches[0][0]), batches[0][1]).backward()
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    rng = GlobalRNG.capture()
+    before = snapshot(model)
+    result = trajectory_landscape(model, batches, path, num_points=3)
+    assert_same_state(before, model)
+    assert GlobalRNG.capture().equals(rng)
+    assert result.landscape.loss.shape == (3, 3) and result.epochs == (0, 1, 2, 3)
