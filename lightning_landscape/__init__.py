@@ -32,8 +32,11 @@ from .core import (
     sharpness,
     trajectory_landscape,
 )
+from .modules import AntiGeneralizationModule
 
 __all__ = [
+    # modules
+    "AntiGeneralizationModule",
     # callbacks
     "LossLandscapeMonitor",
     "SharpnessMonitor",

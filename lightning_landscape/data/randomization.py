@@ -1,0 +1,115 @@
+"""Zhang et al. 2017's randomization tests as a dataset wrapper."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import Dataset
+
+from .._checks import check_choice, check_int
+
+__all__ = ["RandomizedDataset"]
+
+Corruption = Literal["labels", "shuffled_pixels", "random_pixels", "gaussian"]
+
+
+def _pixels(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """View ``x`` as (channels, positions): images ``(C, H, W)`` keep a pixel's channels together."""
+    if x.ndim == 3:
+        return x.reshape(x.shape[0], -1), x.shape
+    return x.reshape(1, -1), x.shape
+
+
+class RandomizedDataset(Dataset):
+    """A data set with its labels or inputs randomized, deterministically (Zhang et al. 2017).
+
+    Every random choice comes from ``seed`` (and the item index), never from the global streams,
+    so every epoch, worker and process sees the same randomized data.
+
+    Args:
+        dataset: a map-style data set of ``(x, y)`` pairs with tensor ``x`` and integer ``y``.
+        corruption: what to randomize:
+
+            - ``"labels"``: exactly ``round(fraction · n)`` items (chosen with the seed) get a new
+              label drawn uniformly from the *other* classes, so every chosen label really changes
+              (the paper's code draws from all classes, changing only about 0.9·fraction of them
+              with 10 classes);
+            - ``"shuffled_pixels"``: one fixed permutation of pixel positions for every image (the
+              channels of a pixel stay together);
+            - ``"random_pixels"``: a different fixed permutation for each image;
+            - ``"gaussian"``: each image replaced by Gaussian noise with the data set's per-channel
+              mean and standard deviation.
+
+        fraction: ``"labels"`` only: the fraction of labels to change (0 to 1).
+        seed: seed of every random choice.
+        num_classes: number of classes (default: largest label + 1).
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.zeros(10, 2), torch.arange(10) % 5)
+        >>> noisy = RandomizedDataset(data, corruption="labels", fraction=0.5, seed=0)
+        >>> sum(int(noisy[i][1] != data[i][1]) for i in range(10))
+        5
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        corruption: Corruption = "labels",
+        fraction: float = 1.0,
+        seed: int = 0,
+        num_classes: int | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.corruption = check_choice(
+            "corruption", corruption, ("labels", "shuffled_pixels", "random_pixels", "gaussian")
+        )
+        if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"`fraction` must be a number in [0, 1], got {fraction!r}.")
+        self.fraction = float(fraction)
+        self.seed = check_int("seed", seed, minimum=0)
+        n = len(dataset)  # type: ignore[arg-type]
+        labels = torch.tensor([int(dataset[i][1]) for i in range(n)])
+        self.num_classes = (
+            int(labels.max()) + 1 if num_classes is None else check_int("num_classes", num_classes, minimum=2)
+        )
+        self.labels = labels.clone()
+        generator = torch.Generator().manual_seed(seed)
+        if corruption == "labels":
+            chosen = torch.randperm(n, generator=generator)[: round(self.fraction * n)]
+            # a uniform draw among the other C − 1 classes: shift by 1..C−1 modulo C
+            shift = torch.randint(1, self.num_classes, (len(chosen),), generator=generator)
+            self.labels[chosen] = (labels[chosen] + shift) % self.num_classes
+            self.changed = chosen.sort().values
+        positions = _pixels(torch.as_tensor(dataset[0][0]))[0].shape[1]
+        self.permutation = (
+            torch.randperm(positions, generator=generator) if corruption == "shuffled_pixels" else None
+        )
+        if corruption == "gaussian":
+            stacked = torch.stack([_pixels(torch.as_tensor(dataset[i][0]).double())[0] for i in range(n)])
+            self.mean = stacked.mean(dim=(0, 2))
+            self.std = stacked.std(dim=(0, 2))
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def _item_generator(self, index: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + index + 1)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
+        x, _ = self.dataset[index]
+        x = torch.as_tensor(x)
+        y = self.labels[index]
+        if self.corruption == "labels":
+            return x, y
+        flat, shape = _pixels(x)
+        if self.corruption == "shuffled_pixels":
+            return flat[:, self.permutation].reshape(shape), y
+        generator = self._item_generator(index)
+        if self.corruption == "random_pixels":
+            return flat[:, torch.randperm(flat.shape[1], generator=generator)].reshape(shape), y
+        noise = torch.randn(flat.shape, generator=generator, dtype=torch.float64)
+        image = noise * self.std.unsqueeze(1) + self.mean.unsqueeze(1)
+        return image.to(x.dtype if x.is_floating_point() else torch.float32).reshape(shape), y
