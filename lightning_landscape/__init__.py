@@ -1,7 +1,8 @@
 """lightning_landscape: see why a network generalizes, from a Lightning ``Trainer``.
 
 Callbacks (add to ``Trainer(callbacks=[...])``):
-    :class:`LossLandscapeMonitor`, :class:`TrajectoryMonitor`, :class:`SharpnessMonitor`
+    :class:`LossLandscapeMonitor`, :class:`TrajectoryMonitor`, :class:`SharpnessMonitor`,
+    :class:`NoiseScaleMonitor`
 
 Functions (the same computations without a trainer):
     :func:`compute_landscape`, :func:`interpolate`, :func:`pca_directions`,
@@ -14,7 +15,7 @@ Results:
 
 __version__ = "0.1.0"
 
-from .callbacks import LossLandscapeMonitor, SharpnessMonitor, TrajectoryMonitor
+from .callbacks import LossLandscapeMonitor, NoiseScaleMonitor, SharpnessMonitor, TrajectoryMonitor
 from .core import (
     LandscapeResult,
     PCAResult,
@@ -39,6 +40,7 @@ __all__ = [
     "AntiGeneralizationModule",
     # callbacks
     "LossLandscapeMonitor",
+    "NoiseScaleMonitor",
     "SharpnessMonitor",
     "TrajectoryMonitor",
     # functions

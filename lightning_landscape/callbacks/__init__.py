@@ -1,5 +1,6 @@
 from .landscape import LossLandscapeMonitor
+from .noise_scale import NoiseScaleMonitor
 from .sharpness import SharpnessMonitor
 from .trajectory import TrajectoryMonitor
 
-__all__ = ["LossLandscapeMonitor", "SharpnessMonitor", "TrajectoryMonitor"]
+__all__ = ["LossLandscapeMonitor", "NoiseScaleMonitor", "SharpnessMonitor", "TrajectoryMonitor"]
