@@ -2,6 +2,7 @@
 
 from .compose import save_side_by_side
 from .curvature import plot_basin_radii, plot_eigenvalue_ratio_map, plot_hessian_density
+from .decision import plot_decision_boundary
 from .landscape import (
     landscape_figures,
     plot_landscape_1d,
@@ -13,6 +14,7 @@ from .trajectory import plot_interpolation, plot_trajectory
 __all__ = [
     "landscape_figures",
     "plot_basin_radii",
+    "plot_decision_boundary",
     "plot_eigenvalue_ratio_map",
     "plot_hessian_density",
     "plot_landscape_1d",

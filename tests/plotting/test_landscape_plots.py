@@ -74,3 +74,23 @@ def test_wrong_dimensionality_is_an_error():
         plot_landscape_1d(_result(2, _bowl()))
     with pytest.raises(ValueError, match="2D"):
         plot_landscape_surface(_result(1, torch.ones(3, dtype=torch.float64)))
+
+
+def test_decision_boundary_of_the_swiss_roll_leaves_the_model_alone():
+    from problems import assert_same_state, snapshot
+
+    from lightning_landscape.data import SwissRollDataModule
+    from lightning_landscape.plotting import plot_decision_boundary
+
+    data = SwissRollDataModule(num_train=60, num_test=40)
+    data.setup()
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(), torch.nn.Linear(16, 2)
+    )
+    before = snapshot(model)
+    fig = plot_decision_boundary(model, data, resolution=30)
+    assert_same_state(before, model)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "test"]
+    assert len(ax.collections[-1].get_offsets()) == 40 and len(ax.collections[-2].get_offsets()) == 60
+    fig.canvas.draw()
