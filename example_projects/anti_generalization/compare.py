@@ -1,0 +1,165 @@
+"""Good and bad minima side by side (Huang et al. 2020), on the swiss roll and on digits.
+
+    python example_projects/anti_generalization/compare.py --out example_projects/anti_generalization/figures
+
+For each data set it trains a good minimum (β = 0) and a bad one (β > 0, distractor loss) with
+:class:`~lightning_landscape.AntiGeneralizationModule`, then measures both with the same
+instruments: train/test accuracy, top Hessian eigenvalue, basin log-volume, a filter-normalized 1D
+landscape and the basin-radius distribution. Writes ``comparison.png`` and ``results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+from lightning.pytorch import Trainer, seed_everything
+from matplotlib.figure import Figure
+from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "digits"))
+
+from lightning_landscape import (  # noqa: E402
+    AntiGeneralizationModule,
+    compute_landscape,
+    evaluate,
+    hessian_eigenvalues,
+    sharpness,
+)
+from lightning_landscape.data import AntiGeneralizationDataModule, SwissRollDataModule  # noqa: E402
+from lightning_landscape.plotting import plot_decision_boundary, save_side_by_side  # noqa: E402
+
+
+def mlp(inputs: int, widths: tuple[int, ...], classes: int) -> nn.Module:
+    layers, width = [], inputs
+    for w in widths:
+        layers += [nn.Linear(width, w), nn.ReLU()]
+        width = w
+    return nn.Sequential(nn.Flatten(), *layers, nn.Linear(width, classes))
+
+
+def experiments(steps_scale: float):
+    """(name, data module, model factory, β, trainer options) per data set."""
+    from digits import DigitsDataModule
+
+    roll = AntiGeneralizationDataModule(
+        SwissRollDataModule(num_train=400, num_test=200), distractor_size=200, batch_size=200
+    )
+    digits = AntiGeneralizationDataModule(DigitsDataModule(batch_size=64), distractor_size=400, batch_size=64)
+    return [
+        (
+            "swiss roll",
+            roll,
+            lambda: mlp(2, (128, 128, 128, 128), 2),
+            0.3,
+            {"max_steps": int(3000 * steps_scale), "gradient_clip_val": 8.0},
+        ),
+        (
+            "digits",
+            digits,
+            lambda: mlp(64, (256, 256), 10),
+            0.5,
+            {"max_epochs": max(int(60 * steps_scale), 1)},
+        ),
+    ]
+
+
+def train(data, factory, beta: float, options: dict, root: str) -> AntiGeneralizationModule:
+    seed_everything(0)
+    module = AntiGeneralizationModule(
+        factory(), beta=beta, weighting="additive", lr=3e-3, lr_schedule="cosine"
+    )
+    trainer = Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=root,
+        **options,
+    )
+    trainer.fit(module, datamodule=data)
+    return module.eval()
+
+
+def measure(module, data, num_directions: int) -> dict:
+    train = [data.train_set[:]]
+    test = [data.val_set[:]]
+    _, train_acc = evaluate(module, train)
+    _, test_acc = evaluate(module, test)
+    subset = [(train[0][0][:512], train[0][1][:512])]
+    return {
+        "train accuracy": train_acc,
+        "test accuracy": test_acc,
+        "top eigenvalue": float(hessian_eigenvalues(module, subset, k=1)[0]),
+        "basin": sharpness(
+            module, subset, measure="basin_volume", num_directions=num_directions, max_radius=1.0
+        ),
+        "landscape": compute_landscape(module, subset, dims=1, num_points=41, span=(-1.0, 1.0)),
+    }
+
+
+def comparison_figures(name: str, data, models: dict, results: dict) -> list[Figure]:
+    figures = []
+    if name == "swiss roll":
+        for label, module in models.items():
+            figures.append(plot_decision_boundary(module, data, title=f"{name}: {label} minimum"))
+    curves = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = curves.add_subplot()
+    radii = Figure(figsize=(5.5, 4), layout="constrained")
+    rx = radii.add_subplot()
+    for (label, result), color in zip(results.items(), ("tab:blue", "tab:red")):
+        landscape = result["landscape"]
+        ax.plot(landscape.coords[0].numpy(), landscape.loss.numpy(), color=color, label=f"{label} minimum")
+        rx.hist(result["basin"].radii.numpy(), bins=15, color=color, alpha=0.6, label=f"{label} minimum")
+    ax.set_yscale("log")
+    ax.set_xlabel("filter-normalized direction")
+    ax.set_ylabel("train loss (log scale)")
+    ax.set_title(f"{name}: 1D landscapes", fontsize=9)
+    ax.legend(fontsize=7)
+    rx.set_xlabel("basin radius (loss + 1 threshold)")
+    rx.set_ylabel("directions")
+    rx.set_title(f"{name}: basin radii", fontsize=9)
+    rx.legend(fontsize=7)
+    return figures + [curves, radii]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", default="figures")
+    parser.add_argument("--steps-scale", type=float, default=1.0, help="shrink training (for smoke tests)")
+    parser.add_argument("--num-directions", type=int, default=50)
+    args = parser.parse_args()
+    rows = [
+        "| data | minimum | β | train accuracy | test accuracy | top eigenvalue | basin log-volume |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    figures = []
+    for name, data, factory, beta, options in experiments(args.steps_scale):
+        models, results = {}, {}
+        for label, b in (("good", 0.0), ("bad", beta)):
+            models[label] = train(data, factory, b, options, args.out)
+            results[label] = measure(models[label], data, args.num_directions)
+            r = results[label]
+            rows.append(
+                f"| {name} | {label} | {b:g} | {r['train accuracy']:.1%} | {r['test accuracy']:.1%} | "
+                f"{r['top eigenvalue']:.3g} | {r['basin'].value:.4g} |"
+            )
+            print(rows[-1], flush=True)
+        figures += comparison_figures(name, data, models, results)
+    os.makedirs(args.out, exist_ok=True)
+    save_side_by_side(figures, os.path.join(args.out, "comparison.png"), columns=4)
+    table = "\n".join(rows)
+    with open(os.path.join(args.out, "results.md"), "w") as fh:
+        fh.write(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    main()
