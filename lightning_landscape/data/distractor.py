@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import CombinedLoader
@@ -36,7 +34,7 @@ class AntiGeneralizationDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        datamodule_or_datasets: Any,
+        datamodule_or_datasets: pl.LightningDataModule | tuple[Dataset, Dataset | None],
         *,
         distractor_size: int = 200,
         seed: int = 0,

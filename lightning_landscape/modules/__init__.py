@@ -1,5 +1,6 @@
-"""LightningModules for the generalization experiments."""
+"""LightningModules (and a plain MLP) for the generalization experiments."""
 
 from .anti_generalization import AntiGeneralizationModule
+from .mlp import MLP
 
-__all__ = ["AntiGeneralizationModule"]
+__all__ = ["MLP", "AntiGeneralizationModule"]
