@@ -17,7 +17,6 @@ import sys
 import torch
 from lightning.pytorch import Trainer, seed_everything
 from matplotlib.figure import Figure
-from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "digits"))
 
@@ -29,15 +28,8 @@ from lightning_landscape import (  # noqa: E402
     sharpness,
 )
 from lightning_landscape.data import AntiGeneralizationDataModule, SwissRollDataModule  # noqa: E402
+from lightning_landscape.modules import MLP  # noqa: E402
 from lightning_landscape.plotting import plot_decision_boundary, save_side_by_side  # noqa: E402
-
-
-def mlp(inputs: int, widths: tuple[int, ...], classes: int) -> nn.Module:
-    layers, width = [], inputs
-    for w in widths:
-        layers += [nn.Linear(width, w), nn.ReLU()]
-        width = w
-    return nn.Sequential(nn.Flatten(), *layers, nn.Linear(width, classes))
 
 
 def experiments(steps_scale: float):
@@ -52,14 +44,14 @@ def experiments(steps_scale: float):
         (
             "swiss roll",
             roll,
-            lambda: mlp(2, (128, 128, 128, 128), 2),
+            lambda: MLP(2, (128, 128, 128, 128), 2),
             0.3,
             {"max_steps": int(3000 * steps_scale), "gradient_clip_val": 8.0},
         ),
         (
             "digits",
             digits,
-            lambda: mlp(64, (256, 256), 10),
+            lambda: MLP(64, (256, 256), 10),
             0.5,
             {"max_epochs": max(int(60 * steps_scale), 1)},
         ),

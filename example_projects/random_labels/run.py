@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 from matplotlib.figure import Figure
-from torch import nn
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "digits"))
@@ -29,12 +28,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from digits import DigitsDataModule  # noqa: E402
 
 from lightning_landscape.data import RandomizedDataset  # noqa: E402
+from lightning_landscape.modules import MLP  # noqa: E402
 
 
 class Classifier(pl.LightningModule):
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 10))
+        self.net = MLP(64, [512], 10)
 
     def training_step(self, batch, batch_idx):
         x, y = batch

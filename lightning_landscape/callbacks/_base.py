@@ -98,6 +98,19 @@ class EpochMonitor(Callback):
         """Whether this process draws a progress bar: asked for, rank zero, and the trainer shows one."""
         return self.progress_bar and trainer.is_global_zero and trainer.progress_bar_callback is not None
 
+    # ------------------------------------------------------------------ hooks
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.should_run_at_epoch_end(trainer):
+            self.run(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.should_run_at_train_end(trainer):
+            self.run(trainer, pl_module)
+
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Compute, record the step, report on rank zero (subclasses implement it)."""
+        raise NotImplementedError
+
     def mark_run(self, trainer: pl.Trainer) -> None:
         self._last_step = trainer.global_step
 

@@ -113,17 +113,8 @@ class LossLandscapeMonitor(EpochMonitor):
     def state_key(self) -> str:
         return self._generate_state_key(tag=self.tag, dims=self.dims, seed=self.seed)
 
-    # ------------------------------------------------------------------ hooks
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.should_run_at_epoch_end(trainer):
-            self._run(trainer, pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.should_run_at_train_end(trainer):
-            self._run(trainer, pl_module)
-
     # ------------------------------------------------------------------ work
-    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         result = self.compute(trainer, pl_module)
         self.mark_run(trainer)
         self.last_result = result

@@ -55,14 +55,6 @@ class NoiseScaleMonitor(EpochMonitor):
         self.measure_gradient_noise = check_bool("measure_gradient_noise", measure_gradient_noise)
         self.last_values: dict[str, float] = {}
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.should_run_at_epoch_end(trainer):
-            self._run(trainer, pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.should_run_at_train_end(trainer):
-            self._run(trainer, pl_module)
-
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         loader = _first_loader(trainer.train_dataloader)
         size = len(loader.dataset)
@@ -87,7 +79,7 @@ class NoiseScaleMonitor(EpochMonitor):
             values[f"{self.tag}/gradient_norm_sq"] = noise.gradient_norm_sq
         return values
 
-    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.last_values = self.compute(trainer, pl_module)
         self.mark_run(trainer)
         if trainer.is_global_zero:

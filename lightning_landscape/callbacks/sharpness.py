@@ -137,15 +137,7 @@ class SharpnessMonitor(EpochMonitor):
     def state_key(self) -> str:
         return self._generate_state_key(tag=self.tag, measures=self.measures)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.should_run_at_epoch_end(trainer):
-            self._run(trainer, pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.should_run_at_train_end(trainer):
-            self._run(trainer, pl_module)
-
-    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         values, figures, arrays = self.compute(trainer, pl_module)
         self.mark_run(trainer)
         self.last_values = values

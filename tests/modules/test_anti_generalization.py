@@ -5,11 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Trainer, seed_everything
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_landscape import AntiGeneralizationModule
 from lightning_landscape.data import AntiGeneralizationDataModule, SwissRollDataModule
+from lightning_landscape.modules import MLP
 
 QUIET = dict(
     accelerator="cpu",
@@ -23,11 +23,7 @@ QUIET = dict(
 
 def _mlp(widths=(16, 16), seed=0):
     torch.manual_seed(seed)
-    layers, width = [], 2
-    for w in widths:
-        layers += [nn.Linear(width, w), nn.ReLU()]
-        width = w
-    return nn.Sequential(*layers, nn.Linear(width, 2))
+    return MLP(2, widths, 2)
 
 
 class PlainModule(pl.LightningModule):
