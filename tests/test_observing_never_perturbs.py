@@ -1,0 +1,56 @@
+"""Every public function that touches a model leaves it exactly as it was (DEVELOPERS.md #1).
+
+Parameters, buffers, every submodule's train/eval flag, requires_grad, .grad (the same objects,
+same values) and the torch, numpy and Python random streams are compared before and after.
+"""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from problems import GlobalRNG, assert_same_state, bn_cnn, image_batches, snapshot, warm_up_bn
+
+import lightning_landscape as ll
+from lightning_landscape.core.noise import gradient_noise_scale
+
+OTHER_STATE = bn_cnn(seed=9).state_dict()  # built here: bn_cnn() reseeds torch
+
+CALLS = {
+    "evaluate": lambda m, b: ll.evaluate(m, b),
+    "compute_landscape": lambda m, b: ll.compute_landscape(m, b, dims=2, num_points=3),
+    "interpolate": lambda m, b: ll.interpolate(m, m.state_dict(), OTHER_STATE, b, num_points=3),
+    "trajectory_landscape": lambda m, b: ll.trajectory_landscape(
+        m,
+        b,
+        [
+            {n: p.detach() + 0.01 * i * (k + 1) for k, (n, p) in enumerate(m.named_parameters())}
+            for i in range(3)
+        ],
+        num_points=3,
+    ),
+    "hessian_eigenvalues": lambda m, b: ll.hessian_eigenvalues(m, b, k=1, max_iter=5, min_iter=2),
+    "hessian_trace": lambda m, b: ll.hessian_trace(m, b, num_samples=3),
+    "hessian_density": lambda m, b: ll.hessian_density(m, b, num_probes=1, num_steps=3),
+    "eigenvalue_ratio_map": lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, max_iter=4),
+    "sharpness": lambda m, b: ll.sharpness(m, b, measure="keskar", num_steps=2),
+    "gradient_noise_scale": lambda m, b: gradient_noise_scale(m, b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_public_function_leaves_model_and_random_streams_untouched(name):
+    model = bn_cnn()
+    batches = image_batches()
+    warm_up_bn(model, batches)
+    model.train()
+    model[1].eval()  # mixed train/eval flags
+    model[0].bias.requires_grad_(False)  # a frozen parameter
+    F.cross_entropy(model(batches[0][0]), batches[0][1]).backward()  # populated .grad
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    rng = GlobalRNG.capture()
+    before = snapshot(model)
+    CALLS[name](model, batches)
+    assert_same_state(before, model)
+    assert GlobalRNG.capture().equals(rng)
