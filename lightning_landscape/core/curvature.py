@@ -18,6 +18,7 @@ from torch import nn
 from .._checks import check_choice, check_int, check_positive_float
 from .evaluation import LossFn, cache_batches, module_device
 from .hessian import HessianOperator, autograd_batch, hessian_context
+from .landscape import _resolve_directions, grid_coordinates, linear_combination_writer, named_tensors
 from .params import perturbable_parameters
 from .spectrum import (
     SLQNodes,
@@ -230,11 +231,7 @@ def exact_ggn_trace(
     trainable = perturbable_parameters(model)
     chosen = {n: trainable[n] for n in (names if names is not None else trainable)}
     params = {n: p.detach() for n, p in chosen.items()}
-    frozen = {
-        n: t
-        for n, t in {**dict(model.named_buffers()), **dict(model.named_parameters())}.items()
-        if n not in params
-    }
+    frozen = {n: t for n, t in named_tensors(model).items() if n not in params}
 
     def logits(theta, x):
         return functional_call(model, {**frozen, **theta}, (x.unsqueeze(0),)).squeeze(0)
@@ -354,16 +351,13 @@ def eigenvalue_ratio_map(
     is taken with respect to the weights with ``ndim > 1`` only, and its extreme eigenvalues are
     found by Lanczos to tolerance ``tol`` (the paper's ``eigsh`` used 1e-2).
     """
-    from .landscape import _resolve_directions, grid_coordinates, linear_combination_writer
-    from .params import perturbable_parameters as trainable
-
     check_int("num_points", num_points, minimum=2)
     cached = cache_batches(batches, module_device(model))
     coords = [grid_coordinates(span, num_points) for _ in range(2)]
     lambda_max = torch.empty(num_points, num_points, dtype=torch.float64)
     lambda_min = torch.empty(num_points, num_points, dtype=torch.float64)
     with hessian_context(model):
-        reference = {n: p.detach().clone() for n, p in trainable(model).items()}
+        reference = {n: p.detach().clone() for n, p in perturbable_parameters(model).items()}
         directions = _resolve_directions(
             reference, dims=2, seed=seed, normalization="filter", ignore_bias_and_norm=True, directions=None
         )

@@ -26,12 +26,14 @@ __all__ = [
     "LossFn",
     "EvaluationSums",
     "batch_size",
+    "batch_weights",
     "cache_batches",
     "cross_entropy_and_correct",
     "evaluate",
     "evaluation_subset",
     "evaluation_sums",
     "loss_name",
+    "mean_batch_loss",
     "module_device",
     "move_to_device",
 ]
@@ -99,6 +101,24 @@ def batch_size(batch: Any) -> int:
         f"cannot tell the number of samples in a batch of type {type(batch).__name__}: "
         "expected a tensor, or a tuple/list/dict holding at least one tensor."
     )
+
+
+def batch_weights(batches: Sequence[Any]) -> list[float]:
+    """Each batch's share of all samples, so that weighted batch means give the per-sample mean.
+
+    >>> batch_weights([torch.zeros(1), torch.zeros(3)])
+    [0.25, 0.75]
+    """
+    sizes = [batch_size(b) for b in batches]
+    total = sum(sizes)
+    return [size / total for size in sizes]
+
+
+def mean_batch_loss(model: nn.Module, batch: Any, loss_fn: LossFn | None = None) -> torch.Tensor:
+    """The mean loss of one batch: ``loss_fn(model, batch)``, else cross-entropy on ``(x, y)``."""
+    if loss_fn is not None:
+        return loss_fn(model, batch).reshape(())
+    return F.cross_entropy(model(batch[0]), batch[1])
 
 
 def _slice_batch(batch: Any, stop: int) -> Any:

@@ -17,10 +17,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .evaluation import LossFn, batch_size
+from .evaluation import LossFn, batch_weights, mean_batch_loss
 from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
 
 __all__ = ["HessianOperator", "autograd_batch", "hessian_context"]
@@ -96,32 +95,15 @@ class HessianOperator:
         self.num_matvecs = 0
         self._graphs: list[tuple[list[int], tuple[torch.Tensor, ...]]] | None = None
 
-    def _loss(self, batch: Any) -> torch.Tensor:
-        if self.loss_fn is not None:
-            return self.loss_fn(self.model, batch).reshape(())
-        x, y = batch[0], batch[1]
-        return F.cross_entropy(self.model(x), y)
-
     def _build(self) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
-        total = sum(batch_size(b) for b in self.batches)
         graphs = []
-        for batch in self.batches:
-            loss = self._loss(batch) * (batch_size(batch) / total)
+        for weight, batch in zip(batch_weights(self.batches), self.batches):
+            loss = mean_batch_loss(self.model, batch, self.loss_fn) * weight
             grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
             # gradients that are constant in θ contribute nothing to H v
             live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
             graphs.append((live, tuple(grads[i] for i in live)))
         return graphs
-
-    def gradient(self) -> torch.Tensor:
-        """The flat gradient ∇L(θ) (from the cached graphs)."""
-        graphs = self._graphs = self._graphs or self._build()
-        out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
-        for live, grads in graphs:
-            pieces = self.split(out)
-            for i, g in zip(live, grads):
-                pieces[i].add_(g.detach())
-        return out
 
     def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Views of a flat vector shaped like the parameters."""

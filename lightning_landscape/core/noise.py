@@ -12,6 +12,7 @@ from torch import nn
 
 from .evaluation import LossFn, cache_batches, module_device
 from .hessian import autograd_batch, hessian_context
+from .landscape import named_tensors
 from .params import perturbable_parameters
 
 __all__ = ["GradientNoiseScale", "gradient_noise_scale", "sgd_noise_scale"]
@@ -71,11 +72,7 @@ def gradient_noise_scale(
     with hessian_context(model):
         trainable = perturbable_parameters(model)
         params = {n: p.detach() for n, p in trainable.items()}
-        rest = {
-            n: t
-            for n, t in {**dict(model.named_buffers()), **dict(model.named_parameters())}.items()
-            if n not in params
-        }
+        rest = {n: t for n, t in named_tensors(model).items() if n not in params}
 
         def sample_loss(theta, x, y):
             return F.cross_entropy(

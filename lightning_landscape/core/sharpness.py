@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_choice, check_int, check_positive_float
 from .directions import iter_random_directions
-from .evaluation import LossFn, batch_size, cache_batches, module_device
+from .evaluation import LossFn, batch_weights, cache_batches, mean_batch_loss, module_device
 from .hessian import HessianOperator, autograd_batch, hessian_context
 from .normalization import normalize_directions
 from .params import perturbable_parameters
@@ -81,7 +80,7 @@ class _Objective:
         self.params = [params[n] for n in names]
         self.base = [p.detach().clone() for p in self.params]
         self.batches = [autograd_batch(b) for b in batches]
-        self.weights = [batch_size(b) / sum(batch_size(x) for x in self.batches) for b in self.batches]
+        self.weights = batch_weights(self.batches)
         self.loss_fn = loss_fn
 
     def _set(self, delta: Sequence[torch.Tensor] | None) -> None:
@@ -90,22 +89,22 @@ class _Objective:
             if delta is not None:
                 torch._foreach_add_(self.params, list(delta))
 
-    def _batch_loss(self, batch: Any) -> torch.Tensor:
-        if self.loss_fn is not None:
-            return self.loss_fn(self.model, batch).reshape(())
-        return F.cross_entropy(self.model(batch[0]), batch[1])
-
     def loss(self, delta: Sequence[torch.Tensor] | None = None) -> float:
         self._set(delta)
         with torch.no_grad():
-            return float(sum(w * self._batch_loss(b) for w, b in zip(self.weights, self.batches)))
+            return float(
+                sum(
+                    w * mean_batch_loss(self.model, b, self.loss_fn)
+                    for w, b in zip(self.weights, self.batches)
+                )
+            )
 
     def loss_and_grad(self, delta: Sequence[torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
         self._set(delta)
         total = 0.0
         grads = [torch.zeros_like(p) for p in self.params]
         for w, batch in zip(self.weights, self.batches):
-            loss = w * self._batch_loss(batch)
+            loss = w * mean_batch_loss(self.model, batch, self.loss_fn)
             pieces = torch.autograd.grad(loss, self.params, allow_unused=True)
             torch._foreach_add_(
                 grads, [g if g is not None else torch.zeros_like(p) for g, p in zip(pieces, self.params)]
