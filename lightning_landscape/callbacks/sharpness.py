@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -32,6 +33,7 @@ MeasureName = Literal[
     "basin_volume",
 ]
 ALL_MEASURES = ("top_eigenvalue", "trace", *MEASURES)
+_Parts = tuple[dict[str, float], dict[str, Any], dict[str, np.ndarray]]  # scalars, figures, arrays
 _TARGETS = {
     "top_eigenvalue": hessian_eigenvalues,
     "trace": hessian_trace,
@@ -156,48 +158,63 @@ class SharpnessMonitor(EpochMonitor):
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
         """``(scalars, figures, arrays)`` of every configured measure at the current weights."""
         batches = self.evaluation_batches(trainer, pl_module)
-        common = {"loss_fn": self.loss_fn, "seed": self.seed}
+        tasks = [partial(self._measure, measure) for measure in self.measures]
+        if self.density:
+            tasks.append(self._density)
+        if self.eigenvalue_ratio_map:
+            tasks.append(self._ratio_map)
         values: dict[str, float] = {}
         figures: dict[str, Any] = {}
         arrays: dict[str, np.ndarray] = {}
-        steps = len(self.measures) + int(self.density) + int(self.eigenvalue_ratio_map)
-        with progress_reporter(self.shows_progress(trainer), steps, "sharpness") as on_point:
-            done = 0
-            for measure in self.measures:
-                options = {**common, **self.measure_kwargs.get(measure, {})}
-                if measure == "top_eigenvalue":
-                    values[measure] = float(hessian_eigenvalues(pl_module, batches, k=1, **options)[0])
-                elif measure == "trace":
-                    estimate = hessian_trace(pl_module, batches, **options)
-                    values["trace"], values["trace_stderr"] = estimate.estimate, estimate.stderr
-                else:
-                    result = sharpness(pl_module, batches, measure=measure, **options)
-                    values[measure] = result.value
-                    values["center_loss"] = result.center_loss
-                    if result.stderr is not None:
-                        values[f"{measure}_stderr"] = result.stderr
-                    if result.radii is not None:
-                        figures["basin_radii"] = plot_basin_radii(result)
-                        arrays["basin_radii"] = result.radii.numpy()
-                done += 1
+        with progress_reporter(self.shows_progress(trainer), len(tasks), "sharpness") as on_point:
+            for done, task in enumerate(tasks, start=1):
+                more_values, more_figures, more_arrays = task(pl_module, batches)
+                values.update(more_values)
+                figures.update(more_figures)
+                arrays.update(more_arrays)
                 if on_point:
                     on_point(done)
-            if self.density:
-                spectrum = hessian_density(
-                    pl_module, batches, num_probes=self.density_probes, num_steps=self.density_steps, **common
-                )
-                figures["hessian_density"] = plot_hessian_density(spectrum)
-                arrays["density/nodes"] = spectrum.quadrature.nodes.numpy()
-                arrays["density/weights"] = spectrum.quadrature.weights.numpy()
-                done += 1
-                if on_point:
-                    on_point(done)
-            if self.eigenvalue_ratio_map:
-                ratio = eigenvalue_ratio_map(pl_module, batches, num_points=self.ratio_map_points, **common)
-                figures["eigenvalue_ratio_map"] = plot_eigenvalue_ratio_map(ratio)
-                arrays["ratio_map/lambda_max"] = ratio.lambda_max.numpy()
-                arrays["ratio_map/lambda_min"] = ratio.lambda_min.numpy()
         return values, figures, arrays
+
+    def _measure(self, measure: str, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
+        options = {"loss_fn": self.loss_fn, "seed": self.seed, **self.measure_kwargs.get(measure, {})}
+        if measure == "top_eigenvalue":
+            return {measure: float(hessian_eigenvalues(pl_module, batches, k=1, **options)[0])}, {}, {}
+        if measure == "trace":
+            estimate = hessian_trace(pl_module, batches, **options)
+            return {"trace": estimate.estimate, "trace_stderr": estimate.stderr}, {}, {}
+        result = sharpness(pl_module, batches, measure=measure, **options)
+        values = {measure: result.value, "center_loss": result.center_loss}
+        if result.stderr is not None:
+            values[f"{measure}_stderr"] = result.stderr
+        if result.radii is None:
+            return values, {}, {}
+        return values, {"basin_radii": plot_basin_radii(result)}, {"basin_radii": result.radii.numpy()}
+
+    def _density(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
+        spectrum = hessian_density(
+            pl_module,
+            batches,
+            num_probes=self.density_probes,
+            num_steps=self.density_steps,
+            loss_fn=self.loss_fn,
+            seed=self.seed,
+        )
+        arrays = {
+            "density/nodes": spectrum.quadrature.nodes.numpy(),
+            "density/weights": spectrum.quadrature.weights.numpy(),
+        }
+        return {}, {"hessian_density": plot_hessian_density(spectrum)}, arrays
+
+    def _ratio_map(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
+        ratio = eigenvalue_ratio_map(
+            pl_module, batches, num_points=self.ratio_map_points, loss_fn=self.loss_fn, seed=self.seed
+        )
+        arrays = {
+            "ratio_map/lambda_max": ratio.lambda_max.numpy(),
+            "ratio_map/lambda_min": ratio.lambda_min.numpy(),
+        }
+        return {}, {"eigenvalue_ratio_map": plot_eigenvalue_ratio_map(ratio)}, arrays
 
 
 def _checked_kwargs(

@@ -174,7 +174,7 @@ class TrajectoryMonitor(EpochMonitor):
             return trajectory_landscape(
                 pl_module,
                 self.evaluation_batches(trainer, pl_module),
-                [self.snapshots[i] for i in range(len(self.snapshots))],
+                list(self.snapshots),
                 epochs=self.snapshots.epochs,
                 num_points=self.num_points,
                 margin=self.margin,
