@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -41,9 +42,23 @@ def figure_writers(trainer: pl.Trainer) -> list:
 
 
 def output_dir(trainer: pl.Trainer, subdir: str) -> str:
-    """``<trainer.log_dir>/<subdir>``: beside the event files (``default_root_dir`` without logger)."""
-    root = trainer.log_dir or trainer.default_root_dir
-    return os.path.join(root, subdir)
+    """``<log_dir>/<subdir>``: beside the event files (``default_root_dir`` without logger).
+
+    ``log_dir`` is what ``trainer.log_dir`` gives, read from the first logger on this process:
+    ``trainer.log_dir`` itself broadcasts from rank zero, a collective that would hang when called
+    on rank zero alone, which is where files are written.
+    """
+    root = None
+    if trainer.loggers:
+        logger = trainer.loggers[0]
+        root = getattr(logger, "log_dir", None) if _has_version_folder(logger) else logger.save_dir
+    return os.path.join(root or trainer.default_root_dir, subdir)
+
+
+def _has_version_folder(logger: Any) -> bool:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    return isinstance(logger, (TensorBoardLogger, CSVLogger))
 
 
 def _safe_name(tag: str) -> str:

@@ -5,10 +5,16 @@ A monitor runs at the end of every ``every_n_epochs``-th training epoch and, wit
 runs during the sanity check or under ``fast_dev_run``. Its evaluation subset is drawn once from the
 training data set (see :func:`lightning_landscape.core.evaluation.evaluation_subset`) and kept on
 the module's device.
+
+Under DDP every process holds a disjoint shard of that subset and the sums over samples go through
+``trainer.strategy.reduce`` (see :meth:`EpochMonitor.sharded`), so every process computes the
+single-process numbers; the decisions to run depend only on the epoch and step, which all processes
+share, and figures and files are made on global rank zero only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +26,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from .._checks import check_bool, check_callable, check_int, check_tag
+from ..core.distributed import sharded
 from ..core.evaluation import LossFn, evaluation_subset
 from ..reporting import log_figures
 
@@ -132,9 +139,32 @@ class EpochMonitor(Callback):
             loader = _first_loader(trainer.train_dataloader)
             self._batches_device = pl_module.device
             self._batches = evaluation_subset(
-                loader, self.num_samples, self.eval_batch_size, self.seed, pl_module.device
+                loader,
+                self.num_samples,
+                self.eval_batch_size,
+                self.seed,
+                pl_module.device,
+                rank=trainer.global_rank,
+                world_size=trainer.world_size,
             )
         return self._batches
+
+    def sharded(self, trainer: pl.Trainer) -> contextlib.AbstractContextManager[None]:
+        """Inside it, sums over the evaluation shards go through ``trainer.strategy.reduce``.
+
+        With several processes each holds a shard of the evaluation subset (see
+        :meth:`evaluation_batches`), so every per-sample sum, gradient and Hessian-vector product is
+        summed over processes; with one process nothing changes.
+        """
+        if trainer.world_size <= 1:
+            return contextlib.nullcontext()
+        strategy = trainer.strategy
+
+        def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+            reduced = strategy.reduce(tensor.to(strategy.root_device), reduce_op="sum")
+            return reduced.to(tensor.device)
+
+        return sharded(reduce_sum)
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:

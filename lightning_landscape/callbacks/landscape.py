@@ -115,7 +115,8 @@ class LossLandscapeMonitor(EpochMonitor):
 
     # ------------------------------------------------------------------ work
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        result = self.compute(trainer, pl_module)
+        with self.sharded(trainer):
+            result = self.compute(trainer, pl_module)
         self.mark_run(trainer)
         self.last_result = result
         if trainer.is_global_zero:

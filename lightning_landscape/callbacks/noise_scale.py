@@ -80,7 +80,8 @@ class NoiseScaleMonitor(EpochMonitor):
         return values
 
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.last_values = self.compute(trainer, pl_module)
+        with self.sharded(trainer):
+            self.last_values = self.compute(trainer, pl_module)
         self.mark_run(trainer)
         if trainer.is_global_zero:
             log_scalars(trainer, self.last_values, trainer.global_step)

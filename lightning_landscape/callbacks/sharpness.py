@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -33,7 +33,9 @@ MeasureName = Literal[
     "basin_volume",
 ]
 ALL_MEASURES = ("top_eigenvalue", "trace", *MEASURES)
-_Parts = tuple[dict[str, float], dict[str, Any], dict[str, np.ndarray]]  # scalars, figures, arrays
+_Parts = tuple[
+    dict[str, float], dict[str, Callable[[], Any]], dict[str, np.ndarray]
+]  # scalars, figure drawers, arrays
 _TARGETS = {
     "top_eigenvalue": hessian_eigenvalues,
     "trace": hessian_trace,
@@ -140,14 +142,15 @@ class SharpnessMonitor(EpochMonitor):
         return self._generate_state_key(tag=self.tag, measures=self.measures)
 
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        values, figures, arrays = self.compute(trainer, pl_module)
+        with self.sharded(trainer):
+            values, figures, arrays = self.compute(trainer, pl_module)
         self.mark_run(trainer)
         self.last_values = values
         if not trainer.is_global_zero:
             return
         step = trainer.global_step
         log_scalars(trainer, {f"{self.tag}/{k}": v for k, v in values.items()}, step)
-        tagged = {f"{self.tag}/{name}": fig for name, fig in figures.items()}
+        tagged = {f"{self.tag}/{name}": draw() for name, draw in figures.items()}
         if tagged:
             self.report_figures(trainer, tagged, step, "sharpness")
         if self.save_results:
@@ -156,7 +159,10 @@ class SharpnessMonitor(EpochMonitor):
             self.saved_files.append(save_arrays(os.path.join(output_dir(trainer, "sharpness"), name), arrays))
 
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
-        """``(scalars, figures, arrays)`` of every configured measure at the current weights."""
+        """``(scalars, figures, arrays)`` of every configured measure at the current weights.
+
+        ``figures`` maps names to functions drawing them, so that only rank zero draws.
+        """
         batches = self.evaluation_batches(trainer, pl_module)
         tasks = [partial(self._measure, measure) for measure in self.measures]
         if self.density:
@@ -189,7 +195,11 @@ class SharpnessMonitor(EpochMonitor):
             values[f"{measure}_stderr"] = result.stderr
         if result.radii is None:
             return values, {}, {}
-        return values, {"basin_radii": plot_basin_radii(result)}, {"basin_radii": result.radii.numpy()}
+        return (
+            values,
+            {"basin_radii": partial(plot_basin_radii, result)},
+            {"basin_radii": result.radii.numpy()},
+        )
 
     def _density(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
         spectrum = hessian_density(
@@ -204,7 +214,7 @@ class SharpnessMonitor(EpochMonitor):
             "density/nodes": spectrum.quadrature.nodes.numpy(),
             "density/weights": spectrum.quadrature.weights.numpy(),
         }
-        return {}, {"hessian_density": plot_hessian_density(spectrum)}, arrays
+        return {}, {"hessian_density": partial(plot_hessian_density, spectrum)}, arrays
 
     def _ratio_map(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
         ratio = eigenvalue_ratio_map(
@@ -214,7 +224,7 @@ class SharpnessMonitor(EpochMonitor):
             "ratio_map/lambda_max": ratio.lambda_max.numpy(),
             "ratio_map/lambda_min": ratio.lambda_min.numpy(),
         }
-        return {}, {"eigenvalue_ratio_map": plot_eigenvalue_ratio_map(ratio)}, arrays
+        return {}, {"eigenvalue_ratio_map": partial(plot_eigenvalue_ratio_map, ratio)}, arrays
 
 
 def _checked_kwargs(

@@ -161,7 +161,8 @@ class TrajectoryMonitor(EpochMonitor):
     def _plot(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if len(self.snapshots) < 3:
             return  # a plane needs at least three points
-        result = self.compute(trainer, pl_module)
+        with self.sharded(trainer):
+            result = self.compute(trainer, pl_module)
         self._last_plot_step = trainer.global_step
         self.last_result = result
         if trainer.is_global_zero:

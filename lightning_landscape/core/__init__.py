@@ -13,6 +13,7 @@ from .curvature import (
     hessian_trace,
 )
 from .directions import cosine_similarity, random_directions
+from .distributed import sharded
 from .evaluation import cache_batches, evaluate
 from .interpolation import interpolate
 from .landscape import compute_landscape, grid_coordinates
@@ -49,4 +50,5 @@ __all__ = [
     "preserve_module_state",
     "preserve_rng_state",
     "random_directions",
+    "sharded",
 ]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .._checks import check_choice, check_int, check_positive_float
+from .distributed import guarded_sum
 from .evaluation import LossFn, cache_batches, module_device
 from .hessian import HessianOperator, autograd_batch, hessian_context
 from .landscape import _resolve_directions, grid_coordinates, linear_combination_writer, named_tensors
@@ -237,18 +238,25 @@ def exact_ggn_trace(
         return functional_call(model, {**frozen, **theta}, (x.unsqueeze(0),)).squeeze(0)
 
     per_sample = vmap(jacrev(logits), in_dims=(None, 0))
-    total, count = 0.0, 0
-    for batch in batches:
-        x = autograd_batch(batch)[0]
-        for start in range(0, x.shape[0], chunk):
-            xs = x[start : start + chunk]
-            with torch.no_grad():
-                p = torch.softmax(functional_call(model, {**frozen, **params}, (xs,)), dim=-1)
-            jac = per_sample(params, xs)  # name -> (n, C, *shape)
-            weighted_sq = sum((j.flatten(2).square().sum(-1) * p).sum() for j in jac.values())
-            mean_sq = sum((torch.einsum("nc,ncp->np", p, j.flatten(2))).square().sum() for j in jac.values())
-            total += float(weighted_sq - mean_sq)
-            count += xs.shape[0]
+
+    def local_sums() -> torch.Tensor:  # [Σᵢ trace term, n] over this process's samples
+        total, count = 0.0, 0
+        for batch in batches:
+            x = autograd_batch(batch)[0]
+            for start in range(0, x.shape[0], chunk):
+                xs = x[start : start + chunk]
+                with torch.no_grad():
+                    p = torch.softmax(functional_call(model, {**frozen, **params}, (xs,)), dim=-1)
+                jac = per_sample(params, xs)  # name -> (n, C, *shape)
+                weighted_sq = sum((j.flatten(2).square().sum(-1) * p).sum() for j in jac.values())
+                mean_sq = sum(
+                    (torch.einsum("nc,ncp->np", p, j.flatten(2))).square().sum() for j in jac.values()
+                )
+                total += float(weighted_sq - mean_sq)
+                count += xs.shape[0]
+        return torch.tensor([total, float(count)], dtype=torch.float64)
+
+    total, count = guarded_sum(local_sums, shape=(2,), dtype=torch.float64).tolist()
     return total / count
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import default_collate
 
+from .distributed import all_sum, is_sharded
 from .params import observing, preserve_rng_state
 
 __all__ = [
@@ -106,11 +107,16 @@ def batch_size(batch: Any) -> int:
 def batch_weights(batches: Sequence[Any]) -> list[float]:
     """Each batch's share of all samples, so that weighted batch means give the per-sample mean.
 
+    Inside :func:`~lightning_landscape.core.distributed.sharded` the share is of the samples of all
+    processes, so the weighted means still have to be summed over processes.
+
     >>> batch_weights([torch.zeros(1), torch.zeros(3)])
     [0.25, 0.75]
     """
     sizes = [batch_size(b) for b in batches]
     total = sum(sizes)
+    if is_sharded():  # each process holds a shard: weights are shares of all processes' samples
+        total = int(all_sum(torch.tensor([float(total)], dtype=torch.float64)).item())
     return [size / total for size in sizes]
 
 
@@ -158,6 +164,13 @@ def cache_batches(batches: Iterable[Any], device: torch.device, num_samples: int
     if not cached:
         raise ValueError("`batches` is empty: the landscape needs at least one batch of data.")
     return cached
+
+
+def _full_precision(output: Any) -> Any:
+    """Half-precision outputs (under autocast) as float32, so that the loss is reduced in float32."""
+    if isinstance(output, torch.Tensor) and output.dtype in (torch.float16, torch.bfloat16):
+        return output.float()
+    return output
 
 
 def _is_class_logits(output: torch.Tensor, target: Any) -> bool:
@@ -215,7 +228,7 @@ def evaluation_sums(
                     f"batch)` for batches of type {type(batch).__name__}."
                 )
             x, y = batch[0], batch[1]
-            output = model(x)
+            output = _full_precision(model(x))
             if _is_class_logits(output, y):
                 loss, correct = cross_entropy_and_correct(output, y)
                 loss_total = loss_total + loss
@@ -253,7 +266,14 @@ def evaluate(
 
 
 def evaluation_subset(
-    loader: Any, num_samples: int, batch_size: int, seed: int, device: torch.device
+    loader: Any,
+    num_samples: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> list[Any]:
     """Choose a fixed evaluation subset of a data loader's data and cache it on ``device``.
 
@@ -264,6 +284,11 @@ def evaluation_subset(
     its sampler and every global random stream are untouched, and every process gets the same
     subset. Otherwise (an iterable data set, or a plain iterable of batches), the first batches are
     taken until ``num_samples`` samples, with the global random streams restored afterwards.
+
+    With ``world_size > 1`` (data parallelism) process ``rank`` keeps every ``world_size``-th of the
+    chosen indices, starting at ``rank``: the shards are disjoint and together hold the same
+    ``num_samples`` samples one process would use. From an iterable it takes its first
+    ``⌈num_samples / world_size⌉`` samples (its loader is expected to yield its own shard).
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
@@ -281,13 +306,15 @@ def evaluation_subset(
         and hasattr(dataset, "__len__")
         and hasattr(dataset, "__getitem__")
     )
+    if not 0 <= rank < world_size:
+        raise ValueError(f"`rank` must lie in [0, world_size={world_size}), got {rank}.")
     with preserve_rng_state():
         if not indexable:
-            return cache_batches(loader, device, num_samples)
+            return cache_batches(loader, device, -(-num_samples // world_size))
         size = len(dataset)
         generator = torch.Generator().manual_seed(seed)
         chosen = torch.randperm(size, generator=generator)[: min(num_samples, size)]
-        indices = chosen.sort().values.tolist()
+        indices = chosen.sort().values.tolist()[rank::world_size]
         collate = getattr(loader, "collate_fn", None) or default_collate
         batches = (
             collate([dataset[i] for i in indices[start : start + batch_size]])

@@ -7,7 +7,8 @@ parameters, evaluated in eval mode (BatchNorm on running statistics, dropout off
 Products use double backpropagation: the gradient graph of each batch is built once
 (``create_graph=True``) and reused for every product, which trades memory (one graph per batch)
 for speed, as PyHessian does. ``.grad`` is never written: products come from
-``torch.autograd.grad``.
+``torch.autograd.grad``. Inside :func:`~lightning_landscape.core.distributed.sharded` each product
+is summed over processes explicitly (DDP's gradient hooks do not fire for ``torch.autograd.grad``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .distributed import guarded_sum
 from .evaluation import LossFn, batch_weights, mean_batch_loss
 from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
 
@@ -91,13 +93,14 @@ class HessianOperator:
         self.dtype = self.params[0].dtype
         self.model = model
         self.batches = [autograd_batch(b) for b in batches]
+        self.weights = batch_weights(self.batches)  # eagerly: it sums over processes when sharded
         self.loss_fn = loss_fn
         self.num_matvecs = 0
         self._graphs: list[tuple[list[int], tuple[torch.Tensor, ...]]] | None = None
 
     def _build(self) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
         graphs = []
-        for weight, batch in zip(batch_weights(self.batches), self.batches):
+        for weight, batch in zip(self.weights, self.batches):
             loss = mean_batch_loss(self.model, batch, self.loss_fn) * weight
             grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
             # gradients that are constant in θ contribute nothing to H v
@@ -111,24 +114,30 @@ class HessianOperator:
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``H v`` for a flat vector ``v`` of length :attr:`dim` (any float dtype; returns the same)."""
-        graphs = self._graphs = self._graphs or self._build()
         pieces = self.split(v.to(self.device, self.dtype))
-        out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
-        out_pieces = self.split(out)
-        for live, grads in graphs:
-            if not live:
-                continue
-            # H v = ∂⟨∇L, v⟩/∂θ: differentiate the live gradient pieces against every parameter
-            products = torch.autograd.grad(
-                grads,
-                self.params,
-                grad_outputs=[pieces[i] for i in live],
-                retain_graph=True,
-                allow_unused=True,
-            )
-            for piece, product in zip(out_pieces, products):
-                if product is not None:
-                    piece.add_(product)
+
+        def local_product() -> torch.Tensor:
+            graphs = self._graphs = self._graphs or self._build()
+            out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+            out_pieces = self.split(out)
+            for live, grads in graphs:
+                if not live:
+                    continue
+                # H v = ∂⟨∇L, v⟩/∂θ: differentiate the live gradient pieces against every parameter
+                products = torch.autograd.grad(
+                    grads,
+                    self.params,
+                    grad_outputs=[pieces[i] for i in live],
+                    retain_graph=True,
+                    allow_unused=True,
+                )
+                for piece, product in zip(out_pieces, products):
+                    if product is not None:
+                        piece.add_(product)
+            return out
+
+        # with data split across processes, H v is the sum of every shard's (weighted) product
+        out = guarded_sum(local_product, shape=(self.dim,), dtype=self.dtype, device=self.device)
         self.num_matvecs += 1
         return out.to(v.dtype)
 

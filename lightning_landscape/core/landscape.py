@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -23,9 +23,18 @@ from .._checks import (
     check_choice,
     check_int,
     check_optional_int,
+    check_positive_float,
     check_span,
 )
+from .batched import (
+    BatchingUnsupported,
+    balanced_chunk,
+    chunk_for_budget,
+    evaluate_grid_batched,
+    warn_fallback,
+)
 from .directions import cosine_similarity, random_directions
+from .distributed import guarded_sum, is_sharded
 from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, loss_name, module_device
 from .normalization import (
     NORMALIZATIONS,
@@ -48,6 +57,25 @@ __all__ = [
 
 Direction = Mapping[str, torch.Tensor]
 ProgressFn = Callable[[int], None]
+
+
+def check_points_per_forward(value: Any) -> int | str:
+    """``points_per_forward`` must be a positive integer or ``"auto"``."""
+    if value == "auto" and isinstance(value, str):
+        return value
+    return check_int("points_per_forward", value, minimum=1)
+
+
+@contextlib.contextmanager
+def evaluation_precision(model: nn.Module, autocast: str | None) -> Iterator[None]:
+    """``torch.autocast`` on the model's device in ``"bf16"``/``"fp16"``, or nothing for ``None``."""
+    if autocast is None:
+        yield
+        return
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[autocast]
+    # no cast cache: it would keep the half copy of a weight after the grid writes the next point
+    with torch.autocast(device_type=module_device(model).type, dtype=dtype, cache_enabled=False):
+        yield
 
 
 def grid_coordinates(span: tuple[float, float], num_points: int) -> torch.Tensor:
@@ -144,22 +172,54 @@ def evaluate_points(
         when it is not recorded, and NaN where the loss is NaN. The host synchronizes once, at the
         end.
     """
-    losses: list[torch.Tensor] = []
-    accuracies: list[torch.Tensor] = []
-    for done, point in enumerate(points, start=1):
-        write_point(point)
-        sums = evaluation_sums(model, batches, loss_fn)
-        losses.append(sums.loss)
-        if sums.accuracy is not None:
-            accuracies.append(sums.accuracy)
-        if on_point is not None:
-            on_point(done)
-    loss = torch.stack(losses).to("cpu", torch.float64)
-    accuracy = None
-    if len(accuracies) == len(losses):
+    points = list(points)
+
+    def scan() -> tuple[torch.Tensor, torch.Tensor | None]:
+        losses: list[torch.Tensor] = []
+        accuracies: list[torch.Tensor] = []
+        for done, point in enumerate(points, start=1):
+            write_point(point)
+            sums = evaluation_sums(model, batches, loss_fn)
+            losses.append(sums.loss)
+            if sums.accuracy is not None:
+                accuracies.append(sums.accuracy)
+            if on_point is not None:
+                on_point(done)
+        with_accuracy = len(accuracies) == len(losses)
+        return torch.stack(losses), (torch.stack(accuracies) if with_accuracy else None)
+
+    return _collect(scan, len(points), batches, module_device(model))
+
+
+def _collect(scan: Callable[[], tuple[torch.Tensor, torch.Tensor | None]], num_points: int, batches, device):
+    """Run ``scan`` (per-point means on this process's batches), sum over shards, move to the CPU."""
+    if is_sharded():
+        loss, accuracy = _sum_over_shards(scan, num_points, batches, device)
+    else:
+        loss, accuracy = scan()
+    loss = loss.to("cpu", torch.float64)
+    if accuracy is not None:
         # NaN logits make argmax meaningless: no accuracy where the loss is NaN
-        accuracy = torch.stack(accuracies).to("cpu", torch.float64).masked_fill(loss.isnan(), float("nan"))
+        accuracy = accuracy.to("cpu", torch.float64).masked_fill(loss.isnan(), float("nan"))
     return loss, accuracy
+
+
+def _sum_over_shards(scan, num_points: int, batches: Sequence[Any], device: torch.device):
+    """``scan()``'s per-shard means turned into means over all shards' samples."""
+    count = float(sum(batch_size(b) for b in batches))
+
+    def local_sums() -> torch.Tensor:
+        loss, accuracy = scan()
+        has_accuracy = torch.full_like(loss, 1.0 if accuracy is not None else 0.0, dtype=torch.float64)
+        accuracy = torch.zeros_like(loss) if accuracy is None else accuracy
+        ones = torch.ones_like(has_accuracy)
+        columns = [loss.double() * count, accuracy.double() * count, has_accuracy, ones * count, ones]
+        return torch.stack(columns, dim=1)
+
+    total = guarded_sum(local_sums, shape=(num_points, 5), dtype=torch.float64, device=device)
+    loss, correct, has_accuracy, samples, processes = total.unbind(dim=1)
+    with_accuracy = bool((has_accuracy == processes).all())
+    return loss / samples, (correct / samples if with_accuracy else None)
 
 
 def scan_grid(
@@ -170,6 +230,9 @@ def scan_grid(
     coords: Sequence[torch.Tensor],
     loss_fn: LossFn | None = None,
     on_point: ProgressFn | None = None,
+    points_per_forward: int | Literal["auto"] = 1,
+    memory_budget_mb: float = 1024.0,
+    compile: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Evaluate ``model`` at every point ``θ₀ + Σ_k c_k d_k`` of the grid ``coords``.
 
@@ -183,16 +246,44 @@ def scan_grid(
         directions: one dict name → tensor per axis (names of ``reference``).
         coords: one 1-D tensor of coefficients per axis.
         loss_fn: ``loss_fn(model, batch)``, or ``None`` for cross-entropy on ``(x, y)``.
-        on_point: called with the number of grid points done after each point.
+        on_point: called with the number of grid points done after each point (or chunk).
+        points_per_forward: grid points per forward pass; above 1 (or ``"auto"``: as many as
+            ``memory_budget_mb`` allows) they are stacked and mapped with ``torch.vmap`` (see
+            :mod:`lightning_landscape.core.batched`), falling back to one point per forward, with a
+            warning, where the model cannot be mapped.
+        memory_budget_mb: memory for the stacked parameters and activations of one batched forward.
+        compile: run the one-point-per-forward path through ``torch.compile(model)``.
 
     Returns:
         ``(loss, accuracy)`` on CPU in float64 with shape ``[len(c) for c in coords]``; accuracy is
         ``None`` when it is not recorded.
     """
-    writer = linear_combination_writer(model, reference, directions)
-    points = itertools.product(*(c.tolist() for c in coords))
-    loss, accuracy = evaluate_points(model, batches, points, writer, loss_fn, on_point)
     shape = [len(c) for c in coords]
+    loss = accuracy = None
+    if points_per_forward != 1:
+        grid = torch.cartesian_prod(*coords).reshape(-1, len(coords)).to(module_device(model))
+        num_points = grid.shape[0]
+        chunk = points_per_forward
+        if chunk == "auto":
+            chunk = chunk_for_budget(
+                model, batches, reference, directions, memory_budget_mb, num_points, loss_fn
+            )
+        chunk = balanced_chunk(num_points, min(chunk, num_points))
+
+        def batched_scan():
+            return evaluate_grid_batched(
+                model, batches, reference, directions, grid, chunk, loss_fn, on_point
+            )
+
+        try:
+            loss, accuracy = _collect(batched_scan, num_points, batches, module_device(model))
+        except BatchingUnsupported as exc:
+            warn_fallback(model, exc.__cause__ or exc)
+    if loss is None:
+        writer = linear_combination_writer(model, reference, directions)
+        points = itertools.product(*(c.tolist() for c in coords))
+        forward = torch.compile(model) if compile else model  # shares the tensors the writer writes
+        loss, accuracy = evaluate_points(forward, batches, points, writer, loss_fn, on_point)
     return loss.reshape(shape), None if accuracy is None else accuracy.reshape(shape)
 
 
@@ -229,6 +320,10 @@ def compute_landscape(
     directions: Sequence[Direction] | None = None,
     num_samples: int | None = None,
     progress: bool | ProgressFn = False,
+    points_per_forward: int | Literal["auto"] = 1,
+    memory_budget_mb: float = 1024.0,
+    autocast: Literal["bf16", "fp16"] | None = None,
+    compile: bool = False,
     epoch: int | None = None,
     global_step: int | None = None,
 ) -> LandscapeResult:
@@ -256,6 +351,19 @@ def compute_landscape(
             asked, used exactly as given with ``normalization=None``; absent names do not move.
         num_samples: use only the first ``num_samples`` samples of ``batches`` (all if None).
         progress: show a progress bar (``True``) or call ``progress(points_done)`` after each point.
+        points_per_forward: grid points evaluated per forward pass. ``1`` (default) writes each
+            point into the model in place; larger (or ``"auto"``, as many as ``memory_budget_mb``
+            holds) stacks them and maps the forward with ``torch.vmap``, much faster for small
+            models; the numbers agree to float rounding. Models ``vmap`` cannot map (BatchNorm in
+            train mode, ``.item()`` in ``forward``) fall back to one point per forward, with a
+            warning.
+        memory_budget_mb: memory for one batched forward (stacked weights plus activations).
+        autocast: evaluate under ``torch.autocast`` in ``"bf16"`` or ``"fp16"``; the loss is then
+            computed from float32 logits, but the forward's rounding changes it: on the test
+            models by up to ~1e-3 (bf16) and ~1e-4 (fp16) of the loss, fine for the shape of a
+            landscape, not for differences smaller than that. Recorded in the metadata.
+        compile: evaluate through ``torch.compile(model)`` (one point per forward; the first call
+            compiles, which pays off on large grids of large models). Recorded in the metadata.
         epoch: recorded in the result's metadata.
         global_step: recorded in the result's metadata.
 
@@ -278,6 +386,10 @@ def compute_landscape(
     check_int("seed", seed, minimum=0)
     check_callable("loss_fn", loss_fn)
     check_optional_int("num_samples", num_samples, minimum=1)
+    check_points_per_forward(points_per_forward)
+    check_positive_float("memory_budget_mb", memory_budget_mb)
+    check_choice("autocast", autocast, (None, "bf16", "fp16"))
+    check_bool("compile", compile)
     if directions is not None and (isinstance(directions, Mapping) or len(directions) != dims):
         raise ValueError(
             f"`directions` must be a sequence of {dims} dicts name -> tensor (one per axis), "
@@ -301,9 +413,23 @@ def compute_landscape(
             ignore_bias_and_norm=ignore_bias_and_norm,
             directions=directions,
         )
-        loss, accuracy = scan_grid(model, cached, reference, used, coords, loss_fn, on_point)
+        with evaluation_precision(model, autocast):
+            loss, accuracy = scan_grid(
+                model,
+                cached,
+                reference,
+                used,
+                coords,
+                loss_fn,
+                on_point,
+                points_per_forward=1 if compile else points_per_forward,
+                memory_budget_mb=memory_budget_mb,
+                compile=compile,
+            )
 
     extra: dict[str, Any] = {"versions": library_versions(), "span": list(span)}
+    if autocast is not None or compile:
+        extra.update(autocast=autocast, compile=compile)
     if dims == 2:
         extra["direction_cosine"] = cosine_similarity(used[0], used[1])
     return LandscapeResult(

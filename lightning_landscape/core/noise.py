@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .distributed import guarded_sum
 from .evaluation import LossFn, cache_batches, module_device
 from .hessian import autograd_batch, hessian_context
 from .landscape import named_tensors
@@ -87,19 +88,28 @@ def gradient_noise_scale(
             return {n: torch.stack([row[k] for row in rows]) for k, n in enumerate(trainable)}
 
         per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-        total = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in params.items()}
-        squares = 0.0
-        count = 0
-        for batch in cached:
-            x, y = autograd_batch(batch)[:2]
-            for start in range(0, x.shape[0], chunk):
-                xs, ys = x[start : start + chunk], y[start : start + chunk]
-                grads = per_sample(params, xs, ys) if loss_fn is None else custom_grads(xs, ys)
-                for n, g in grads.items():
-                    total[n] += g.double().sum(dim=0)
-                    squares += float(g.double().square().sum())
-                count += xs.shape[0]
-    mean_sq = sum(float((t / count).square().sum()) for t in total.values())
+        device = module_device(model)
+
+        def local_sums() -> torch.Tensor:  # [Σᵢ|gᵢ|², n, Σᵢ gᵢ (flat)] over this process's samples
+            total = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in params.items()}
+            squares = torch.zeros(1, dtype=torch.float64, device=device)
+            count = 0
+            for batch in cached:
+                x, y = autograd_batch(batch)[:2]
+                for start in range(0, x.shape[0], chunk):
+                    xs, ys = x[start : start + chunk], y[start : start + chunk]
+                    grads = per_sample(params, xs, ys) if loss_fn is None else custom_grads(xs, ys)
+                    for n, g in grads.items():
+                        total[n] += g.double().sum(dim=0)
+                        squares += g.double().square().sum()
+                    count += xs.shape[0]
+            counts = torch.full((1,), float(count), dtype=torch.float64, device=device)
+            return torch.cat([squares, counts, *(t.flatten() for t in total.values())])
+
+        numel = 2 + sum(p.numel() for p in params.values())
+        sums = guarded_sum(local_sums, shape=(numel,), dtype=torch.float64, device=device).cpu()
+    squares, count, total = float(sums[0]), int(sums[1]), sums[2:]
+    mean_sq = float((total / count).square().sum())
     # Σᵢ|gᵢ − Ḡ|² = Σᵢ|gᵢ|² − n|Ḡ|²; unbiased covariance trace divides by n − 1
     trace = (squares - count * mean_sq) / max(count - 1, 1)
     return GradientNoiseScale(trace / mean_sq if mean_sq > 0 else float("inf"), trace, mean_sq, count)

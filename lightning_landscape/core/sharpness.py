@@ -34,6 +34,7 @@ from torch import nn
 
 from .._checks import check_choice, check_int, check_positive_float
 from .directions import iter_random_directions
+from .distributed import guarded_sum, is_sharded
 from .evaluation import LossFn, batch_weights, cache_batches, mean_batch_loss, module_device
 from .hessian import HessianOperator, autograd_batch, hessian_context
 from .normalization import normalize_directions
@@ -82,6 +83,7 @@ class _Objective:
         self.batches = [autograd_batch(b) for b in batches]
         self.weights = batch_weights(self.batches)
         self.loss_fn = loss_fn
+        self.device = self.base[0].device
 
     def _set(self, delta: Sequence[torch.Tensor] | None) -> None:
         with torch.no_grad():
@@ -91,26 +93,43 @@ class _Objective:
 
     def loss(self, delta: Sequence[torch.Tensor] | None = None) -> float:
         self._set(delta)
-        with torch.no_grad():
-            return float(
-                sum(
-                    w * mean_batch_loss(self.model, b, self.loss_fn)
+
+        def local_loss() -> torch.Tensor:
+            with torch.no_grad():
+                total = sum(
+                    w * mean_batch_loss(self.model, b, self.loss_fn).double()
                     for w, b in zip(self.weights, self.batches)
                 )
-            )
+            return torch.as_tensor(total, dtype=torch.float64)
+
+        return float(guarded_sum(local_loss, shape=(), dtype=torch.float64, device=self.device))
 
     def loss_and_grad(self, delta: Sequence[torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
         self._set(delta)
-        total = 0.0
         grads = [torch.zeros_like(p) for p in self.params]
-        for w, batch in zip(self.weights, self.batches):
-            loss = w * mean_batch_loss(self.model, batch, self.loss_fn)
-            pieces = torch.autograd.grad(loss, self.params, allow_unused=True)
-            torch._foreach_add_(
-                grads, [g if g is not None else torch.zeros_like(p) for g, p in zip(pieces, self.params)]
-            )
-            total += float(loss)
-        return total, grads
+
+        def local_loss_and_grad() -> torch.Tensor:
+            total = torch.zeros((), dtype=torch.float64, device=self.device)
+            for w, batch in zip(self.weights, self.batches):
+                loss = w * mean_batch_loss(self.model, batch, self.loss_fn)
+                pieces = torch.autograd.grad(loss, self.params, allow_unused=True)
+                torch._foreach_add_(
+                    grads, [g if g is not None else torch.zeros_like(p) for g, p in zip(pieces, self.params)]
+                )
+                total += loss.detach().double()
+            return total
+
+        if not is_sharded():
+            return float(local_loss_and_grad()), grads
+
+        def flat_loss_and_grad() -> torch.Tensor:
+            total = local_loss_and_grad()
+            return torch.cat([total.reshape(1), *(g.double().flatten() for g in grads)])
+
+        numel = 1 + sum(p.numel() for p in self.params)
+        flat = guarded_sum(flat_loss_and_grad, shape=(numel,), dtype=torch.float64, device=self.device)
+        summed = flat[1:].split([p.numel() for p in self.params])
+        return float(flat[0]), [s.view_as(p).to(p.dtype) for s, p in zip(summed, self.params)]
 
 
 def _uniform_like(tensors: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
