@@ -1,4 +1,4 @@
-"""Time a 21×21 2D landscape on the digits CNN (BatchNorm) against the floor and `loss-landscapes`.
+"""Time a 2D landscape (21×21 by default) on the digits CNN or MLP against the floor and `loss-landscapes`.
 
     pip install -e ".[benchmarks]"
     python benchmarks/landscape.py [--repeats 5] [--points 21] [--samples 1024]
@@ -10,6 +10,8 @@ Three timings, interleaved round by round so that machine noise hits all of them
 
 - floor: ``points²`` plain eval-mode forward passes over the same samples (no perturbation, no loss);
 - ours: ``compute_landscape(dims=2, num_points=points)``, exact centred grid, eval mode, restored;
+- ours, batched: the same with ``points_per_forward="auto"`` (grid points stacked and mapped with
+  ``torch.vmap``, chunks sized by the default 1 GiB budget);
 - loss-landscapes: ``random_plane(steps=points, normalization="filter")`` with its ``Loss`` metric.
 
 Also measured, once, for each tool: whether the model's weights, BatchNorm statistics and
@@ -62,6 +64,10 @@ def floor(model, x, points: int) -> None:
 
 def ours(model, x, y, points: int):
     return compute_landscape(model, [(x, y)], dims=2, num_points=points)
+
+
+def ours_batched(model, x, y, points: int):
+    return compute_landscape(model, [(x, y)], dims=2, num_points=points, points_per_forward="auto")
 
 
 def peer(model, x, y, points: int):
@@ -157,6 +163,7 @@ def main() -> None:
     tools = {
         "floor": lambda: floor(model, x, args.points),
         "ours": lambda: ours(model, x, y, args.points),
+        "ours, batched (vmap, points_per_forward='auto')": lambda: ours_batched(model, x, y, args.points),
     }
     if have_peer:
         # loss-landscapes moves the model it is given: give it a fresh copy each round (not timed).
@@ -200,7 +207,11 @@ def main() -> None:
     print("\nWhere the time goes (median of 3 calls each; forward = inside the model's forward passes):")
     print("| tool | forward s | outside forward s | outside forward per grid point |")
     print("|---|---|---|---|")
-    split_tools = {"floor": lambda m, *_: floor(m, x, args.points), "ours": ours}
+    split_tools = {
+        "floor": lambda m, *_: floor(m, x, args.points),
+        "ours": ours,
+        "ours, batched": ours_batched,
+    }
     if have_peer:
         split_tools["loss-landscapes"] = peer
     for name, tool in split_tools.items():

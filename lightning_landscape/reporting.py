@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -112,3 +113,36 @@ def log_text(trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
         experiment = getattr(logger, "experiment", None)
         if callable(getattr(experiment, "add_text", None)):
             experiment.add_text(tag, text, global_step=step)
+
+
+def log_mesh(
+    trainer: pl.Trainer,
+    tag: str,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    heights: np.ndarray,
+    step: int,
+) -> int:
+    """Log a triangle mesh to every logger whose experiment has ``add_mesh`` (TensorBoard's mesh
+    plugin: rotate it in the browser). Vertices are coloured by ``heights`` with viridis.
+
+    Returns:
+        The number of loggers that took it.
+    """
+    from matplotlib import colormaps
+
+    span = float(np.ptp(heights)) or 1.0
+    colors = colormaps["viridis"]((heights - heights.min()) / span)[:, :3]
+    taken = 0
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "experiment", None)
+        if callable(getattr(experiment, "add_mesh", None)):
+            experiment.add_mesh(
+                tag,
+                vertices=torch.from_numpy(vertices).unsqueeze(0),
+                colors=torch.from_numpy((colors * 255).astype(np.uint8)).unsqueeze(0),
+                faces=torch.from_numpy(faces).unsqueeze(0),
+                global_step=step,
+            )
+            taken += 1
+    return taken

@@ -7,13 +7,14 @@ from typing import Literal
 
 import lightning.pytorch as pl
 
-from .._checks import check_bool, check_choice, check_int, check_span
+from .._checks import check_bool, check_choice, check_int, check_positive_float, check_span
 from ..core.evaluation import LossFn
-from ..core.landscape import compute_landscape
+from ..core.landscape import check_points_per_forward, compute_landscape
 from ..core.normalization import NORMALIZATIONS
 from ..core.results import LandscapeResult
+from ..export import surface_mesh
 from ..plotting.landscape import landscape_figures
-from ..reporting import log_scalars, output_dir
+from ..reporting import log_mesh, log_scalars, output_dir
 from ._base import EpochMonitor
 
 __all__ = ["LossLandscapeMonitor"]
@@ -36,6 +37,8 @@ class LossLandscapeMonitor(EpochMonitor):
       ``{tag}/2d/contour`` (labeled contour lines), ``{tag}/2d/contour_filled`` and
       ``{tag}/2d/surface_3d`` for ``dims=2``. With no logger that takes figures they are saved as
       PNGs under ``<default_root_dir>/landscapes/`` and a warning is given once;
+    - for ``dims=2``, the surface as a mesh (TensorBoard ``add_mesh``, the *Mesh* tab, where it can
+      be rotated): ``{tag}/2d/mesh``;
     - scalars: ``{tag}/center_loss``, ``{tag}/max_loss_rise`` (largest finite loss on the grid minus
       the centre loss), ``{tag}/num_nonfinite`` and, for classifiers, ``{tag}/center_accuracy``;
     - the result as ``<log_dir>/landscapes/{tag}-epoch=EEE-step=SSSSSS.npz`` (reload it with
@@ -60,6 +63,13 @@ class LossLandscapeMonitor(EpochMonitor):
         save_results: write the ``.npz`` result files.
         progress_bar: show a progress bar while computing (when the trainer shows one).
         tag: prefix of the logged tags and file names; give two monitors different tags.
+        points_per_forward: grid points per forward pass (``"auto"``: as many as
+            ``memory_budget_mb`` holds), mapped with ``torch.vmap``; worth it on a GPU with a small
+            model, slower on a CPU (see ``benchmarks/README.md``). Default 1.
+        memory_budget_mb: memory for one batched forward.
+        autocast: ``"bf16"``/``"fp16"`` evaluation under ``torch.autocast`` (changes the loss by
+            ~1e-3/1e-4 relative); default full precision.
+        compile: evaluate through ``torch.compile`` (one point per forward).
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -89,6 +99,10 @@ class LossLandscapeMonitor(EpochMonitor):
         save_results: bool = True,
         progress_bar: bool = True,
         tag: str = "landscape",
+        points_per_forward: int | Literal["auto"] = 1,
+        memory_budget_mb: float = 1024.0,
+        autocast: Literal["bf16", "fp16"] | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -107,6 +121,10 @@ class LossLandscapeMonitor(EpochMonitor):
         self.span = check_span("span", span)
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
         self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
+        self.points_per_forward = check_points_per_forward(points_per_forward)
+        self.memory_budget_mb = check_positive_float("memory_budget_mb", memory_budget_mb)
+        self.autocast = check_choice("autocast", autocast, (None, "bf16", "fp16"))
+        self.compile = check_bool("compile", compile)
         self.last_result: LandscapeResult | None = None
 
     @property
@@ -135,6 +153,10 @@ class LossLandscapeMonitor(EpochMonitor):
             seed=self.seed,
             loss_fn=self.loss_fn,
             progress=self.shows_progress(trainer),
+            points_per_forward=self.points_per_forward,
+            memory_budget_mb=self.memory_budget_mb,
+            autocast=self.autocast,
+            compile=self.compile,
             epoch=trainer.current_epoch,
             global_step=trainer.global_step,
         )
@@ -144,6 +166,9 @@ class LossLandscapeMonitor(EpochMonitor):
         figures = landscape_figures(result, log_scale=self.log_scale)
         tagged = {f"{self.tag}/{self.dims}d/{name}": fig for name, fig in figures.items()}
         self.report_figures(trainer, tagged, step, "landscapes")
+        if self.dims == 2:
+            vertices, faces, _ = surface_mesh(result, log_scale=self.log_scale)
+            log_mesh(trainer, f"{self.tag}/2d/mesh", vertices, faces, vertices[:, 2], step)
         log_scalars(trainer, _scalars(self.tag, result), step)
         if self.save_results:
             name = f"{self.tag}-epoch={result.epoch:03d}-step={step:06d}.npz"

@@ -15,6 +15,7 @@ from problems import (
     training_end,
 )
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util.tensor_util import make_ndarray as tf_make_ndarray
 
 from lightning_landscape import LandscapeResult, LossLandscapeMonitor
 
@@ -26,7 +27,7 @@ def _fit(tmp_path, callbacks, **kwargs):
 
 
 def _events(log_dir):
-    accumulator = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
+    accumulator = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0, "tensors": 0})
     accumulator.Reload()
     return accumulator
 
@@ -55,6 +56,13 @@ def test_logs_figures_scalars_and_result_files_to_tensorboard(tmp_path):
     images = events.Tags()["images"]
     assert {"landscape/2d/contour", "landscape/2d/contour_filled", "landscape/2d/surface_3d"} <= set(images)
     assert "line/1d/curve" in images
+    # the surface as a mesh: vertices (one per grid point), faces (two per cell), colours
+    tensors = set(events.Tags()["tensors"])
+    assert {"landscape/2d/mesh_VERTEX", "landscape/2d/mesh_FACE", "landscape/2d/mesh_COLOR"} <= tensors
+    vertices = tf_make_ndarray(events.Tensors("landscape/2d/mesh_VERTEX")[-1].tensor_proto)
+    faces = tf_make_ndarray(events.Tensors("landscape/2d/mesh_FACE")[-1].tensor_proto)
+    assert vertices.shape == (1, 25, 3) and faces.shape == (1, 32, 3)
+    assert not any(t.startswith("line/") and t.endswith("_VERTEX") for t in tensors)
     # epoch 1 (every 2nd) and train end (step 18): two images per tag, at the training steps
     assert [e.step for e in events.Images("landscape/2d/contour")] == [12, 18]
     scalars = events.Tags()["scalars"]
@@ -79,6 +87,13 @@ def test_monitor_result_matches_compute_landscape_on_the_same_subset(tmp_path):
     trainer, model = _fit(tmp_path, [monitor], max_epochs=1)
     again = compute_landscape(model, monitor.evaluation_batches(trainer, model), dims=1, num_points=5)
     torch.testing.assert_close(again.loss, monitor.last_result.loss, rtol=0, atol=0)
+
+
+def test_batched_monitor_matches_the_sequential_one(tmp_path):
+    sequential = LossLandscapeMonitor(every_n_epochs=1, **SMALL)
+    grouped = LossLandscapeMonitor(every_n_epochs=1, points_per_forward="auto", tag="batched", **SMALL)
+    _fit(tmp_path, [sequential, grouped], max_epochs=1)
+    torch.testing.assert_close(grouped.last_result.loss, sequential.last_result.loss, rtol=1e-5, atol=1e-7)
 
 
 # ---------------------------------------------------------------- acceptance 8: divergence
@@ -106,6 +121,9 @@ def test_diverging_grid_is_drawn_and_training_continues(tmp_path):
         ({"eval_batch_size": 0}, "eval_batch_size"),
         ({"seed": -3}, "seed"),
         ({"tag": "a/b"}, "tag"),
+        ({"points_per_forward": 0}, "points_per_forward"),
+        ({"memory_budget_mb": 0}, "memory_budget_mb"),
+        ({"autocast": "int8"}, "autocast"),
     ],
 )
 def test_invalid_arguments_raise_value_error_naming_the_argument(kwargs, name):
@@ -119,6 +137,7 @@ def test_invalid_arguments_raise_value_error_naming_the_argument(kwargs, name):
         ({"every_n_epochs": 1.5}, "every_n_epochs"),
         ({"log_scale": "yes"}, "log_scale"),
         ({"loss_fn": 3}, "loss_fn"),
+        ({"compile": "yes"}, "compile"),
     ],
 )
 def test_wrong_types_raise_type_error_naming_the_argument(kwargs, name):

@@ -1,0 +1,355 @@
+"""``lightning-landscape``: landscapes, interpolations and sharpness of saved checkpoints.
+
+Commands (``lightning-landscape <command> --help`` lists every option; options may also come from a
+YAML file given with ``--config``, jsonargparse's convention, as in LightningCLI):
+
+- ``surface``: the 1D/2D landscape of a checkpoint;
+- ``interpolate``: the loss along the line between two checkpoints;
+- ``sharpness``: curvature and sharpness measures of a checkpoint;
+- ``plot``: redraw a saved landscape result with other options, without the model;
+- ``export-vtk``: a saved 2D result as a ``.vts``/``.vtp`` surface for ParaView.
+
+The model and data come from the LightningCLI configuration the model was trained with
+(``--model_config``, e.g. the ``config.yaml`` LightningCLI saves beside the logs): its ``model``
+and ``data`` sections, each either ``{class_path, init_args}`` or plain keyword arguments for the
+class given with ``--model_class`` / ``--data_class`` (a dotted import path; the configuration's
+folder and the working directory are searched first). The weights come from the checkpoint's
+``state_dict``. Every command writes into ``--output_dir`` and prints what it wrote.
+
+Example:
+    lightning-landscape surface --model_config example_projects/digits/config.yaml \\
+        --model_class digits.DigitsClassifier --data_class digits.DigitsDataModule \\
+        --ckpt_path lightning_logs/digits/version_0/checkpoints/last.ckpt --output_dir surface
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+
+from .core.curvature import hessian_eigenvalues, hessian_trace
+from .core.evaluation import evaluation_subset
+from .core.interpolation import interpolate as interpolate_states
+from .core.landscape import compute_landscape
+from .core.results import LandscapeResult
+from .core.sharpness import sharpness as sharpness_measure
+from .export import export_vtk as write_vtk
+
+__all__ = ["export_vtk", "interpolate", "main", "plot", "sharpness", "surface"]
+
+
+# ------------------------------------------------------------------ loading
+def _import(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    if not module:
+        raise ValueError(f"a class must be given as a dotted path 'package.module.Class', got {path!r}.")
+    return getattr(importlib.import_module(module), name)
+
+
+def _instantiate(section: Any, class_path: str | None, what: str) -> Any:
+    section = dict(section or {})
+    if "class_path" in section:
+        class_path = section["class_path"]
+        section = dict(section.get("init_args") or {})
+    if class_path is None:
+        raise ValueError(
+            f"the configuration's `{what}` section has no class_path: give --{what}_class "
+            "(a dotted path such as 'digits.DigitsClassifier')."
+        )
+    return _import(class_path)(**section)
+
+
+def load_model_and_data(
+    model_config: str, ckpt_path: str | None, model_class: str | None, data_class: str | None, device: str
+) -> tuple[torch.nn.Module, Any]:
+    """The model (weights from ``ckpt_path``, on ``device``, eval mode) and the data module."""
+    import yaml
+
+    with open(model_config) as fh:
+        config = yaml.safe_load(fh) or {}
+    for folder in (os.getcwd(), os.path.dirname(os.path.abspath(model_config))):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    model = _instantiate(config.get("model"), model_class, "model")
+    data = _instantiate(config.get("data"), data_class, "data")
+    if ckpt_path is not None:
+        model.load_state_dict(_state_dict(ckpt_path))
+    return model.to(_device(device)).eval(), data
+
+
+def _state_dict(ckpt_path: str) -> dict[str, torch.Tensor]:
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    return checkpoint["state_dict"] if "state_dict" in checkpoint else checkpoint
+
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _batches(data: Any, num_samples: int, batch_size: int, seed: int, device: torch.device) -> list[Any]:
+    if hasattr(data, "prepare_data"):
+        data.prepare_data()
+    if hasattr(data, "setup"):
+        data.setup("fit")
+    return evaluation_subset(data.train_dataloader(), num_samples, batch_size, seed, device)
+
+
+def _written(paths: Sequence[str]) -> list[str]:
+    for path in paths:
+        print(path)
+    return list(paths)
+
+
+def _save_figures(figures: dict[str, Any], output_dir: str, prefix: str) -> list[str]:
+    paths = []
+    for name, figure in figures.items():
+        path = os.path.join(output_dir, f"{prefix}-{name}.png")
+        figure.savefig(path, dpi=120)
+        paths.append(path)
+    return paths
+
+
+# ------------------------------------------------------------------ commands
+def surface(
+    model_config: str,
+    ckpt_path: str,
+    output_dir: str = "landscape",
+    model_class: str | None = None,
+    data_class: str | None = None,
+    dims: Literal[1, 2] = 2,
+    num_points: int = 21,
+    span: tuple[float, float] = (-1.0, 1.0),
+    normalization: Literal["filter", "layer"] | None = "filter",
+    num_samples: int = 1024,
+    batch_size: int = 256,
+    seed: int = 0,
+    points_per_forward: int | Literal["auto"] = 1,
+    log_scale: bool = False,
+    device: str = "auto",
+) -> list[str]:
+    """The filter-normalized landscape of a checkpoint: ``surface.npz`` and its figures.
+
+    Args:
+        model_config: LightningCLI YAML with the ``model`` and ``data`` sections.
+        ckpt_path: Lightning checkpoint (or a plain state dict) with the weights.
+        output_dir: folder for the result and figures.
+        model_class: dotted path of the LightningModule when the config names none.
+        data_class: dotted path of the LightningDataModule when the config names none.
+        dims: 1 or 2 directions.
+        num_points: grid points per axis.
+        span: coefficient range per axis.
+        normalization: filter, layer or null.
+        num_samples: evaluation subset drawn from the training data.
+        batch_size: evaluation batch size.
+        seed: seed of the directions and the subset.
+        points_per_forward: grid points per forward (``auto``: vmap chunks from a memory budget).
+        log_scale: draw log10 of the loss.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
+    """
+    from .plotting.landscape import landscape_figures
+
+    model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, device)
+    batches = _batches(data, num_samples, batch_size, seed, _device(device))
+    result = compute_landscape(
+        model,
+        batches,
+        dims=dims,
+        num_points=num_points,
+        span=span,
+        normalization=normalization,
+        seed=seed,
+        progress=True,
+        points_per_forward=points_per_forward,
+    )
+    os.makedirs(output_dir, exist_ok=True)
+    paths = [result.save(os.path.join(output_dir, "surface.npz"))]
+    paths += _save_figures(landscape_figures(result, log_scale=log_scale), output_dir, "surface")
+    return _written(paths)
+
+
+def interpolate(
+    model_config: str,
+    start: str,
+    end: str,
+    output_dir: str = "interpolation",
+    model_class: str | None = None,
+    data_class: str | None = None,
+    num_points: int = 51,
+    alpha_range: tuple[float, float] = (-0.5, 1.5),
+    num_samples: int = 1024,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str = "auto",
+) -> list[str]:
+    """The loss along ``(1−α)·start + α·end`` (every float buffer too): ``interpolation.npz`` + figure.
+
+    Args:
+        model_config: LightningCLI YAML with the ``model`` and ``data`` sections.
+        start: checkpoint at α = 0.
+        end: checkpoint at α = 1.
+        output_dir: folder for the result and figure.
+        model_class: dotted path of the LightningModule when the config names none.
+        data_class: dotted path of the LightningDataModule when the config names none.
+        num_points: points along the line.
+        alpha_range: α range (both end points are always on the grid).
+        num_samples: evaluation subset drawn from the training data.
+        batch_size: evaluation batch size.
+        seed: seed of the subset.
+        device: ``auto``, ``cpu``, ``cuda``...
+    """
+    from .plotting.trajectory import plot_interpolation
+
+    model, data = load_model_and_data(model_config, None, model_class, data_class, device)
+    batches = _batches(data, num_samples, batch_size, seed, _device(device))
+    result = interpolate_states(
+        model,
+        _state_dict(start),
+        _state_dict(end),
+        batches,
+        num_points=num_points,
+        alpha_range=alpha_range,
+    )
+    os.makedirs(output_dir, exist_ok=True)
+    paths = [result.save(os.path.join(output_dir, "interpolation.npz"))]
+    figure = plot_interpolation(result)
+    paths.append(os.path.join(output_dir, "interpolation.png"))
+    figure.savefig(paths[-1], dpi=120)
+    return _written(paths)
+
+
+def sharpness(
+    model_config: str,
+    ckpt_path: str,
+    output_dir: str = "sharpness",
+    model_class: str | None = None,
+    data_class: str | None = None,
+    measures: list[str] | None = None,
+    num_samples: int = 1024,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str = "auto",
+) -> list[str]:
+    """Curvature and sharpness of a checkpoint: ``sharpness.json`` with every value.
+
+    Args:
+        model_config: LightningCLI YAML with the ``model`` and ``data`` sections.
+        ckpt_path: Lightning checkpoint with the weights.
+        output_dir: folder for the result.
+        model_class: dotted path of the LightningModule when the config names none.
+        data_class: dotted path of the LightningDataModule when the config names none.
+        measures: any of top_eigenvalue, trace, keskar, adaptive_worst, average,
+            filter_normalized_eigenvalue, basin_volume (default: the first three).
+        num_samples: evaluation subset drawn from the training data.
+        batch_size: evaluation batch size.
+        seed: seed of the subset and the estimators.
+        device: ``auto``, ``cpu``, ``cuda``...
+    """
+    from tqdm.auto import tqdm
+
+    measures = list(measures or ["top_eigenvalue", "trace", "keskar"])
+    model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, device)
+    batches = _batches(data, num_samples, batch_size, seed, _device(device))
+    values: dict[str, Any] = {
+        "checkpoint": os.path.abspath(ckpt_path),
+        "num_samples": num_samples,
+        "seed": seed,
+    }
+    for measure in tqdm(measures, desc="sharpness", leave=False):
+        if measure == "top_eigenvalue":
+            values[measure] = float(hessian_eigenvalues(model, batches, k=1, seed=seed)[0])
+        elif measure == "trace":
+            estimate = hessian_trace(model, batches, seed=seed)
+            values.update(trace=estimate.estimate, trace_stderr=estimate.stderr)
+        else:
+            result = sharpness_measure(model, batches, measure=measure, seed=seed)
+            values.update({measure: result.value, "center_loss": result.center_loss})
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, "sharpness.json")
+    with open(path, "w") as fh:
+        json.dump(values, fh, indent=2)
+    return _written([path])
+
+
+def plot(
+    result: str,
+    output_dir: str = "figures",
+    kind: Literal["all", "curve", "contour", "contour_filled", "surface_3d"] = "all",
+    log_scale: bool = False,
+    levels: int = 20,
+    elev: float = 30.0,
+    azim: float = -60.0,
+) -> list[str]:
+    """Redraw a saved landscape result (``.npz``) without the model.
+
+    Args:
+        result: a ``LandscapeResult`` file (a monitor's or ``surface``'s output).
+        output_dir: folder for the PNGs.
+        kind: which figure (``curve`` for 1D results; the others for 2D); ``all`` draws each.
+        log_scale: draw log10 of the loss.
+        levels: number of contour levels.
+        elev: elevation of the 3D view, in degrees.
+        azim: azimuth of the 3D view, in degrees.
+    """
+    from .plotting.landscape import plot_landscape_1d, plot_landscape_contour, plot_landscape_surface
+
+    loaded = LandscapeResult.load(result)
+    if loaded.dims == 1:
+        drawers = {"curve": lambda: plot_landscape_1d(loaded, log_scale=log_scale)}
+    else:
+        drawers = {
+            "contour": lambda: plot_landscape_contour(loaded, levels=levels, log_scale=log_scale),
+            "contour_filled": lambda: plot_landscape_contour(
+                loaded, filled=True, levels=levels, log_scale=log_scale
+            ),
+            "surface_3d": lambda: plot_landscape_surface(loaded, log_scale=log_scale, elev=elev, azim=azim),
+        }
+    if kind != "all" and kind not in drawers:
+        raise ValueError(
+            f"`kind` {kind!r} does not fit a {loaded.dims}D result; choose from {sorted(drawers)}."
+        )
+    chosen = drawers if kind == "all" else {kind: drawers[kind]}
+    os.makedirs(output_dir, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(result))[0]
+    return _written(_save_figures({name: draw() for name, draw in chosen.items()}, output_dir, stem))
+
+
+def export_vtk(result: str, output: str, log_scale: bool = False) -> list[str]:
+    """Write a saved 2D landscape result as a VTK XML surface (``.vts`` or ``.vtp``) for ParaView.
+
+    Args:
+        result: a 2D ``LandscapeResult`` file.
+        output: the file to write; its extension picks the format.
+        log_scale: heights are log10 of the loss.
+    """
+    return _written([write_vtk(LandscapeResult.load(result), output, log_scale=log_scale)])
+
+
+COMMANDS = {
+    "surface": surface,
+    "interpolate": interpolate,
+    "sharpness": sharpness,
+    "plot": plot,
+    "export-vtk": export_vtk,
+}
+
+
+def main(args: Sequence[str] | None = None) -> Any:
+    """Entry point of the ``lightning-landscape`` console script."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from jsonargparse import auto_cli
+
+    return auto_cli(COMMANDS, args=None if args is None else list(args), as_positional=False)
+
+
+if __name__ == "__main__":
+    main()

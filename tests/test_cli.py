@@ -1,0 +1,147 @@
+"""The ``lightning-landscape`` commands on a checkpoint of the digits example."""
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from lightning_landscape import LandscapeResult, compute_landscape
+from lightning_landscape.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIGITS = os.path.join(ROOT, "example_projects", "digits")
+CLASSES = ["--model_class", "digits.DigitsClassifier", "--data_class", "digits.DigitsDataModule"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """A 2-epoch digits MLP run with a checkpoint per epoch, and its LightningCLI-style config."""
+    root = tmp_path_factory.mktemp("digits")
+    sys.path.insert(0, DIGITS)
+    from digits import DigitsClassifier, DigitsDataModule
+
+    seed_everything(0)
+    checkpoints = ModelCheckpoint(dirpath=str(root / "ckpt"), save_top_k=-1, filename="{epoch}")
+    trainer = Trainer(
+        default_root_dir=str(root),
+        max_epochs=2,
+        logger=False,
+        callbacks=[checkpoints],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    model = DigitsClassifier(arch="mlp")
+    trainer.fit(model, DigitsDataModule(batch_size=64))
+    config = root / "config.yaml"
+    config.write_text("model:\n  arch: mlp\ndata:\n  batch_size: 64\n")
+    return root, str(config), str(root / "ckpt" / "epoch=0.ckpt"), str(root / "ckpt" / "epoch=1.ckpt"), model
+
+
+def test_surface_writes_a_result_equal_to_compute_landscape_and_figures(digits_run, capsys):
+    root, config, _, last, model = digits_run
+    out = root / "surface"
+    args = ["--model_config", config, "--ckpt_path", last, "--output_dir", str(out), *CLASSES]
+    written = main(["surface", *args, "--num_points", "5", "--num_samples", "128", "--device", "cpu"])
+    names = sorted(os.path.basename(p) for p in written)
+    assert names == [
+        "surface-contour.png",
+        "surface-contour_filled.png",
+        "surface-surface_3d.png",
+        "surface.npz",
+    ]
+    assert all(os.path.getsize(p) > 0 for p in written)
+    assert str(out / "surface.npz") in capsys.readouterr().out
+    result = LandscapeResult.load(out / "surface.npz")
+    from digits import DigitsDataModule
+
+    from lightning_landscape.core.evaluation import evaluation_subset
+
+    data = DigitsDataModule(batch_size=64)
+    data.setup("fit")
+    batches = evaluation_subset(data.train_dataloader(), 128, 256, 0, torch.device("cpu"))
+    expected = compute_landscape(model.cpu(), batches, num_points=5)
+    torch.testing.assert_close(result.loss, expected.loss, rtol=1e-6, atol=0)
+
+
+def test_interpolate_passes_through_both_checkpoints(digits_run):
+    root, config, first, last, _ = digits_run
+    out = root / "interp"
+    written = main(
+        ["interpolate", "--model_config", config, "--start", first, "--end", last, "--output_dir", str(out)]
+        + CLASSES
+        + ["--num_points", "5", "--alpha_range", "[0.0, 1.0]", "--num_samples", "128", "--device", "cpu"]
+    )
+    assert sorted(os.path.basename(p) for p in written) == ["interpolation.npz", "interpolation.png"]
+    result = LandscapeResult.load(out / "interpolation.npz")
+    assert result.loss.shape == (5,) and result.coords[0][0] == 0.0 and result.coords[0][-1] == 1.0
+    assert result.loss[-1] < result.loss[0]  # training lowered the loss from epoch 0 to epoch 1
+
+
+def test_sharpness_writes_its_values(digits_run):
+    root, config, _, last, _ = digits_run
+    out = root / "sharp"
+    main(
+        ["sharpness", "--model_config", config, "--ckpt_path", last, "--output_dir", str(out)]
+        + CLASSES
+        + ["--measures", "[top_eigenvalue, keskar]", "--num_samples", "128", "--device", "cpu"]
+    )
+    values = json.loads((out / "sharpness.json").read_text())
+    assert values["top_eigenvalue"] > 0 and values["keskar"] >= 0 and values["num_samples"] == 128
+
+
+def test_plot_redraws_a_saved_result_without_the_model(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+    path = compute_landscape(net, data, num_points=5).save(tmp_path / "r.npz")
+    written = main(["plot", "--result", path, "--output_dir", str(tmp_path / "f"), "--kind", "surface_3d"])
+    written += main(["plot", "--result", path, "--output_dir", str(tmp_path / "f"), "--log_scale", "true"])
+    assert [os.path.basename(p) for p in written] == [
+        "r-surface_3d.png",
+        "r-contour.png",
+        "r-contour_filled.png",
+        "r-surface_3d.png",
+    ]
+    line = compute_landscape(net, data, dims=1, num_points=5).save(tmp_path / "line.npz")
+    with pytest.raises(ValueError, match="`kind` 'contour' does not fit a 1D result"):
+        main(["plot", "--result", line, "--kind", "contour", "--output_dir", str(tmp_path / "f")])
+
+
+@pytest.mark.parametrize("suffix", ["vts", "vtp"])
+def test_export_vtk_writes_valid_xml_with_one_point_per_grid_point(tmp_path, suffix):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+    result = compute_landscape(net, data, num_points=4, span=(-200.0, 200.0))
+    path = result.save(tmp_path / "r.npz")
+    (target,) = main(["export-vtk", "--result", path, "--output", str(tmp_path / f"surface.{suffix}")])
+    root = ET.parse(target).getroot()
+    assert root.tag == "VTKFile" and root.get("type") == ("StructuredGrid" if suffix == "vts" else "PolyData")
+    points = np.array(root.find(".//Points/DataArray").text.split(), dtype=float).reshape(-1, 3)
+    assert points.shape == (16, 3)
+    loss = np.array(root.find(".//PointData/DataArray[@Name='loss']").text.split(), dtype=float)
+    np.testing.assert_allclose(loss, result.loss.numpy().ravel())
+    np.testing.assert_allclose(points[:, 2], np.where(np.isfinite(loss), loss, points[:, 2]), rtol=1e-6)
+    if suffix == "vtp":
+        piece = root.find(".//Piece")
+        assert piece.get("NumberOfPoints") == "16" and piece.get("NumberOfPolys") == "18"
+        connectivity = root.find(".//Polys/DataArray[@Name='connectivity']").text.split()
+        assert len(connectivity) == 3 * 18 and max(map(int, connectivity)) == 15
+    else:
+        assert root.find(".//StructuredGrid").get("WholeExtent") == "0 3 0 3 0 0"
+
+
+def test_console_script_lists_the_commands():
+    done = subprocess.run(
+        [sys.executable, "-m", "lightning_landscape.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for command in ("surface", "interpolate", "sharpness", "plot", "export-vtk"):
+        assert command in done.stdout
