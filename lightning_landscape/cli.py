@@ -41,7 +41,7 @@ from .core.results import LandscapeResult
 from .core.sharpness import sharpness as sharpness_measure
 from .export import export_vtk as write_vtk
 
-__all__ = ["export_vtk", "interpolate", "main", "plot", "sharpness", "surface"]
+__all__ = ["export_vtk", "interpolate", "main", "plot", "run", "sharpness", "surface"]
 
 
 # ------------------------------------------------------------------ loading
@@ -341,14 +341,19 @@ COMMANDS = {
 }
 
 
-def main(args: Sequence[str] | None = None) -> Any:
-    """Entry point of the ``lightning-landscape`` console script."""
+def run(args: Sequence[str] | None = None) -> Any:
+    """Parse ``args`` (``sys.argv`` when ``None``), run the command and return what it returns."""
     import matplotlib
 
     matplotlib.use("Agg")
     from jsonargparse import auto_cli
 
     return auto_cli(COMMANDS, args=None if args is None else list(args), as_positional=False)
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point of the ``lightning-landscape`` console script (exit status 0 on success)."""
+    run(args)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_landscape import LandscapeResult, compute_landscape
-from lightning_landscape.cli import main
+from lightning_landscape.cli import run as main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = os.path.join(ROOT, "example_projects", "digits")
@@ -136,7 +136,18 @@ def test_export_vtk_writes_valid_xml_with_one_point_per_grid_point(tmp_path, suf
         assert root.find(".//StructuredGrid").get("WholeExtent") == "0 3 0 3 0 0"
 
 
-def test_console_script_lists_the_commands():
+def test_console_script_exits_zero_and_lists_the_commands(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+    path = compute_landscape(net, data, num_points=3).save(tmp_path / "r.npz")
+    done = subprocess.run(
+        [sys.executable, "-c", "from lightning_landscape.cli import main; import sys; sys.exit(main())"]
+        + ["export-vtk", "--result", path, "--output", str(tmp_path / "s.vts")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "s.vts")
     done = subprocess.run(
         [sys.executable, "-m", "lightning_landscape.cli", "--help"],
         capture_output=True,
