@@ -15,20 +15,30 @@ Results:
 
 __version__ = "0.1.0"
 
-from .callbacks import LossLandscapeMonitor, NoiseScaleMonitor, SharpnessMonitor, TrajectoryMonitor
+from .callbacks import (
+    LossLandscapeMonitor,
+    NoiseScaleMonitor,
+    SharpnessMonitor,
+    TrajectoryMonitor,
+    VolumeMonitor,
+)
 from .core import (
+    EvidenceResult,
     LandscapeResult,
     PCAResult,
     SharpnessResult,
     SpectralDensity,
     TrajectoryResult,
+    VolumeResult,
     compute_landscape,
     eigenvalue_ratio_map,
     evaluate,
+    function_volume,
     hessian_density,
     hessian_eigenvalues,
     hessian_trace,
     interpolate,
+    log_evidence,
     pca_directions,
     sharpness,
     trajectory_landscape,
@@ -43,21 +53,26 @@ __all__ = [
     "NoiseScaleMonitor",
     "SharpnessMonitor",
     "TrajectoryMonitor",
+    "VolumeMonitor",
     # functions
     "compute_landscape",
     "eigenvalue_ratio_map",
     "evaluate",
+    "function_volume",
     "hessian_density",
     "hessian_eigenvalues",
     "hessian_trace",
     "interpolate",
+    "log_evidence",
     "pca_directions",
     "sharpness",
     "trajectory_landscape",
     # results
+    "EvidenceResult",
     "LandscapeResult",
     "PCAResult",
     "SharpnessResult",
     "SpectralDensity",
     "TrajectoryResult",
+    "VolumeResult",
 ]

@@ -11,11 +11,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 from problems import GlobalRNG, assert_same_state, bn_cnn, image_batches, snapshot, warm_up_bn
+from torch import nn
 
 import lightning_landscape as ll
 from lightning_landscape.core.noise import gradient_noise_scale
 
 OTHER_STATE = bn_cnn(seed=9).state_dict()  # built here: bn_cnn() reseeds torch
+
+
+def fresh_bn_cnn() -> nn.Module:
+    """``bn_cnn``'s architecture with a new random initialization at each call."""
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Dropout(0.3),
+        nn.Linear(64, 5),
+    )
+
 
 CALLS = {
     "evaluate": lambda m, b: ll.evaluate(m, b),
@@ -36,6 +50,17 @@ CALLS = {
     "eigenvalue_ratio_map": lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, max_iter=4),
     "sharpness": lambda m, b: ll.sharpness(m, b, measure="keskar", num_steps=2),
     "gradient_noise_scale": lambda m, b: gradient_noise_scale(m, b),
+    "log_evidence": lambda m, b: ll.log_evidence(m, b, prior_precision=1.0, num_probes=2, num_steps=3),
+    "log_evidence_ggn": lambda m, b: ll.log_evidence(
+        m, b, prior_precision=1.0, curvature="ggn", num_probes=2, num_steps=3
+    ),
+    "function_volume": lambda m, b: ll.function_volume(
+        fresh_bn_cnn,
+        b[0][0][:5],
+        model=m,
+        num_init_samples=8,
+        output_fn=lambda out: out[:, 1] - out[:, 0],
+    ),
 }
 
 

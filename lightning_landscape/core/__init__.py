@@ -15,6 +15,7 @@ from .curvature import (
 from .directions import cosine_similarity, random_directions
 from .distributed import sharded
 from .evaluation import cache_batches, evaluate
+from .evidence import EvidenceResult, log_evidence
 from .interpolation import interpolate
 from .landscape import compute_landscape, grid_coordinates
 from .normalization import normalize_direction, normalize_directions
@@ -22,9 +23,14 @@ from .params import perturbable_parameters, preserve_module_state, preserve_rng_
 from .results import LandscapeResult
 from .sharpness import SharpnessResult, sharpness
 from .trajectory import PCAResult, SnapshotBuffer, TrajectoryResult, pca_directions, trajectory_landscape
+from .volume import VolumeResult, function_volume
 
 __all__ = [
     "EigenvalueRatioMap",
+    "EvidenceResult",
+    "VolumeResult",
+    "function_volume",
+    "log_evidence",
     "LandscapeResult",
     "SharpnessResult",
     "eigenvalue_ratio_map",

@@ -24,7 +24,7 @@ from .distributed import guarded_sum
 from .evaluation import LossFn, batch_weights, mean_batch_loss
 from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
 
-__all__ = ["HessianOperator", "autograd_batch", "hessian_context"]
+__all__ = ["GGNOperator", "HessianOperator", "autograd_batch", "hessian_context"]
 
 
 def autograd_batch(batch: Any) -> Any:
@@ -57,7 +57,33 @@ def hessian_context(model: nn.Module) -> Iterator[None]:
         yield
 
 
-class HessianOperator:
+class _FlatParameters:
+    """The trainable parameters (or ``names``) of a model as one flat vector space, and the batches
+    with their weights (shares of every process's samples) that an operator sums over."""
+
+    def __init__(self, model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None) -> None:
+        available = perturbable_parameters(model)
+        self.names = list(available) if names is None else list(names)
+        unknown = [n for n in self.names if n not in available]
+        if unknown:
+            raise ValueError(f"`names` {unknown} are not trainable parameters of the model.")
+        self.params = [available[n] for n in self.names]
+        self.shapes = [p.shape for p in self.params]
+        self.numels = [p.numel() for p in self.params]
+        self.dim = sum(self.numels)
+        self.device = self.params[0].device
+        self.dtype = self.params[0].dtype
+        self.model = model
+        self.batches = [autograd_batch(b) for b in batches]
+        self.weights = batch_weights(self.batches)  # eagerly: it sums over processes when sharded
+        self.num_matvecs = 0
+
+    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Views of a flat vector shaped like the parameters."""
+        return [t.view(shape) for t, shape in zip(flat.split(self.numels), self.shapes)]
+
+
+class HessianOperator(_FlatParameters):
     """The linear map ``v ↦ H v`` on flat vectors of the trainable parameters.
 
     Use inside :func:`hessian_context` (the public functions do).
@@ -80,22 +106,8 @@ class HessianOperator:
         loss_fn: LossFn | None = None,
         names: Sequence[str] | None = None,
     ) -> None:
-        available = perturbable_parameters(model)
-        self.names = list(available) if names is None else list(names)
-        unknown = [n for n in self.names if n not in available]
-        if unknown:
-            raise ValueError(f"`names` {unknown} are not trainable parameters of the model.")
-        self.params = [available[n] for n in self.names]
-        self.shapes = [p.shape for p in self.params]
-        self.numels = [p.numel() for p in self.params]
-        self.dim = sum(self.numels)
-        self.device = self.params[0].device
-        self.dtype = self.params[0].dtype
-        self.model = model
-        self.batches = [autograd_batch(b) for b in batches]
-        self.weights = batch_weights(self.batches)  # eagerly: it sums over processes when sharded
+        _FlatParameters.__init__(self, model, batches, names)
         self.loss_fn = loss_fn
-        self.num_matvecs = 0
         self._graphs: list[tuple[list[int], tuple[torch.Tensor, ...]]] | None = None
 
     def _build(self) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
@@ -107,10 +119,6 @@ class HessianOperator:
             live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
             graphs.append((live, tuple(grads[i] for i in live)))
         return graphs
-
-    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        """Views of a flat vector shaped like the parameters."""
-        return [t.view(shape) for t, shape in zip(flat.split(self.numels), self.shapes)]
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``H v`` for a flat vector ``v`` of length :attr:`dim` (any float dtype; returns the same)."""
@@ -147,3 +155,61 @@ class HessianOperator:
         """The full ``P×P`` Hessian by ``P`` products (for tests and tiny models only)."""
         eye = torch.eye(self.dim, device=self.device, dtype=self.dtype)
         return torch.stack([self.matvec(eye[i]) for i in range(self.dim)], dim=1)
+
+
+class GGNOperator(_FlatParameters):
+    """The generalized Gauss-Newton matrix of the mean cross-entropy, ``v ↦ G v``.
+
+    ``G = (1/N) Σᵢ Jᵢᵀ (diag pᵢ − pᵢpᵢᵀ) Jᵢ`` with ``Jᵢ`` the Jacobian of sample i's logits with
+    respect to the parameters and ``pᵢ`` its softmax: the Hessian with the second derivatives of
+    the network dropped, so it is positive semi-definite everywhere (the usual curvature of Laplace
+    approximations of neural networks). For a model linear in its parameters it equals the
+    Hessian. Products are a forward-mode Jacobian product then a reverse-mode one
+    (``torch.func.jvp``/``vjp`` over ``functional_call``), summed over processes when sharded.
+    Batches must be ``(x, y, ...)`` with class logits ``model(x)`` of shape ``(batch, classes)``.
+
+    Has the interface of :class:`HessianOperator`; use inside :func:`hessian_context`.
+    """
+
+    def __init__(self, model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None = None) -> None:
+        super().__init__(model, batches, names)
+        named = {**dict(model.named_buffers()), **dict(model.named_parameters())}
+        self._frozen = {n: t.detach() for n, t in named.items() if n not in self.names}
+        self._theta = {n: p.detach() for n, p in zip(self.names, self.params)}
+        for batch in self.batches:
+            if not isinstance(batch, (list, tuple)) or len(batch) < 2:
+                raise TypeError("the Gauss-Newton matrix needs batches (x, y) with class labels y.")
+
+    def _logits(self, x: torch.Tensor):
+        from torch.func import functional_call
+
+        return lambda theta: functional_call(self.model, {**self._frozen, **theta}, (x,))
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """``G v`` for a flat vector ``v`` of length :attr:`dim`."""
+        from torch.func import jvp, vjp
+
+        tangent = dict(zip(self.names, self.split(v.to(self.device, self.dtype))))
+
+        def local_product() -> torch.Tensor:
+            out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+            for weight, batch in zip(self.weights, self.batches):
+                logits_of = self._logits(batch[0])
+                logits, jv = jvp(logits_of, (self._theta,), (tangent,))
+                if logits.ndim != 2:
+                    raise ValueError(
+                        "the Gauss-Newton matrix needs class logits (batch, classes), got "
+                        f"{tuple(logits.shape)}."
+                    )
+                p = torch.softmax(logits.detach(), dim=-1)
+                u = p * jv - p * (p * jv).sum(dim=-1, keepdim=True)
+                _, pull = vjp(logits_of, self._theta)
+                (pieces,) = pull(u * (weight / logits.shape[0]))
+                out += torch.cat([pieces[n].reshape(-1) for n in self.names])
+            return out
+
+        out = guarded_sum(local_product, shape=(self.dim,), dtype=self.dtype, device=self.device)
+        self.num_matvecs += 1
+        return out.to(v.dtype)
+
+    __call__ = matvec

@@ -1,0 +1,182 @@
+"""``VolumeMonitor``: the prior volume of the learned function and the Laplace evidence."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from .._checks import check_callable, check_choice, check_int, check_positive_float
+from ..core.evaluation import LossFn, evaluation_subset
+from ..core.evidence import log_evidence
+from ..core.volume import function_volume
+from ..reporting import log_scalars
+from ._base import EpochMonitor, _first_loader
+
+__all__ = ["VolumeMonitor"]
+
+
+class VolumeMonitor(EpochMonitor):
+    """Log ``log P(f)`` (Zhang et al.'s volume) and the Laplace log evidence (Smith & Le).
+
+    Every ``every_n_epochs`` epochs (and at the end of training):
+
+    - ``{tag}/log_prior``: ``log P(f)`` in nats, the log-probability that a network from
+      ``model_factory()`` computes the labels the model now predicts on a fixed set of
+      ``num_inputs`` training inputs (binary classifiers: one output, or two logits), by
+      ``method`` (:func:`~lightning_landscape.function_volume`); computed on global rank zero;
+    - ``{tag}/log_evidence``, ``{tag}/data_term``, ``{tag}/occam_term``, ``{tag}/prior_term``: the
+      Laplace evidence of the model on the monitor's evaluation subset of ``num_samples`` training
+      samples with prior precision ``prior_precision``
+      (:func:`~lightning_landscape.log_evidence`), shards reduced under DDP;
+    - ``{tag}/log_evidence_ratio`` against the uniform-label model, for class logits.
+
+    Args:
+        every_n_epochs: run after every ``every_n_epochs``-th epoch.
+        model_factory: returns a freshly initialized network of the same architecture (the prior);
+            default ``type(module)(**module.hparams)``, which needs a module that saved its
+            hyperparameters.
+        num_inputs: inputs the function is measured on (fixed, drawn once with ``seed``).
+        num_init_samples: random networks behind the volume estimate (> ``num_inputs`` for
+            ``"nngp_ep"``).
+        method: ``"nngp_ep"`` or ``"monte_carlo"``.
+        output_fn: output → one score per input whose sign is the label (default: the output for
+            one unit, the logit difference for two).
+        prior_precision: λ of the evidence's Gaussian prior (``N·weight_decay`` matches an L2
+            penalty on the mean loss).
+        evidence_method: ``"slq"`` or ``"exact"``.
+        num_samples: evaluation subset of the evidence.
+        eval_batch_size: batch size of that subset.
+        seed: seed of the input set, the subset, the random networks and the SLQ probes.
+        at_train_end: also run when training ends.
+        loss_fn: ``loss_fn(model, batch) -> mean negative log likelihood``; default cross-entropy.
+        tag: prefix of the logged scalars.
+
+    Example:
+        >>> monitor = VolumeMonitor(every_n_epochs=5, num_inputs=32, prior_precision=10.0)
+        >>> VolumeMonitor(num_inputs=64, num_init_samples=64)
+        Traceback (most recent call last):
+        ...
+        ValueError: `num_init_samples` (64) must exceed `num_inputs` (64) for method='nngp_ep'.
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        model_factory: Callable[[], nn.Module] | None = None,
+        num_inputs: int = 64,
+        num_init_samples: int = 2000,
+        method: Literal["nngp_ep", "monte_carlo"] = "nngp_ep",
+        output_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        prior_precision: float = 1.0,
+        evidence_method: Literal["slq", "exact"] = "slq",
+        num_samples: int = 512,
+        eval_batch_size: int = 256,
+        seed: int = 0,
+        at_train_end: bool = True,
+        loss_fn: LossFn | None = None,
+        tag: str = "volume",
+    ) -> None:
+        super().__init__(
+            every_n_epochs=every_n_epochs,
+            at_train_end=at_train_end,
+            num_samples=num_samples,
+            eval_batch_size=eval_batch_size,
+            seed=seed,
+            loss_fn=loss_fn,
+            log_scale=False,
+            save_results=False,
+            progress_bar=False,
+            tag=tag,
+        )
+        self.model_factory = check_callable("model_factory", model_factory)
+        self.num_inputs = check_int("num_inputs", num_inputs, minimum=1)
+        self.num_init_samples = check_int("num_init_samples", num_init_samples, minimum=2)
+        self.method = check_choice("method", method, ("nngp_ep", "monte_carlo"))
+        if method == "nngp_ep" and num_init_samples <= num_inputs:
+            raise ValueError(
+                f"`num_init_samples` ({num_init_samples}) must exceed `num_inputs` ({num_inputs}) "
+                "for method='nngp_ep'."
+            )
+        self.output_fn = check_callable("output_fn", output_fn)
+        self.prior_precision = check_positive_float("prior_precision", prior_precision)
+        self.evidence_method = check_choice("evidence_method", evidence_method, ("slq", "exact"))
+        self.last_values: dict[str, float] = {}
+        self._inputs: torch.Tensor | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(tag=self.tag)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if self.model_factory is None and not getattr(pl_module, "hparams", None):
+            raise ValueError(
+                f"VolumeMonitor needs `model_factory` (a function returning a freshly initialized "
+                f"network) because {type(pl_module).__name__} saved no hyperparameters to rebuild "
+                "itself from (call self.save_hyperparameters() in its __init__)."
+            )
+
+    def _factory(self, pl_module: pl.LightningModule) -> Callable[[], nn.Module]:
+        if self.model_factory is not None:
+            return self.model_factory
+        cls, hparams = type(pl_module), copy.deepcopy(dict(pl_module.hparams))
+        return lambda: cls(**hparams)
+
+    def function_inputs(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> torch.Tensor:
+        """The fixed inputs of the volume: the same ``num_inputs`` training inputs on every process."""
+        if self._inputs is None or self._inputs.device != pl_module.device:
+            batches = evaluation_subset(
+                _first_loader(trainer.train_dataloader),
+                self.num_inputs,
+                self.num_inputs,
+                self.seed,
+                pl_module.device,
+            )
+            self._inputs = torch.cat([b[0] for b in batches])
+        return self._inputs
+
+    def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        """The scalars (the volume only on global rank zero)."""
+        values: dict[str, Any] = {}
+        with self.sharded(trainer):
+            evidence = log_evidence(
+                pl_module,
+                self.evaluation_batches(trainer, pl_module),
+                prior_precision=self.prior_precision,
+                loss_fn=self.loss_fn,
+                method=self.evidence_method,
+                seed=self.seed,
+            )
+        values.update(
+            {
+                f"{self.tag}/log_evidence": evidence.log_evidence,
+                f"{self.tag}/data_term": evidence.data_term,
+                f"{self.tag}/occam_term": evidence.occam_term,
+                f"{self.tag}/prior_term": evidence.prior_term,
+            }
+        )
+        if evidence.log_evidence_ratio is not None:
+            values[f"{self.tag}/log_evidence_ratio"] = evidence.log_evidence_ratio
+        if trainer.is_global_zero:
+            volume = function_volume(
+                self._factory(pl_module),
+                self.function_inputs(trainer, pl_module),
+                model=pl_module,
+                num_init_samples=self.num_init_samples,
+                method=self.method,
+                output_fn=self.output_fn,
+                seed=self.seed,
+            )
+            values[f"{self.tag}/log_prior"] = volume.log_probability
+        return values
+
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.last_values = self.compute(trainer, pl_module)
+        self.mark_run(trainer)
+        if trainer.is_global_zero:
+            log_scalars(trainer, self.last_values, trainer.global_step)
