@@ -49,6 +49,9 @@ class VolumeMonitor(EpochMonitor):
         prior_precision: λ of the evidence's Gaussian prior (``N·weight_decay`` matches an L2
             penalty on the mean loss).
         evidence_method: ``"slq"`` or ``"exact"``.
+        curvature: ``"ggn"`` (default: the Gauss-Newton matrix, defined wherever training is) or
+            ``"hessian"`` (NaN Occam term where the Hessian form has eigenvalues ≤ 0); ``"ggn"``
+            needs the default cross-entropy (``loss_fn=None``).
         num_samples: evaluation subset of the evidence.
         eval_batch_size: batch size of that subset.
         seed: seed of the input set, the subset, the random networks and the SLQ probes.
@@ -74,6 +77,7 @@ class VolumeMonitor(EpochMonitor):
         output_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
         prior_precision: float = 1.0,
         evidence_method: Literal["slq", "exact"] = "slq",
+        curvature: Literal["hessian", "ggn"] = "ggn",
         num_samples: int = 512,
         eval_batch_size: int = 256,
         seed: int = 0,
@@ -105,6 +109,11 @@ class VolumeMonitor(EpochMonitor):
         self.output_fn = check_callable("output_fn", output_fn)
         self.prior_precision = check_positive_float("prior_precision", prior_precision)
         self.evidence_method = check_choice("evidence_method", evidence_method, ("slq", "exact"))
+        self.curvature = check_choice("curvature", curvature, ("hessian", "ggn"))
+        if curvature == "ggn" and loss_fn is not None:
+            raise ValueError(
+                "`curvature='ggn'` needs the default cross-entropy: pass `loss_fn=None` or use 'hessian'."
+            )
         self.last_values: dict[str, float] = {}
         self._inputs: torch.Tensor | None = None
 
@@ -150,6 +159,7 @@ class VolumeMonitor(EpochMonitor):
                 prior_precision=self.prior_precision,
                 loss_fn=self.loss_fn,
                 method=self.evidence_method,
+                curvature=self.curvature,
                 seed=self.seed,
             )
         values.update(

@@ -77,7 +77,7 @@ def test_logs_log_prior_and_log_evidence_and_leaves_training_alone(tmp_path):
     assert prior[-1].value == pytest.approx(expected.log_probability, rel=1e-6)
     batches = monitor.evaluation_batches(trainer, watched)
     assert sum(len(b[0]) for b in batches) == 64
-    direct = log_evidence(watched, batches, prior_precision=50.0)
+    direct = log_evidence(watched, batches, prior_precision=50.0, curvature="ggn")
     assert monitor.last_values["volume/log_evidence"] == pytest.approx(direct.log_evidence, rel=1e-9)
     assert math.isfinite(direct.log_evidence) and direct.num_nonpositive == 0
     assert math.isfinite(expected.log_probability) and expected.log_probability < 0
@@ -104,6 +104,8 @@ def test_a_module_without_hyperparameters_needs_a_factory(tmp_path):
         ({"prior_precision": -1.0}, "prior_precision"),
         ({"evidence_method": "dense"}, "evidence_method"),
         ({"num_inputs": 100, "num_init_samples": 50}, "num_init_samples"),
+        ({"curvature": "fisher"}, "curvature"),
+        ({"loss_fn": lambda m, b: m(b[0]).sum()}, "curvature='ggn'"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, name):
