@@ -18,6 +18,7 @@ from torch import nn
 from .._checks import check_choice, check_int, check_positive_float
 from .distributed import guarded_sum
 from .evaluation import LossFn, cache_batches, module_device
+from .ggn_trace import layerwise_ggn_trace
 from .hessian import HessianOperator, autograd_batch, hessian_context
 from .landscape import _resolve_directions, grid_coordinates, linear_combination_writer, named_tensors
 from .params import perturbable_parameters
@@ -226,7 +227,19 @@ def exact_ggn_trace(
     a time) and ``p = softmax(z)``. For a network linear in each single parameter this equals
     ``tr H`` exactly, because the residual term's diagonal vanishes. Call inside
     :func:`hessian_context`.
+
+    Models whose trainable parameters all live in Linear, Conv2d and eval-mode BatchNorm layers take
+    the layer-wise path of :func:`~lightning_landscape.core.ggn_trace.layerwise_ggn_trace` (one
+    forward and one backward per class); others the per-sample Jacobians of every parameter.
     """
+    fast = layerwise_ggn_trace(model, batches, names)
+    return fast if fast is not None else jacobian_ggn_trace(model, batches, names, chunk)
+
+
+def jacobian_ggn_trace(
+    model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None = None, chunk: int = 64
+) -> float:
+    """:func:`exact_ggn_trace` from per-sample logit Jacobians (``vmap(jacrev)``), for any model."""
     from torch.func import functional_call, jacrev, vmap
 
     trainable = perturbable_parameters(model)
