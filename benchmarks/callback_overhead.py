@@ -56,22 +56,34 @@ def main() -> None:
     parser.add_argument("--arch", choices=("cnn", "mlp"), default="cnn")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--every-n-epochs", type=int, default=None, help="override the default")
+    parser.add_argument("--num-points", type=int, default=None, help="override the default")
+    parser.add_argument("--num-samples", type=int, default=None, help="override the default")
     args = parser.parse_args()
+    overrides = {
+        key: value
+        for key, value in (
+            ("every_n_epochs", args.every_n_epochs),
+            ("num_points", args.num_points),
+            ("num_samples", args.num_samples),
+        )
+        if value is not None
+    }
     plain, watched = [], []
     with tempfile.TemporaryDirectory() as root:
         for _ in range(args.repeats):
             seconds, plain_weights = train(args.arch, args.epochs, [], root)
             plain.append(seconds)
-            monitor = LossLandscapeMonitor()
+            monitor = LossLandscapeMonitor(**overrides)
             seconds, watched_weights = train(args.arch, args.epochs, [monitor], root)
             watched.append(seconds)
             same = all(torch.equal(plain_weights[k], watched_weights[k]) for k in plain_weights)
     base, with_monitor = statistics.median(plain), statistics.median(watched)
-    defaults = LossLandscapeMonitor()
+    defaults = LossLandscapeMonitor(**overrides)
     print(
         f"\ndigits {args.arch}, {args.epochs} epochs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {args.repeats} alternating repeats; LossLandscapeMonitor() "
-        f"defaults: dims={defaults.dims}, num_points={defaults.num_points}, "
+        f"{torch.get_num_threads()} threads, {args.repeats} alternating repeats; LossLandscapeMonitor"
+        f"({overrides or ''}): dims={defaults.dims}, num_points={defaults.num_points}, "
         f"num_samples={defaults.num_samples}, every_n_epochs={defaults.every_n_epochs}\n"
     )
     print("| run | wall median s | runs |")

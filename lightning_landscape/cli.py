@@ -36,7 +36,7 @@ import torch
 from .core.curvature import hessian_eigenvalues, hessian_trace
 from .core.evaluation import evaluation_subset
 from .core.interpolation import interpolate as interpolate_states
-from .core.landscape import compute_landscape
+from .core.landscape import compute_landscape, progress_reporter
 from .core.results import LandscapeResult
 from .core.sharpness import sharpness as sharpness_measure
 from .export import export_vtk as write_vtk
@@ -209,14 +209,16 @@ def interpolate(
 
     model, data = load_model_and_data(model_config, None, model_class, data_class, device)
     batches = _batches(data, num_samples, batch_size, seed, _device(device))
-    result = interpolate_states(
-        model,
-        _state_dict(start),
-        _state_dict(end),
-        batches,
-        num_points=num_points,
-        alpha_range=alpha_range,
-    )
+    with progress_reporter(True, num_points, "interpolation") as on_point:
+        result = interpolate_states(
+            model,
+            _state_dict(start),
+            _state_dict(end),
+            batches,
+            num_points=num_points,
+            alpha_range=alpha_range,
+            on_point=on_point,
+        )
     os.makedirs(output_dir, exist_ok=True)
     paths = [result.save(os.path.join(output_dir, "interpolation.npz"))]
     figure = plot_interpolation(result)
