@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .evaluation import LossFn, _full_precision, _is_class_logits, batch_size, cross_entropy_and_correct
+from .params import named_tensors
 
 __all__ = ["BatchingUnsupported", "evaluate_grid_batched", "points_per_chunk", "warn_fallback"]
 
@@ -128,8 +129,11 @@ def evaluate_grid_batched(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Loss (and accuracy) at ``θ₀ + Σ_k points[j, k]·d_k`` for every row ``j`` of ``points``.
 
-    Call in eval mode under ``no_grad`` (:func:`~lightning_landscape.core.landscape.compute_landscape`
-    does). The model's tensors are read, never written.
+    ``reference`` holds the saved θ₀ of exactly the tensors that move (name them with
+    :func:`~lightning_landscape.core.directions.moving_names`), ``directions`` their components; every
+    other parameter and buffer of ``model`` is shared by all points. Call in eval mode under
+    ``no_grad`` (:func:`~lightning_landscape.core.landscape.compute_landscape` does). The model's
+    tensors are read, never written.
 
     Returns:
         ``(loss, accuracy)`` as 1-D device tensors, one entry per point (per-sample means over
@@ -140,9 +144,8 @@ def evaluate_grid_batched(
     """
     from torch.func import functional_call, vmap
 
-    moving = [n for n in reference if any(bool(d[n].any()) for d in directions)]
-    named = {**dict(model.named_buffers()), **dict(model.named_parameters())}
-    fixed = {n: t for n, t in named.items() if n not in moving}
+    moving = list(reference)
+    fixed = {n: t for n, t in named_tensors(model).items() if n not in reference}
     base = [reference[n] for n in moving]
     axes = [[d[n] for n in moving] for d in directions]
     target = model if loss_fn is None else _LossOf(model, loss_fn)
@@ -187,21 +190,6 @@ def evaluate_grid_batched(
             on_point(done)
     loss = torch.cat(losses)
     return loss, (torch.cat(accuracies) if with_accuracy else None)
-
-
-def chunk_for_budget(
-    model: nn.Module,
-    batches: Sequence[Any],
-    reference: Mapping[str, torch.Tensor],
-    directions: Sequence[Mapping[str, torch.Tensor]],
-    memory_budget_mb: float,
-    num_points: int,
-    loss_fn: LossFn | None = None,
-) -> int:
-    """:func:`points_per_chunk` for the tensors these directions move, capped at ``num_points``."""
-    moving = sum(t.numel() for n, t in reference.items() if any(bool(d[n].any()) for d in directions))
-    budget = int(memory_budget_mb * 2**20)
-    return max(1, min(num_points, points_per_chunk(model, batches, moving, budget, loss_fn)))
 
 
 def balanced_chunk(num_points: int, chunk: int) -> int:

@@ -20,8 +20,8 @@ from .distributed import guarded_sum
 from .evaluation import LossFn, cache_batches, module_device
 from .ggn_trace import layerwise_ggn_trace
 from .hessian import HessianOperator, autograd_batch, hessian_context
-from .landscape import _resolve_directions, grid_coordinates, linear_combination_writer, named_tensors
-from .params import perturbable_parameters
+from .landscape import _resolve_directions, grid_coordinates, linear_combination_writer
+from .params import named_tensors, perturbable_parameters
 from .spectrum import (
     SLQNodes,
     TraceEstimate,

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 
-__all__ = ["cosine_similarity", "iter_random_directions", "random_directions"]
+__all__ = ["cosine_similarity", "iter_random_directions", "moving_names", "random_directions"]
+
+
+def moving_names(
+    reference: Mapping[str, torch.Tensor], directions: Sequence[Mapping[str, torch.Tensor]]
+) -> list[str]:
+    """The names of ``reference`` that some direction moves (a non-zero entry), in its order.
+
+    >>> moving_names({"a": torch.ones(2), "b": torch.ones(2)}, [{"a": torch.zeros(2), "b": torch.ones(2)}])
+    ['b']
+    """
+    return [n for n in reference if any(bool(d[n].any()) for d in directions)]
 
 
 def random_directions(

@@ -89,7 +89,6 @@ def guarded_sum(
     error: BaseException | None = None
     try:
         local = compute().detach().to(dtype).reshape(-1)
-        device = local.device
     except Exception as exc:  # reported on every process after the reduction below
         error = exc
         local = torch.zeros(math.prod(shape), dtype=dtype, device=device)

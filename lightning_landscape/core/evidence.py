@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .._checks import check_choice, check_int, check_positive_float
-from .distributed import all_sum, guarded_sum
+from .distributed import guarded_sum
 from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, module_device
 from .hessian import GGNOperator, HessianOperator, hessian_context
 from .spectrum import slq_nodes
@@ -150,9 +150,8 @@ def log_evidence(
     check_int("num_steps", num_steps, minimum=2)
     check_int("seed", seed, minimum=0)
     cached = cache_batches(batches, module_device(model))
-    local = sum(batch_size(b) for b in cached)
-    n = int(all_sum(torch.tensor([float(local)], dtype=torch.float64)).item())
     with hessian_context(model):
+        loss_sum, n = _summed_loss(model, cached, loss_fn)
         op = (
             HessianOperator(model, cached, loss_fn, names)
             if curvature == "hessian"
@@ -177,9 +176,8 @@ def log_evidence(
             )
         theta = [p.detach().double() for p in op.params]
         squared_norm = float(sum(t.square().sum() for t in theta))
-        loss = float(_mean_loss(model, cached, loss_fn))
         classes = _num_classes(model, cached, loss_fn)
-    data_term = -n * loss
+    data_term = -loss_sum
     prior_term = -0.5 * prior_precision * squared_norm
     occam_term = -0.5 * log_det
     return EvidenceResult(
@@ -222,8 +220,8 @@ def _slq_log_det(matvec, dim: int, num_probes: int, num_steps: int, seed: int, d
     )
 
 
-def _mean_loss(model: nn.Module, batches: Sequence[Any], loss_fn: LossFn | None) -> torch.Tensor:
-    """The per-sample mean loss over every process's batches (this process's alone when unsharded)."""
+def _summed_loss(model: nn.Module, batches: Sequence[Any], loss_fn: LossFn | None) -> tuple[float, int]:
+    """``(N·L, N)``: the summed loss and the number of samples over every process's batches."""
     count = float(sum(batch_size(b) for b in batches))
 
     def local_sums() -> torch.Tensor:
@@ -232,4 +230,4 @@ def _mean_loss(model: nn.Module, batches: Sequence[Any], loss_fn: LossFn | None)
         return torch.stack([local, torch.tensor(count, dtype=torch.float64, device=local.device)])
 
     totals = guarded_sum(local_sums, shape=(2,), dtype=torch.float64, device=module_device(model))
-    return totals[0] / totals[1]
+    return float(totals[0]), int(totals[1])

@@ -22,7 +22,7 @@ from torch import nn
 
 from .distributed import guarded_sum
 from .evaluation import LossFn, batch_weights, mean_batch_loss
-from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
+from .params import named_tensors, perturbable_parameters, preserve_module_state, preserve_rng_state
 
 __all__ = ["GGNOperator", "HessianOperator", "autograd_batch", "hessian_context"]
 
@@ -173,8 +173,7 @@ class GGNOperator(_FlatParameters):
 
     def __init__(self, model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None = None) -> None:
         super().__init__(model, batches, names)
-        named = {**dict(model.named_buffers()), **dict(model.named_parameters())}
-        self._frozen = {n: t.detach() for n, t in named.items() if n not in self.names}
+        self._frozen = {n: t.detach() for n, t in named_tensors(model).items() if n not in self.names}
         self._theta = {n: p.detach() for n, p in zip(self.names, self.params)}
         for batch in self.batches:
             if not isinstance(batch, (list, tuple)) or len(batch) < 2:

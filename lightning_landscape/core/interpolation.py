@@ -10,8 +10,8 @@ from torch import nn
 
 from .._checks import check_callable, check_int, check_span
 from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_device
-from .landscape import PointWriter, evaluate_points, grid_coordinates, named_tensors
-from .params import observing
+from .landscape import PointWriter, evaluate_points, grid_coordinates
+from .params import named_tensors, observing
 from .results import LandscapeResult, library_versions
 
 __all__ = ["interpolate", "interpolation_coordinates"]

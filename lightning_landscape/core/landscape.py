@@ -29,11 +29,11 @@ from .._checks import (
 from .batched import (
     BatchingUnsupported,
     balanced_chunk,
-    chunk_for_budget,
     evaluate_grid_batched,
+    points_per_chunk,
     warn_fallback,
 )
-from .directions import cosine_similarity, random_directions
+from .directions import cosine_similarity, moving_names, random_directions
 from .distributed import guarded_sum, is_sharded
 from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, loss_name, module_device
 from .normalization import (
@@ -42,7 +42,7 @@ from .normalization import (
     check_direction_names,
     normalize_directions,
 )
-from .params import observing, perturbable_parameters
+from .params import named_tensors, observing, perturbable_parameters
 from .results import LandscapeResult, library_versions
 
 __all__ = [
@@ -126,11 +126,6 @@ def _resolve_directions(
 PointWriter = Callable[[tuple[float, ...]], None]
 
 
-def named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Every parameter and buffer of ``model`` by name (the names never collide)."""
-    return {**dict(model.named_buffers()), **dict(model.named_parameters())}
-
-
 def linear_combination_writer(
     model: nn.Module, reference: Mapping[str, torch.Tensor], directions: Sequence[Direction]
 ) -> PointWriter:
@@ -140,7 +135,7 @@ def linear_combination_writer(
     origin is θ₀ bit for bit.
     """
     tensors = named_tensors(model)
-    moving = [n for n in reference if any(bool(d[n].any()) for d in directions)]
+    moving = moving_names(reference, directions)
     targets = [tensors[n] for n in moving]
     base = [reference[n] for n in moving]
     axes = [[d[n] for n in moving] for d in directions]
@@ -263,17 +258,18 @@ def scan_grid(
     if points_per_forward != 1:
         grid = torch.cartesian_prod(*coords).reshape(-1, len(coords)).to(module_device(model))
         num_points = grid.shape[0]
+        # only the tensors some direction moves are stacked: name them once for both calls below
+        moving = moving_names(reference, directions)
+        base = {n: reference[n] for n in moving}
+        axes = [{n: d[n] for n in moving} for d in directions]
         chunk = points_per_forward
         if chunk == "auto":
-            chunk = chunk_for_budget(
-                model, batches, reference, directions, memory_budget_mb, num_points, loss_fn
-            )
+            budget = int(memory_budget_mb * 2**20)
+            chunk = points_per_chunk(model, batches, sum(t.numel() for t in base.values()), budget, loss_fn)
         chunk = balanced_chunk(num_points, min(chunk, num_points))
 
         def batched_scan():
-            return evaluate_grid_batched(
-                model, batches, reference, directions, grid, chunk, loss_fn, on_point
-            )
+            return evaluate_grid_batched(model, batches, base, axes, grid, chunk, loss_fn, on_point)
 
         try:
             loss, accuracy = _collect(batched_scan, num_points, batches, module_device(model))

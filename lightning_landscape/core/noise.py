@@ -13,8 +13,7 @@ from torch import nn
 from .distributed import guarded_sum
 from .evaluation import LossFn, cache_batches, module_device
 from .hessian import autograd_batch, hessian_context
-from .landscape import named_tensors
-from .params import perturbable_parameters
+from .params import named_tensors, perturbable_parameters
 
 __all__ = ["GradientNoiseScale", "gradient_noise_scale", "sgd_noise_scale"]
 

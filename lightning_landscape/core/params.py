@@ -20,11 +20,17 @@ from torch import nn
 
 __all__ = [
     "ModuleState",
+    "named_tensors",
     "perturbable_parameters",
     "preserve_module_state",
     "preserve_rng_state",
     "observing",
 ]
+
+
+def named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of ``model`` by name (the names never collide)."""
+    return {**dict(model.named_buffers()), **dict(model.named_parameters())}
 
 
 def perturbable_parameters(module: nn.Module) -> dict[str, nn.Parameter]:

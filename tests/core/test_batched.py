@@ -10,6 +10,7 @@ from torch import nn
 
 from lightning_landscape import compute_landscape
 from lightning_landscape.core import batched
+from lightning_landscape.core.directions import moving_names
 
 
 def models():
@@ -54,10 +55,11 @@ def test_chunk_size_follows_the_memory_budget():
     model, batches = models()["mlp"]
     reference = {n: p.detach() for n, p in model.named_parameters()}
     directions = [{n: torch.ones_like(t) for n, t in reference.items()}]
-    moving = sum(t.numel() for t in reference.values())
+    moving_numel = sum(t.numel() for t in reference.values())
     # activations of the largest batch (11 samples): 6 + 6 + 3 per sample
-    per_point = 4 * (moving + 2 * 11 * 15)
-    chunk = batched.chunk_for_budget(model, batches, reference, directions, 10 * per_point / 2**20, 100)
+    per_point = 4 * (moving_numel + 2 * 11 * 15)
+    assert moving_names(reference, directions) == list(reference)
+    chunk = batched.points_per_chunk(model, batches, moving_numel, 10 * per_point)
     assert chunk == 10
     assert batched.balanced_chunk(441, 100) == 89  # five chunks of at most 89 instead of 4×100 + 41
 
