@@ -3,6 +3,8 @@
     pip install -e ".[benchmarks]"
     python benchmarks/landscape.py [--repeats 5] [--points 21] [--samples 1024]
 
+``--chunks 2 8 32 64`` times only ours at those ``points_per_forward`` values instead.
+
 ``--model mlp`` times the digits MLP, whose forward pass is so cheap that the figures show each
 tool's per-point overhead rather than the forward cost.
 
@@ -130,6 +132,27 @@ def side_effects(tool, model, x, y, points: int) -> dict[str, object]:
     }
 
 
+def chunk_sweep(model, x, y, args) -> None:
+    """Median wall time of ours for each ``points_per_forward`` in ``args.chunks``, 1 and the floor."""
+
+    def timed(run) -> float:
+        run()  # warm-up
+        values = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            run()
+            values.append(time.perf_counter() - start)
+        return statistics.median(values)
+
+    print(f"\n{args.points}x{args.points} grid, digits {args.model}, {args.repeats} repeats, median wall s\n")
+    print("| points_per_forward | s |")
+    print("|---|---|")
+    print(f"| floor | {timed(lambda: floor(model, x, args.points)):.3f} |")
+    for chunk in [1, *args.chunks]:
+        run = lambda c=chunk: compute_landscape(model, [(x, y)], num_points=args.points, points_per_forward=c)  # noqa: E731
+        print(f"| {chunk} | {timed(run):.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -144,12 +167,22 @@ def main() -> None:
         help="flush denormals to zero for every tool, so that the forward cost no longer depends on "
         "which weights a grid visits",
     )
+    parser.add_argument(
+        "--chunks",
+        type=int,
+        nargs="+",
+        default=None,
+        help="instead of the comparison: time ours with these `points_per_forward` values (and 1)",
+    )
     args = parser.parse_args()
     if args.flush_denormal and not torch.set_flush_denormal(True):
         print("this CPU cannot flush denormals; timing without")
 
     model, x, y = trained_model(args.model, args.samples)
     model.eval()
+    if args.chunks:
+        chunk_sweep(model, x, y, args)
+        return
     try:
         import loss_landscapes  # noqa: F401
 
