@@ -82,12 +82,17 @@ def top_eigenvalue_tools():
     from scipy.sparse.linalg import eigsh
 
     return {
-        "ours (Lanczos, tol 1e-4)": lambda m, x, y: float(hessian_eigenvalues(m, [(x, y)], k=1)[0]),
+        "ours (Lanczos, tol 1e-4, gradient-informed start)": lambda m, x, y: float(
+            hessian_eigenvalues(m, [(x, y)], k=1)[0]
+        ),
         "PyHessian (defaults: power, tol 1e-3)": lambda m, x, y: float(
             _pyhessian(m, x, y).eigenvalues()[0][0]
         ),
         "hessian-eigenthings (power, tol 1e-6)": lambda m, x, y: float(
             power_iteration_one(_eigenthings_operator(m, x, y), max_iter=1000, tol=1e-6, seed=0)[0]
+        ),
+        "hessian-eigenthings (power, tol 1e-4)": lambda m, x, y: float(
+            power_iteration_one(_eigenthings_operator(m, x, y), max_iter=1000, tol=1e-4, seed=0)[0]
         ),
         "curvlinops (scipy eigsh, tol 1e-4)": lambda m, x, y: float(
             eigsh(_curvlinops_operator(m, x, y).to_scipy(), k=1, which="LA", tol=1e-4)[0][0]

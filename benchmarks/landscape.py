@@ -36,24 +36,15 @@ sys.path.insert(
     0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "example_projects", "digits")
 )
 
-from digits import DigitsDataModule, make_cnn, make_mlp  # noqa: E402
+from digits import sgd_trained  # noqa: E402
 
 from lightning_landscape import compute_landscape  # noqa: E402
 
 
 def trained_model(arch: str, samples: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     """The digits CNN (BatchNorm) or MLP after 5 epochs of SGD, and ``samples`` training images."""
-    torch.manual_seed(0)
-    data = DigitsDataModule(batch_size=64)
-    data.setup()
-    model = make_cnn() if arch == "cnn" else make_mlp()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    for _ in range(5):
-        for x, y in data.train_dataloader():
-            optimizer.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            optimizer.step()
-    x, y = data.train_set.tensors
+    model, train_set = sgd_trained(arch, epochs=5)
+    x, y = train_set.tensors
     return model, x[:samples], y[:samples]
 
 

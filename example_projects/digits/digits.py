@@ -71,6 +71,26 @@ def make_cnn(channels: int = 16, dropout: float = 0.1) -> nn.Module:
     )
 
 
+def sgd_trained(
+    arch: Literal["mlp", "cnn"], epochs: int = 5, seed: int = 0
+) -> tuple[nn.Module, TensorDataset]:
+    """``make_mlp()``/``make_cnn()`` after ``epochs`` of SGD (lr 0.05, momentum 0.9, batches of 64)
+    in a plain torch loop, and the training set: trained weights without a Trainer, for the
+    benchmarks and tests.
+    """
+    torch.manual_seed(seed)
+    data = DigitsDataModule(batch_size=64)
+    data.setup()
+    model = make_cnn() if arch == "cnn" else make_mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(epochs):
+        for x, y in data.train_dataloader():
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    return model, data.train_set
+
+
 class DigitsClassifier(pl.LightningModule):
     """A classifier of the digits trained with SGD (momentum) or Adam and cross-entropy.
 

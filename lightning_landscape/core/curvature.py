@@ -56,7 +56,7 @@ def hessian_eigenvalues(
     loss_fn: LossFn | None = None,
     tol: float = 1e-4,
     max_iter: int = 100,
-    min_iter: int = 20,
+    min_iter: int = 4,
     seed: int = 0,
     return_eigenvectors: bool = False,
     names: Sequence[str] | None = None,
@@ -71,9 +71,13 @@ def hessian_eigenvalues(
         loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
         tol: relative residual bound at which Lanczos stops.
         max_iter: at most this many Hessian-vector products.
-        min_iter: at least this many (a converged Ritz value after a few steps may not be the
-            extreme one yet; see :func:`~lightning_landscape.core.spectrum.lanczos_eigenpairs`).
-        seed: seed of the start vector.
+        min_iter: at least this many products.
+        seed: seed of the random part of the start vector. For ``"largest"`` and ``"both"`` the
+            start is that random unit vector plus the unit loss gradient
+            (:func:`~lightning_landscape.core.spectrum.informed_start`): a converged Ritz value is
+            only close to *some* eigenvalue, and from a purely random start the second eigenvalue
+            can converge before the top one appears; the gradient gives the top eigenvector a large
+            share (on the digits MLP and CNN: 11 and 5–6 products instead of up to 20).
         return_eigenvectors: also return the eigenvectors as dicts name → tensor.
         names: restrict to these parameters (default: every trainable parameter).
 
@@ -108,6 +112,7 @@ def hessian_eigenvalues(
             device=op.device,
             dtype=op.dtype,
             return_eigenvectors=return_eigenvectors,
+            start=op.lanczos_start(which, seed),
         )
     values = result.eigenvalues.cpu()
     if not return_eigenvectors:
@@ -399,6 +404,7 @@ def eigenvalue_ratio_map(
                     seed=seed,
                     device=op.device,
                     dtype=op.dtype,
+                    start=op.lanczos_start("both", seed),
                 )
                 lambda_max[i, j], lambda_min[i, j] = result.eigenvalues[0], result.eigenvalues[1]
     return EigenvalueRatioMap(

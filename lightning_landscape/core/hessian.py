@@ -23,6 +23,7 @@ from torch import nn
 from .distributed import guarded_sum
 from .evaluation import LossFn, batch_weights, mean_batch_loss
 from .params import named_tensors, perturbable_parameters, preserve_module_state, preserve_rng_state
+from .spectrum import informed_start
 
 __all__ = ["GGNOperator", "HessianOperator", "autograd_batch", "hessian_context"]
 
@@ -109,12 +110,18 @@ class HessianOperator(_FlatParameters):
         _FlatParameters.__init__(self, model, batches, names)
         self.loss_fn = loss_fn
         self._graphs: list[tuple[list[int], tuple[torch.Tensor, ...]]] | None = None
+        self._local_gradient: torch.Tensor | None = None
 
     def _build(self) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
         graphs = []
+        self._local_gradient = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+        gradient_pieces = self.split(self._local_gradient)
         for weight, batch in zip(self.weights, self.batches):
             loss = mean_batch_loss(self.model, batch, self.loss_fn) * weight
             grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
+            for piece, grad in zip(gradient_pieces, grads):
+                if grad is not None:
+                    piece.add_(grad.detach())
             # gradients that are constant in θ contribute nothing to H v
             live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
             graphs.append((live, tuple(grads[i] for i in live)))
@@ -150,6 +157,28 @@ class HessianOperator(_FlatParameters):
         return out.to(v.dtype)
 
     __call__ = matvec
+
+    def gradient(self) -> torch.Tensor:
+        """The flat gradient ``∇L`` (summed over processes when sharded), free from the product graphs."""
+
+        def local_gradient() -> torch.Tensor:
+            self._graphs = self._graphs or self._build()
+            return self._local_gradient
+
+        return guarded_sum(local_gradient, shape=(self.dim,), dtype=self.dtype, device=self.device)
+
+    def lanczos_start(self, which: str, seed: int, scale: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Lanczos start vector for this operator (or for ``D H D`` with ``D = diag(scale)``).
+
+        For the top end (``which`` ``"largest"`` or ``"both"``) a random unit vector plus the unit
+        loss gradient (:func:`~lightning_landscape.core.spectrum.informed_start`); ``None`` (a random
+        start) for ``"smallest"``, about which the gradient says nothing.
+        """
+        if which == "smallest":
+            return None
+        gradient = self.gradient()
+        hint = gradient if scale is None else scale * gradient
+        return informed_start(hint, self.dim, seed=seed, device=self.device, dtype=self.dtype)
 
     def dense(self) -> torch.Tensor:
         """The full ``P×P`` Hessian by ``P`` products (for tests and tiny models only)."""

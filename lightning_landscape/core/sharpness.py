@@ -216,6 +216,7 @@ def _filter_normalized_eigenvalue(model, batches, loss_fn, *, tol: float, max_it
         seed=seed,
         device=op.device,
         dtype=op.dtype,
+        start=op.lanczos_start("largest", seed, scale=d),
     )
     details = {"tol": tol, "max_iter": max_iter, "num_matvecs": op.num_matvecs, "converged": result.converged}
     return float(result.eigenvalues[0]), details

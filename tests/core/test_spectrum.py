@@ -7,6 +7,7 @@ import torch
 from lightning_landscape.core.spectrum import (
     hutch_plus_plus_trace,
     hutchinson_trace,
+    informed_start,
     lanczos_eigenpairs,
     slq_nodes,
 )
@@ -99,3 +100,33 @@ def test_slq_quadrature_reproduces_moments_and_a_normalized_density():
     grid = torch.linspace(-1.0, 3.5, 2000, dtype=torch.float64)
     density = nodes.density(grid, sigma=0.05)
     assert float(torch.trapezoid(density, grid)) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_start_without_the_top_eigenvector_converges_to_the_second_and_the_hint_fixes_it():
+    """Why the start vector matters: a small residual only says a Ritz value is near *some*
+    eigenvalue. A start with no share of the top eigenvector converges to the second one and
+    reports convergence; the same start plus a hint along the top eigenvector finds it."""
+    spectrum = torch.cat([torch.tensor([10.0, 9.0]), torch.linspace(-1.0, 1.0, 98)]).double()
+    g = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(100, 100, generator=g, dtype=torch.float64))
+    a = (q * spectrum) @ q.T
+    blind = torch.randn(100, generator=g, dtype=torch.float64)
+    blind -= (blind @ q[:, 0]) * q[:, 0]  # no share of the top eigenvector
+    kwargs = dict(k=1, tol=1e-6, max_iter=100, dtype=torch.float64)
+    fooled = lanczos_eigenpairs(lambda v: a @ v, 100, start=blind, **kwargs)
+    assert fooled.converged and float(fooled.eigenvalues[0]) == pytest.approx(9.0, rel=1e-6)
+    hint = q[:, 0] + 0.5 * q[:, 1]  # a rough pointer to the top eigenspace, as a gradient is
+    start = informed_start(hint, 100, seed=0, dtype=torch.float64) + blind / blind.norm()
+    found = lanczos_eigenpairs(lambda v: a @ v, 100, start=start, **kwargs)
+    assert found.converged and float(found.eigenvalues[0]) == pytest.approx(10.0, rel=1e-6)
+
+
+def test_informed_start_ignores_a_zero_or_non_finite_hint_and_start_is_checked():
+    plain = informed_start(None, 7, seed=4)
+    assert float(plain.norm()) == pytest.approx(1.0, rel=1e-6)
+    for hint in (torch.zeros(7), torch.full((7,), float("nan")), torch.full((7,), float("inf"))):
+        assert torch.equal(informed_start(hint, 7, seed=4), plain)
+    hinted = informed_start(torch.ones(7), 7, seed=4)
+    torch.testing.assert_close(hinted - plain, torch.ones(7) / 7**0.5)
+    with pytest.raises(ValueError, match=r"`start` must have shape \(7,\)"):
+        lanczos_eigenpairs(lambda v: v, 7, start=torch.ones(6))
