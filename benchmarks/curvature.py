@@ -8,7 +8,8 @@ Models: the digits MLP and CNN (BatchNorm) of ``example_projects/digits`` after 
 1024 training samples in one batch, float32, eval mode. The dense Hessian (P ≈ 5000) is built once
 from P Hessian-vector products and cached under ``benchmarks/.cache/``; its eigenvalues and trace
 are the reference. Every tool gets a fresh copy of the model (PyHessian writes ``.grad`` and leaves
-the model in eval mode). Times are medians over ``--repeats`` calls, operator construction included.
+the model in eval mode). Times are medians over ``--repeats`` rounds (each round calls every tool
+once, so machine noise hits all alike), operator construction included.
 """
 
 from __future__ import annotations
@@ -132,16 +133,19 @@ def run(arch: str, repeats: int) -> None:
     ):
         print(f"| {title} | median s | relative error |")
         print("|---|---|---|")
-        for name, tool in tools.items():
-            times, answers = [], []
-            for _ in range(repeats):
+        # round by round, every tool once per round, so that machine noise hits all alike
+        times = {name: [] for name in tools}
+        answers = {name: [] for name in tools}
+        for _ in range(repeats):
+            for name, tool in tools.items():
                 victim = copy.deepcopy(model)
                 torch.manual_seed(0)
                 start = time.perf_counter()
-                answers.append(tool(victim, x, y))
-                times.append(time.perf_counter() - start)
-            error = abs(statistics.median(answers) - exact) / abs(exact)
-            print(f"| {name} | {statistics.median(times):.3f} | {error:.1e} |")
+                answers[name].append(tool(victim, x, y))
+                times[name].append(time.perf_counter() - start)
+        for name in tools:
+            error = abs(statistics.median(answers[name]) - exact) / abs(exact)
+            print(f"| {name} | {statistics.median(times[name]):.3f} | {error:.1e} |")
         print()
 
 

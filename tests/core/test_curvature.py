@@ -253,3 +253,40 @@ def test_top_eigenvalue_of_the_trained_digits_mlp_in_few_products():
             )
         assert result.converged and result.num_steps <= 14
         assert float(result.eigenvalues[0]) == pytest.approx(float(reference[0]), rel=1e-4)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_products_through_eval_batchnorm_match_the_dense_hessian_of_batch_norm(affine):
+    """Our product graphs see eval-mode BatchNorm as x·scale + shift; the reference differentiates
+    PyTorch's own ``batch_norm`` twice (torch.func.hessian)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.BatchNorm2d(3, affine=affine),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 16, 4),
+        nn.BatchNorm1d(4, affine=affine),
+    ).double()
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(24, 1, 4, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (24,), generator=g)
+    with torch.no_grad():
+        model.train()(x * 2 + 1)  # running statistics far from (0, 1)
+    expected = _dense_hessian(model, x, y)
+    with hessian_context(model):
+        dense = HessianOperator(model, [(x[:10], y[:10]), (x[10:], y[10:])]).dense()
+    torch.testing.assert_close(dense, expected, rtol=1e-7, atol=1e-10)
+    assert all("forward" not in vars(m) for m in model.modules())
+
+
+def test_affine_eval_batchnorm_leaves_train_mode_layers_and_restores_an_own_forward():
+    from lightning_landscape.core.hessian import affine_eval_batchnorm
+
+    training, evaluating = nn.BatchNorm1d(2).train(), nn.BatchNorm1d(2).eval()
+    own = evaluating.forward = lambda x: x + 100.0  # an instance-level forward of the user's
+    model = nn.Sequential(training, evaluating)
+    with affine_eval_batchnorm(model):
+        assert "forward" not in vars(training)
+        assert vars(evaluating)["forward"] is not own
+    assert vars(evaluating)["forward"] is own and "forward" not in vars(training)
