@@ -6,18 +6,14 @@ parameters, evaluated in eval mode (BatchNorm on running statistics, dropout off
 
 Products use double backpropagation: the gradient graph of each batch is built once
 (``create_graph=True``) and reused for every product, which trades memory (one graph per batch)
-for speed, as PyHessian does. Eval-mode BatchNorm enters those graphs as the per-channel affine
-map it is (:func:`affine_eval_batchnorm`): PyTorch's double backward of ``batch_norm`` is written
-for the training case and made each product ~3× slower on the digits CNN. ``.grad`` is never
-written: products come from ``torch.autograd.grad``. Inside
-:func:`~lightning_landscape.core.distributed.sharded` each product is summed over processes
-explicitly (DDP's gradient hooks do not fire for ``torch.autograd.grad``).
+for speed, as PyHessian does. ``.grad`` is never written: products come from
+``torch.autograd.grad``. Inside :func:`~lightning_landscape.core.distributed.sharded` each product
+is summed over processes explicitly (DDP's gradient hooks do not fire for ``torch.autograd.grad``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -29,7 +25,7 @@ from .evaluation import LossFn, batch_weights, mean_batch_loss
 from .params import named_tensors, perturbable_parameters, preserve_module_state, preserve_rng_state
 from .spectrum import informed_start
 
-__all__ = ["GGNOperator", "HessianOperator", "affine_eval_batchnorm", "autograd_batch", "hessian_context"]
+__all__ = ["GGNOperator", "HessianOperator", "autograd_batch", "hessian_context"]
 
 
 def autograd_batch(batch: Any) -> Any:
@@ -60,61 +56,6 @@ def hessian_context(model: nn.Module) -> Iterator[None]:
     ):
         model.eval()
         yield
-
-
-_PLAIN_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-def _affine_batchnorm_forward(module: nn.modules.batchnorm._BatchNorm, inputs: torch.Tensor) -> torch.Tensor:
-    """``(x − μ)/√(σ² + ε)·γ + β`` on running statistics, as ``x·scale + shift`` per channel."""
-    scale = torch.rsqrt(module.running_var + module.eps)
-    if module.weight is not None:
-        scale = module.weight * scale
-    shift = -module.running_mean * scale
-    if module.bias is not None:
-        shift = shift + module.bias
-    shape = (1, -1) + (1,) * (inputs.ndim - 2)
-    return inputs * scale.view(shape) + shift.view(shape)
-
-
-@contextlib.contextmanager
-def affine_eval_batchnorm(model: nn.Module) -> Iterator[None]:
-    """Within the block, eval-mode ``BatchNorm{1,2,3}d`` layers with running statistics compute
-    ``x·scale + shift`` instead of calling ``batch_norm``.
-
-    The same function up to rounding (~1e-7 relative), with the same parameters, but its second
-    derivatives are plain products: PyTorch's double backward of ``batch_norm`` handles batch
-    statistics generically and cost ~70% of a Hessian-vector product on the digits CNN. Layers in
-    train mode, without running statistics, or of other (sub)classes are left alone. The patch is an
-    instance attribute removed on exit (a ``forward`` the instance already had is put back).
-
-    Example:
-        >>> bn = nn.BatchNorm1d(3).eval()
-        >>> x = torch.randn(4, 3)
-        >>> with affine_eval_batchnorm(bn):
-        ...     y = bn(x)
-        >>> torch.allclose(y, bn(x), atol=1e-6), "forward" in vars(bn)
-        (True, False)
-    """
-    patched = [
-        m
-        for m in model.modules()
-        if type(m) in _PLAIN_BATCHNORMS
-        and not m.training
-        and m.running_mean is not None
-        and m.running_var is not None
-    ]
-    saved = {m: vars(m)["forward"] for m in patched if "forward" in vars(m)}
-    for m in patched:
-        m.forward = functools.partial(_affine_batchnorm_forward, m)
-    try:
-        yield
-    finally:
-        for m in patched:
-            if m in saved:
-                m.forward = saved[m]
-            else:
-                del m.forward
 
 
 class _FlatParameters:
@@ -176,8 +117,7 @@ class HessianOperator(_FlatParameters):
         self._local_gradient = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
         gradient_pieces = self.split(self._local_gradient)
         for weight, batch in zip(self.weights, self.batches):
-            with affine_eval_batchnorm(self.model):
-                loss = mean_batch_loss(self.model, batch, self.loss_fn) * weight
+            loss = mean_batch_loss(self.model, batch, self.loss_fn) * weight
             grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
             for piece, grad in zip(gradient_pieces, grads):
                 if grad is not None:
