@@ -253,3 +253,27 @@ def test_top_eigenvalue_of_the_trained_digits_mlp_in_few_products():
             )
         assert result.converged and result.num_steps <= 14
         assert float(result.eigenvalues[0]) == pytest.approx(float(reference[0]), rel=1e-4)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_products_through_eval_batchnorm_match_the_dense_hessian(affine):
+    """BatchNorm2d and BatchNorm1d on running statistics far from (0, 1), with and without affine
+    parameters, batches of uneven size; reference: torch.func.hessian of the full-data loss."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.BatchNorm2d(3, affine=affine),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 16, 4),
+        nn.BatchNorm1d(4, affine=affine),
+    ).double()
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(24, 1, 4, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (24,), generator=g)
+    with torch.no_grad():
+        model.train()(x * 2 + 1)
+    expected = _dense_hessian(model, x, y)
+    with hessian_context(model):
+        dense = HessianOperator(model, [(x[:10], y[:10]), (x[10:], y[10:])]).dense()
+    torch.testing.assert_close(dense, expected, rtol=1e-7, atol=1e-10)
