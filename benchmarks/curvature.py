@@ -120,7 +120,7 @@ def trace_tools():
     }
 
 
-def run(arch: str, repeats: int) -> None:
+def run(arch: str, repeats: int, pause: float) -> None:
     model, x, y = trained_model(arch, 1024)
     model.eval()
     top, trace = dense_reference(arch, model, x, y)
@@ -143,6 +143,7 @@ def run(arch: str, repeats: int) -> None:
                 start = time.perf_counter()
                 answers[name].append(tool(victim, x, y))
                 times[name].append(time.perf_counter() - start)
+                time.sleep(pause)  # let the last tool's BLAS threads stop spinning (untimed)
         for name in tools:
             error = abs(statistics.median(answers[name]) - exact) / abs(exact)
             print(f"| {name} | {statistics.median(times[name]):.3f} | {error:.1e} |")
@@ -155,10 +156,17 @@ def main() -> None:
     )
     parser.add_argument("--model", choices=("cnn", "mlp", "both"), default="both")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.5,
+        help="idle seconds after each call: scipy's OpenBLAS threads (curvlinops' eigsh) keep spinning "
+        "for a while after a call and slowed the next tool's 10 ms call 2-3x",
+    )
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for arch in ("mlp", "cnn") if args.model == "both" else (args.model,):
-        run(arch, args.repeats)
+        run(arch, args.repeats, args.pause)
 
 
 if __name__ == "__main__":
