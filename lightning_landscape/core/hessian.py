@@ -83,6 +83,13 @@ class _FlatParameters:
         """Views of a flat vector shaped like the parameters."""
         return [t.view(shape) for t, shape in zip(flat.split(self.numels), self.shapes)]
 
+    @staticmethod
+    def add_into(pieces: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor | None]) -> None:
+        """``pieces[i] += tensors[i]`` in place, skipping ``None`` (parameters autograd left unused)."""
+        for piece, tensor in zip(pieces, tensors):
+            if tensor is not None:
+                piece.add_(tensor)
+
 
 class HessianOperator(_FlatParameters):
     """The linear map ``v ↦ H v`` on flat vectors of the trainable parameters.
@@ -112,6 +119,12 @@ class HessianOperator(_FlatParameters):
         self._graphs: list[tuple[list[int], tuple[torch.Tensor, ...]]] | None = None
         self._local_gradient: torch.Tensor | None = None
 
+    def _built(self) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
+        """The per-batch gradient graphs (and the local gradient), built on first use."""
+        if self._graphs is None:
+            self._graphs = self._build()
+        return self._graphs
+
     def _build(self) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
         graphs = []
         self._local_gradient = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
@@ -119,9 +132,7 @@ class HessianOperator(_FlatParameters):
         for weight, batch in zip(self.weights, self.batches):
             loss = mean_batch_loss(self.model, batch, self.loss_fn) * weight
             grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
-            for piece, grad in zip(gradient_pieces, grads):
-                if grad is not None:
-                    piece.add_(grad.detach())
+            self.add_into(gradient_pieces, [None if g is None else g.detach() for g in grads])
             # gradients that are constant in θ contribute nothing to H v
             live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
             graphs.append((live, tuple(grads[i] for i in live)))
@@ -132,7 +143,7 @@ class HessianOperator(_FlatParameters):
         pieces = self.split(v.to(self.device, self.dtype))
 
         def local_product() -> torch.Tensor:
-            graphs = self._graphs = self._graphs or self._build()
+            graphs = self._built()
             out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
             out_pieces = self.split(out)
             for live, grads in graphs:
@@ -146,9 +157,7 @@ class HessianOperator(_FlatParameters):
                     retain_graph=True,
                     allow_unused=True,
                 )
-                for piece, product in zip(out_pieces, products):
-                    if product is not None:
-                        piece.add_(product)
+                self.add_into(out_pieces, products)
             return out
 
         # with data split across processes, H v is the sum of every shard's (weighted) product
@@ -162,7 +171,7 @@ class HessianOperator(_FlatParameters):
         """The flat gradient ``∇L`` (summed over processes when sharded), free from the product graphs."""
 
         def local_gradient() -> torch.Tensor:
-            self._graphs = self._graphs or self._build()
+            self._built()
             return self._local_gradient
 
         return guarded_sum(local_gradient, shape=(self.dim,), dtype=self.dtype, device=self.device)

@@ -80,6 +80,11 @@ def _wanted(order: torch.Tensor, k: int, which: Which) -> torch.Tensor:
     return torch.cat([largest, smallest])
 
 
+def _random_start(dim: int, seed: int, device, dtype) -> torch.Tensor:
+    """The seeded Gaussian start vector of :func:`lanczos_eigenpairs` (not normalized)."""
+    return torch.randn(dim, generator=_generator(seed, device), device=device, dtype=dtype)
+
+
 def informed_start(
     hint: torch.Tensor | None, dim: int, *, seed: int = 0, device="cpu", dtype=torch.float32
 ) -> torch.Tensor:
@@ -95,7 +100,7 @@ def informed_start(
     >>> bool(start[0] > 0.9)
     True
     """
-    start = torch.randn(dim, generator=_generator(seed, device), device=device, dtype=dtype)
+    start = _random_start(dim, seed, device, dtype)
     start = start / torch.linalg.vector_norm(start)
     if hint is None:
         return start
@@ -155,7 +160,7 @@ def lanczos_eigenpairs(
     if k < 1 or wanted_count > dim:
         raise ValueError(f"`k` must be between 1 and {dim if which != 'both' else dim // 2}, got {k}.")
     if start is None:
-        start = torch.randn(dim, generator=_generator(seed, device), device=device, dtype=dtype)
+        start = _random_start(dim, seed, device, dtype)
     elif start.shape != (dim,):
         raise ValueError(f"`start` must have shape ({dim},), got {tuple(start.shape)}.")
     start = start.to(device, dtype)
