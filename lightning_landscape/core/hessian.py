@@ -9,11 +9,14 @@ Products use double backpropagation: the gradient graph of each batch is built o
 for speed, as PyHessian does. ``.grad`` is never written: products come from
 ``torch.autograd.grad``. Inside :func:`~lightning_landscape.core.distributed.sharded` each product
 is summed over processes explicitly (DDP's gradient hooks do not fire for ``torch.autograd.grad``).
+The graphs are built with eval-mode BatchNorm folded into the layer before it
+(:mod:`~lightning_landscape.core.folding`): the same function of the parameters, cheaper products.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +25,7 @@ from torch import nn
 
 from .distributed import guarded_sum
 from .evaluation import LossFn, batch_weights, mean_batch_loss
+from .folding import folded_batchnorm
 from .params import named_tensors, perturbable_parameters, preserve_module_state, preserve_rng_state
 from .spectrum import informed_start
 
@@ -101,10 +105,17 @@ class HessianOperator(_FlatParameters):
         batches: fixed evaluation batches on the model's device.
         loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
         names: restrict to these parameter names (e.g. only weights with ``ndim > 1``, as Li et al.).
+        fold_batchnorm: build the product graphs with every eval-mode BatchNorm that follows a
+            convolution or linear layer folded into it (:func:`~lightning_landscape.core.folding.
+            folded_batchnorm`): the same Hessian, cheaper products. The first batch's loss is
+            recomputed as written and compared; if they differ, the graphs are rebuilt unfolded
+            with a warning.
 
     Attributes:
         dim: number of coordinates P.
         num_matvecs: products computed so far.
+        folded_batchnorm: names of the BatchNorm modules folded into the product graphs (set when
+            the graphs are built, on the first product).
     """
 
     def __init__(
@@ -113,9 +124,12 @@ class HessianOperator(_FlatParameters):
         batches: Sequence[Any],
         loss_fn: LossFn | None = None,
         names: Sequence[str] | None = None,
+        fold_batchnorm: bool = True,
     ) -> None:
         _FlatParameters.__init__(self, model, batches, names)
         self.loss_fn = loss_fn
+        self.fold_batchnorm = fold_batchnorm
+        self.folded_batchnorm: list[str] = []
         self._graphs: list[tuple[list[int], tuple[torch.Tensor, ...]]] | None = None
         self._local_gradient: torch.Tensor | None = None
 
@@ -126,17 +140,43 @@ class HessianOperator(_FlatParameters):
         return self._graphs
 
     def _build(self) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
+        if not self.fold_batchnorm:
+            return self._build_graphs()
+        with folded_batchnorm(self.model) as folded:
+            graphs = self._build_graphs()
+        if folded and not self._same_loss_unfolded():
+            warnings.warn(
+                f"Folding BatchNorm {folded} into the layers before them changed the loss; Hessian "
+                "products use the model as written. Pass `fold_batchnorm=False` to skip the attempt.",
+                stacklevel=2,
+            )
+            folded, graphs = [], self._build_graphs()
+        self.folded_batchnorm = folded
+        return graphs
+
+    def _build_graphs(self) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
         graphs = []
         self._local_gradient = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
         gradient_pieces = self.split(self._local_gradient)
+        self._first_loss = None
         for weight, batch in zip(self.weights, self.batches):
-            loss = mean_batch_loss(self.model, batch, self.loss_fn) * weight
-            grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
+            loss = mean_batch_loss(self.model, batch, self.loss_fn)
+            if self._first_loss is None:
+                self._first_loss = loss.detach()
+            grads = torch.autograd.grad(loss * weight, self.params, create_graph=True, allow_unused=True)
             self.add_into(gradient_pieces, [None if g is None else g.detach() for g in grads])
             # gradients that are constant in θ contribute nothing to H v
             live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
             graphs.append((live, tuple(grads[i] for i in live)))
         return graphs
+
+    def _same_loss_unfolded(self) -> bool:
+        """Whether the first batch's loss, recomputed without folding, equals the folded one."""
+        if self._first_loss is None:
+            return True
+        with torch.no_grad():
+            unfolded = mean_batch_loss(self.model, self.batches[0], self.loss_fn)
+        return bool(torch.allclose(self._first_loss, unfolded, rtol=1e-4, atol=1e-6, equal_nan=True))
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``H v`` for a flat vector ``v`` of length :attr:`dim` (any float dtype; returns the same)."""
