@@ -90,7 +90,8 @@ def _traceable(module: nn.Module) -> bool:
 
 
 def _fold_graph(module: nn.Module) -> tuple[fx.GraphModule, list[str]] | None:
-    """``module`` traced, with every foldable layer → BatchNorm pair replaced by one call."""
+    """``module`` traced, with every foldable layer → BatchNorm pair replaced by one call, and the
+    folded BatchNorms' names; ``None`` when it does not trace."""
     try:
         traced = fx.symbolic_trace(module)
     except Exception:  # noqa: BLE001 - any failure to trace means: search the children instead
@@ -114,8 +115,6 @@ def _fold_graph(module: nn.Module) -> tuple[fx.GraphModule, list[str]] | None:
         traced.graph.erase_node(node)
         traced.graph.erase_node(source)
         folded.append(node.target)
-    if not folded:
-        return None
     traced.recompile()
     return traced, folded
 
@@ -126,9 +125,9 @@ def _plan(module: nn.Module, prefix: str) -> list[tuple[nn.Module, fx.GraphModul
         return []
     if _traceable(module):
         found = _fold_graph(module)
-        if found is not None:
+        if found is not None:  # traced whole: the graph holds every pair inside it
             graph, names = found
-            return [(module, graph, [prefix + name for name in names])]
+            return [(module, graph, [prefix + name for name in names])] if names else []
     plans = []
     for name, child in module.named_children():
         plans += _plan(child, f"{prefix}{name}.")
