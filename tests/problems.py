@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, hessian
 from torch.utils.data import DataLoader, TensorDataset
 
 
@@ -43,6 +44,25 @@ def vector_batches(sizes=(8, 5), seed: int = 1, features: int = 4, classes: int 
     return [
         (torch.randn(n, features, generator=g), torch.randint(0, classes, (n,), generator=g)) for n in sizes
     ]
+
+
+def dense_hessian(model: nn.Module, x, y) -> torch.Tensor:
+    """Reference: torch.func.hessian of the full-data mean loss in eval mode."""
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    sizes = [p.numel() for p in model.parameters()]
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    was_training = model.training
+    model.eval()
+
+    def loss(theta):
+        params = {n: t.view(s) for n, t, s in zip(names, theta.split(sizes), shapes)}
+        return F.cross_entropy(functional_call(model, {**params, **buffers}, (x,)), y)
+
+    h = hessian(loss)(flat)
+    model.train(was_training)
+    return h
 
 
 def warm_up_bn(model: nn.Module, batches) -> None:

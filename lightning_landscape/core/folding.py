@@ -78,8 +78,8 @@ def _foldable(layer: nn.Module, norm: nn.Module) -> bool:
 
 def _traceable(module: nn.Module) -> bool:
     """Whether ``module.forward`` may be traced and replaced: its own class ``forward``, taking
-    only required arguments, and not a compiled module."""
-    if "forward" in vars(module) or type(module).__name__ == "OptimizedModule":
+    only required arguments (:func:`_plan` has already left compiled modules out)."""
+    if "forward" in vars(module):
         return False
     try:
         parameters = inspect.signature(module.forward).parameters.values()

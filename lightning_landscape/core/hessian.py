@@ -141,44 +141,45 @@ class HessianOperator(_FlatParameters):
 
     def _build(self) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
         if not self.fold_batchnorm:
-            return self._build_graphs()
+            return self._build_graphs()[0]
         with folded_batchnorm(self.model) as folded:
-            graphs = self._build_graphs()
-        if folded and not self._same_loss_unfolded():
+            graphs, first_loss = self._build_graphs()
+        if folded and not self._same_loss_unfolded(first_loss):
             warnings.warn(
                 f"Folding BatchNorm {folded} into the layers before them changed the loss; Hessian "
                 "products use the model as written. Pass `fold_batchnorm=False` to skip the attempt.",
                 stacklevel=2,
             )
-            folded, graphs = [], self._build_graphs()
+            folded, graphs = [], self._build_graphs()[0]
         self.folded_batchnorm = folded
         return graphs
 
-    def _build_graphs(self) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
-        graphs = []
+    def _build_graphs(self) -> tuple[list[tuple[list[int], tuple[torch.Tensor, ...]]], torch.Tensor | None]:
+        """The per-batch gradient graphs (the local gradient as a side product) and the first
+        batch's loss (``None`` without batches)."""
+        graphs, first_loss = [], None
         self._local_gradient = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
         gradient_pieces = self.split(self._local_gradient)
-        self._first_loss = None
         for weight, batch in zip(self.weights, self.batches):
             loss = mean_batch_loss(self.model, batch, self.loss_fn)
-            if self._first_loss is None:
-                self._first_loss = loss.detach()
+            if first_loss is None:
+                first_loss = loss.detach()
             grads = torch.autograd.grad(loss * weight, self.params, create_graph=True, allow_unused=True)
             self.add_into(gradient_pieces, [None if g is None else g.detach() for g in grads])
             # gradients that are constant in θ contribute nothing to H v
             live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
             graphs.append((live, tuple(grads[i] for i in live)))
-        return graphs
+        return graphs, first_loss
 
-    def _same_loss_unfolded(self) -> bool:
+    def _same_loss_unfolded(self, folded_loss: torch.Tensor | None) -> bool:
         """Whether the first batch's loss, recomputed without folding, equals the folded one (to
         1e-4, or 8 units of rounding in half precision, where folding moves the loss by a few)."""
-        if self._first_loss is None:
+        if folded_loss is None:
             return True
         with torch.no_grad():
             unfolded = mean_batch_loss(self.model, self.batches[0], self.loss_fn)
-        rtol = max(1e-4, 8 * torch.finfo(unfolded.dtype).eps) if unfolded.is_floating_point() else 1e-4
-        return bool(torch.allclose(self._first_loss, unfolded, rtol=rtol, atol=1e-6, equal_nan=True))
+        rtol = max(1e-4, 8 * torch.finfo(unfolded.dtype).eps)  # a differentiated loss is floating
+        return bool(torch.allclose(folded_loss, unfolded, rtol=rtol, atol=1e-6, equal_nan=True))
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``H v`` for a flat vector ``v`` of length :attr:`dim` (any float dtype; returns the same)."""

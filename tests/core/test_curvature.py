@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from problems import GlobalRNG, assert_same_state, snapshot
+from problems import GlobalRNG, assert_same_state, dense_hessian, snapshot
 from torch import nn
-from torch.func import functional_call, hessian
 
 from lightning_landscape.core.curvature import hessian_density, hessian_eigenvalues, hessian_trace
 from lightning_landscape.core.hessian import HessianOperator, hessian_context
@@ -37,25 +36,6 @@ def _data():
     return x, y, [(x[:40], y[:40]), (x[40:], y[40:])]  # uneven batches: per-sample weighting
 
 
-def _dense_hessian(model: nn.Module, x, y) -> torch.Tensor:
-    """Reference: torch.func.hessian of the full-data mean loss in eval mode."""
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for p in model.parameters()]
-    sizes = [p.numel() for p in model.parameters()]
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-    buffers = {n: b.clone() for n, b in model.named_buffers()}
-    was_training = model.training
-    model.eval()
-
-    def loss(theta):
-        params = {n: t.view(s) for n, t, s in zip(names, theta.split(sizes), shapes)}
-        return F.cross_entropy(functional_call(model, {**params, **buffers}, (x,)), y)
-
-    h = hessian(loss)(flat)
-    model.train(was_training)
-    return h
-
-
 @pytest.mark.parametrize("batchnorm", [False, True])
 def test_top5_and_bottom2_match_the_dense_hessian(batchnorm):
     model = _model(batchnorm)
@@ -63,7 +43,7 @@ def test_top5_and_bottom2_match_the_dense_hessian(batchnorm):
     if batchnorm:
         with torch.no_grad():
             model.train()(x)  # non-trivial running statistics
-    dense = torch.linalg.eigvalsh(_dense_hessian(model, x, y))
+    dense = torch.linalg.eigvalsh(dense_hessian(model, x, y))
     assert 250 <= dense.numel() <= 400
     top = hessian_eigenvalues(model, batches, k=5, which="largest", tol=1e-10, max_iter=400)
     bottom = hessian_eigenvalues(model, batches, k=2, which="smallest", tol=1e-10, max_iter=400)
@@ -75,7 +55,7 @@ def test_top5_and_bottom2_match_the_dense_hessian(batchnorm):
 def test_eigenvectors_satisfy_the_eigen_equation():
     model = _model(False)
     x, y, batches = _data()
-    h = _dense_hessian(model, x, y)
+    h = dense_hessian(model, x, y)
     values, vectors = hessian_eigenvalues(
         model, batches, k=2, tol=1e-10, max_iter=400, return_eigenvectors=True
     )
@@ -87,7 +67,7 @@ def test_eigenvectors_satisfy_the_eigen_equation():
 def test_trace_is_unbiased_against_the_dense_trace():
     model = _model(False)
     x, y, batches = _data()
-    exact = float(torch.trace(_dense_hessian(model, x, y)))
+    exact = float(torch.trace(dense_hessian(model, x, y)))
     for method in ("hutchinson", "hutch++"):
         estimates = [hessian_trace(model, batches, num_samples=30, method=method, seed=s) for s in range(10)]
         values = np.array([e.estimate for e in estimates])
@@ -99,7 +79,7 @@ def test_trace_is_unbiased_against_the_dense_trace():
 def test_density_is_normalized_and_covers_the_extreme_eigenvalues():
     model = _model(False)
     x, y, batches = _data()
-    dense = torch.linalg.eigvalsh(_dense_hessian(model, x, y))
+    dense = torch.linalg.eigvalsh(dense_hessian(model, x, y))
     result = hessian_density(model, batches, num_probes=4, num_steps=60)
     grid, density = result.density(num_bins=2000)
     assert float(torch.trapezoid(density, grid)) == pytest.approx(1.0, abs=1e-2)
@@ -163,7 +143,7 @@ def test_exact_ggn_trace_equals_the_dense_trace_of_a_piecewise_linear_network():
 
     net, x, y = _relu_bn_cnn()
     assert is_piecewise_linear(net)
-    exact = float(torch.trace(_dense_hessian(net, x, y)))
+    exact = float(torch.trace(dense_hessian(net, x, y)))
     result = hessian_trace(net, [(x[:20], y[:20]), (x[20:], y[20:])])  # "auto" picks the exact method
     assert result.method == "exact_ggn" and result.stderr == 0.0
     assert result.estimate == pytest.approx(exact, rel=1e-9)
@@ -172,7 +152,7 @@ def test_exact_ggn_trace_equals_the_dense_trace_of_a_piecewise_linear_network():
 def test_exact_ggn_is_not_the_hessian_trace_for_smooth_activations_so_auto_avoids_it():
     model = _model(False)  # tanh: the residual term's diagonal does not vanish
     x, y, batches = _data()
-    exact = float(torch.trace(_dense_hessian(model, x, y)))
+    exact = float(torch.trace(dense_hessian(model, x, y)))
     assert hessian_trace(model, batches, num_samples=9).method == "hutch++"
     ggn = hessian_trace(model, batches, method="exact_ggn").estimate
     assert abs(ggn - exact) > 1e-3 * abs(exact)
@@ -194,11 +174,11 @@ def test_hutch_plus_plus_has_lower_variance_than_hutchinson_on_a_low_rank_hessia
         optimizer.step()
     for p in net.parameters():
         p.grad = None
-    spectrum = torch.linalg.eigvalsh(_dense_hessian(net, x, y)).abs()
+    spectrum = torch.linalg.eigvalsh(dense_hessian(net, x, y)).abs()
     assert (
         float(spectrum.sort(descending=True).values[:10].sum() / spectrum.sum()) > 0.8
     )  # low-rank dominated
-    exact = float(torch.trace(_dense_hessian(net, x, y)))
+    exact = float(torch.trace(dense_hessian(net, x, y)))
     plain = [
         hessian_trace(net, [(x, y)], num_samples=30, method="hutchinson", seed=s).estimate for s in range(12)
     ]
@@ -273,7 +253,7 @@ def test_products_through_eval_batchnorm_match_the_dense_hessian(affine):
     y = torch.randint(0, 4, (24,), generator=g)
     with torch.no_grad():
         model.train()(x * 2 + 1)
-    expected = _dense_hessian(model, x, y)
+    expected = dense_hessian(model, x, y)
     with hessian_context(model):
         dense = HessianOperator(model, [(x[:10], y[:10]), (x[10:], y[10:])]).dense()
     torch.testing.assert_close(dense, expected, rtol=1e-7, atol=1e-10)

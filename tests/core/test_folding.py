@@ -7,9 +7,8 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from problems import assert_same_state, snapshot
+from problems import assert_same_state, dense_hessian, snapshot
 from torch import nn
-from torch.func import functional_call, hessian
 
 from lightning_landscape.core import folding
 from lightning_landscape.core.folding import folded_batchnorm
@@ -90,21 +89,6 @@ def _problem(case: str, seed: int = 0):
     return model.eval(), x, y, folded
 
 
-def _dense_hessian(model: nn.Module, x, y) -> torch.Tensor:
-    """Reference: torch.func.hessian of the mean cross-entropy, through the model as written."""
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for p in model.parameters()]
-    sizes = [p.numel() for p in model.parameters()]
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-    buffers = dict(model.named_buffers())
-
-    def loss(theta):
-        params = {n: t.view(s) for n, t, s in zip(names, theta.split(sizes), shapes)}
-        return F.cross_entropy(functional_call(model, {**params, **buffers}, (x,)), y)
-
-    return hessian(loss)(flat)
-
-
 def _as_written_and_folded(model: nn.Module, call):
     """``call(model)`` as written and inside :func:`folded_batchnorm`, with the folded names."""
     with torch.no_grad():
@@ -130,7 +114,7 @@ def test_folded_pairs_compute_the_same_function(case):
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_folded_product_graphs_give_the_dense_hessian(case):
     model, x, y, expected = _problem(case)
-    dense = _dense_hessian(model, x, y)
+    dense = dense_hessian(model, x, y)
     batches = [(x[:10], y[:10]), (x[10:], y[10:])]  # uneven: per-sample weighting still holds
     with hessian_context(model):
         op = HessianOperator(model, batches)
