@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from problems import assert_same_state, dense_hessian, snapshot
+from problems import GlobalRNG, assert_same_state, dense_hessian, snapshot
 from torch import nn
 
 from lightning_landscape.core import folding
@@ -210,7 +210,7 @@ def test_inputs_batchnorm_would_read_differently_take_the_written_path():
 
 def test_the_model_is_as_before_after_the_block_even_when_it_raises():
     model, x, _, _ = _problem("conv2d and a residual block")
-    before = snapshot(model)
+    before, rng = snapshot(model), GlobalRNG.capture()
     tree = [(name, id(module)) for name, module in model.named_modules()]
     with pytest.raises(RuntimeError, match="inside"), folded_batchnorm(model) as names:
         assert names and any("forward" in vars(m) for m in model.modules())
@@ -218,6 +218,7 @@ def test_the_model_is_as_before_after_the_block_even_when_it_raises():
     assert not any("forward" in vars(m) for m in model.modules())
     assert [(name, id(module)) for name, module in model.named_modules()] == tree
     assert_same_state(before, model)
+    assert rng.equals(GlobalRNG.capture())
 
 
 def test_the_operator_rebuilds_unfolded_with_a_warning_when_folding_changes_the_loss(monkeypatch):
