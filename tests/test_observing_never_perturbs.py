@@ -47,7 +47,7 @@ CALLS = {
         num_points=3,
     ),
     "hessian_eigenvalues": lambda m, b: ll.hessian_eigenvalues(m, b, k=1, max_iter=5, min_iter=2),
-    "hessian_trace": lambda m, b: ll.hessian_trace(m, b, num_samples=3),
+    "hessian_trace": lambda m, b: ll.hessian_trace(m, b, num_probes=3),
     "hessian_density": lambda m, b: ll.hessian_density(m, b, num_probes=1, num_steps=3),
     "eigenvalue_ratio_map": lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, max_iter=4),
     "sharpness": lambda m, b: ll.sharpness(m, b, measure="keskar", num_steps=2),

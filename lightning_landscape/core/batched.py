@@ -21,14 +21,20 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .evaluation import LossFn, _full_precision, _is_class_logits, batch_size, cross_entropy_and_correct
+from .evaluation import (
+    ACCURACY_KEYS,
+    LossFn,
+    _full_precision,
+    batch_size,
+    check_class_logits,
+    cross_entropy_and_correct,
+    loss_output,
+)
 from .params import named_tensors
 
 __all__ = ["BatchingUnsupported", "evaluate_grid_batched", "points_per_chunk", "warn_fallback"]
@@ -55,15 +61,24 @@ def warn_fallback(model: nn.Module, reason: BaseException) -> None:
 
 
 class _LossOf(nn.Module):
-    """``loss_fn(model, batch)`` as a module, so that ``functional_call`` can swap its tensors."""
+    """``loss_fn(model, batch)`` as a module, so that ``functional_call`` can swap its tensors.
+
+    Returns ``[loss, accuracy]`` (accuracy 0 when the loss function reports none: then
+    ``has_accuracy`` is False after the call).
+    """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
         super().__init__()
         self.model = model
         self.loss_fn = loss_fn
+        self.has_accuracy = False
 
     def forward(self, batch: Any) -> torch.Tensor:
-        return self.loss_fn(self.model, batch).reshape(())
+        loss, metrics = loss_output(self.loss_fn(self.model, batch))
+        key = next((k for k in ACCURACY_KEYS if k in metrics), None)
+        self.has_accuracy = key is not None
+        accuracy = metrics[key].to(loss) if key is not None else torch.zeros_like(loss)
+        return torch.stack([_full_precision(loss), _full_precision(accuracy)])
 
 
 def _activation_numel(model: nn.Module, batch: Any, loss_fn: LossFn | None) -> int:
@@ -78,7 +93,7 @@ def _activation_numel(model: nn.Module, batch: Any, loss_fn: LossFn | None) -> i
     handles = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
     try:
         with torch.no_grad():
-            model(batch[0]) if loss_fn is None else loss_fn(model, batch)
+            model(batch[0]) if loss_fn is None else loss_fn(model, batch)  # noqa: B018
     finally:
         for handle in handles:
             handle.remove()
@@ -160,7 +175,7 @@ def evaluate_grid_batched(
     sizes = [batch_size(b) for b in batches]
     total = sum(sizes)
     losses, accuracies = [], []
-    with_accuracy = loss_fn is None
+    with_accuracy = True
     done = 0
     for start in range(0, points.shape[0], chunk):
         stacked = _stack_points(points[start : start + chunk], base, axes)
@@ -169,20 +184,19 @@ def evaluate_grid_batched(
         for batch, size in zip(batches, sizes):
             try:
                 if loss_fn is not None:
-                    loss += mapped(stacked, batch).double() * size
+                    pieces = mapped(stacked, batch).double()
+                    loss += pieces[:, 0] * size
+                    correct += pieces[:, 1] * size
+                    with_accuracy = with_accuracy and target.has_accuracy
                     continue
                 logits = _full_precision(mapped(stacked, batch[0]))
             except Exception as exc:  # vmap's refusals are plain RuntimeErrors and the like
                 raise BatchingUnsupported(str(exc)) from exc
             target_y = batch[1]
-            if with_accuracy and _is_class_logits(logits[0], target_y):
-                pieces = vmap(cross_entropy_and_correct, in_dims=(0, None))(logits, target_y)
-                loss += pieces[0].double()
-                correct += pieces[1].double()
-            else:
-                with_accuracy = False
-                summed = vmap(partial(F.cross_entropy, reduction="sum"), in_dims=(0, None))(logits, target_y)
-                loss += summed.double()
+            check_class_logits(logits[0], target_y)
+            pieces = vmap(cross_entropy_and_correct, in_dims=(0, None))(logits, target_y)
+            loss += pieces[0].double()
+            correct += pieces[1].double()
         losses.append(loss / total)
         accuracies.append(correct / total)
         done += loss.shape[0]

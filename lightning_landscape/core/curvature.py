@@ -43,8 +43,10 @@ __all__ = [
 ]
 
 
-def _operator(model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None, names) -> HessianOperator:
-    return HessianOperator(model, cache_batches(batches, module_device(model)), loss_fn, names)
+def _operator(
+    model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None, names, num_samples: int | None
+) -> HessianOperator:
+    return HessianOperator(model, cache_batches(batches, module_device(model), num_samples), loss_fn, names)
 
 
 def hessian_eigenvalues(
@@ -60,6 +62,7 @@ def hessian_eigenvalues(
     seed: int = 0,
     return_eigenvectors: bool = False,
     names: Sequence[str] | None = None,
+    num_samples: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
     """Extreme eigenvalues of the loss Hessian by Lanczos with full reorthogonalization.
 
@@ -80,6 +83,8 @@ def hessian_eigenvalues(
             share (on the digits MLP and CNN: 11 and 5–6 products instead of up to 20).
         return_eigenvectors: also return the eigenvectors as dicts name → tensor.
         names: restrict to these parameters (default: every trainable parameter).
+        num_samples: read at most this many samples from ``batches`` (needed for an iterable
+            without ``len``; default: every batch of a finite collection).
 
     Returns:
         The eigenvalues as a float64 CPU tensor (largest first for ``"largest"``, smallest first
@@ -99,7 +104,7 @@ def hessian_eigenvalues(
     check_int("max_iter", max_iter, minimum=1)
     check_int("seed", seed, minimum=0)
     with hessian_context(model):
-        op = _operator(model, batches, loss_fn, names)
+        op = _operator(model, batches, loss_fn, names, num_samples)
         result = lanczos_eigenpairs(
             op.matvec,
             op.dim,
@@ -128,11 +133,12 @@ def hessian_trace(
     model: nn.Module,
     batches: Iterable[Any],
     *,
-    num_samples: int = 99,
+    num_probes: int = 99,
     method: Literal["auto", "exact_ggn", "hutch++", "hutchinson"] = "auto",
     loss_fn: LossFn | None = None,
     seed: int = 0,
     names: Sequence[str] | None = None,
+    num_samples: int | None = None,
 ) -> TraceEstimate:
     """``tr H``: exact for piecewise-linear networks, else a stochastic estimate with its error.
 
@@ -140,18 +146,21 @@ def hessian_trace(
       ``tr H`` for networks linear in each single parameter (ReLU, max-pool, linear, convolution,
       eval-mode BatchNorm) with the default cross-entropy loss; standard error 0. For smooth
       activations (tanh, GELU, ...) it is the trace of the GGN, not of H.
-    - ``"hutchinson"``: mean of ``zᵀHz`` over ``num_samples`` Rademacher probes.
+    - ``"hutchinson"``: mean of ``zᵀHz`` over ``num_probes`` Rademacher probes.
     - ``"hutch++"``: the same number of products split between a sketched top subspace and
       Hutchinson on the rest; much lower variance on trained networks' Hessians.
     - ``"auto"`` (default): ``"exact_ggn"`` when the loss is the default cross-entropy and
       :func:`is_piecewise_linear` proves the model qualifies, else ``"hutch++"``.
+
+    ``num_samples`` caps the samples read from ``batches`` (needed for an iterable without
+    ``len``).
 
     Returns:
         A :class:`~lightning_landscape.core.spectrum.TraceEstimate` (``estimate``, ``stderr``,
         ``num_matvecs``, ``method``).
     """
     check_choice("method", method, ("auto", "exact_ggn", "hutch++", "hutchinson"))
-    check_int("num_samples", num_samples, minimum=1 if method == "hutchinson" else 3)
+    check_int("num_probes", num_probes, minimum=1 if method == "hutchinson" else 3)
     check_int("seed", seed, minimum=0)
     if method == "auto":
         method = "exact_ggn" if loss_fn is None and is_piecewise_linear(model) else "hutch++"
@@ -159,15 +168,15 @@ def hessian_trace(
         raise ValueError("`method='exact_ggn'` needs the default cross-entropy loss (`loss_fn=None`).")
     with hessian_context(model):
         if method == "exact_ggn":
-            value = exact_ggn_trace(model, cache_batches(batches, module_device(model)), names)
+            value = exact_ggn_trace(model, cache_batches(batches, module_device(model), num_samples), names)
             return TraceEstimate(value, 0.0, 0, "exact_ggn")
-        op = _operator(model, batches, loss_fn, names)
+        op = _operator(model, batches, loss_fn, names, num_samples)
         if method == "hutchinson":
             return hutchinson_trace(
-                op.matvec, op.dim, num_samples=num_samples, seed=seed, device=op.device, dtype=op.dtype
+                op.matvec, op.dim, num_probes=num_probes, seed=seed, device=op.device, dtype=op.dtype
             )
         return hutch_plus_plus_trace(
-            op.matvec, op.dim, num_matvecs=num_samples, seed=seed, device=op.device, dtype=op.dtype
+            op.matvec, op.dim, num_matvecs=num_probes, seed=seed, device=op.device, dtype=op.dtype
         )
 
 
@@ -314,17 +323,18 @@ def hessian_density(
     loss_fn: LossFn | None = None,
     seed: int = 0,
     names: Sequence[str] | None = None,
+    num_samples: int | None = None,
 ) -> SpectralDensity:
     """Eigenvalue density of the loss Hessian by stochastic Lanczos quadrature.
 
-    ``num_probes × num_steps`` Hessian-vector products. Draw it with
-    :func:`lightning_landscape.plotting.plot_hessian_density`.
+    ``num_probes × num_steps`` Hessian-vector products, on at most ``num_samples`` samples of
+    ``batches``. Draw it with :func:`lightning_landscape.plotting.plot_hessian_density`.
     """
     check_int("num_probes", num_probes, minimum=1)
     check_int("num_steps", num_steps, minimum=2)
     check_int("seed", seed, minimum=0)
     with hessian_context(model):
-        op = _operator(model, batches, loss_fn, names)
+        op = _operator(model, batches, loss_fn, names, num_samples)
         nodes = slq_nodes(
             op.matvec,
             op.dim,
@@ -369,6 +379,7 @@ def eigenvalue_ratio_map(
     tol: float = 1e-2,
     max_iter: int = 30,
     loss_fn: LossFn | None = None,
+    num_samples: int | None = None,
 ) -> EigenvalueRatioMap:
     """``λ_min`` and ``λ_max`` of the Hessian at every point of a coarse 2D landscape grid.
 
@@ -378,7 +389,7 @@ def eigenvalue_ratio_map(
     found by Lanczos to tolerance ``tol`` (the paper's ``eigsh`` used 1e-2).
     """
     check_int("num_points", num_points, minimum=2)
-    cached = cache_batches(batches, module_device(model))
+    cached = cache_batches(batches, module_device(model), num_samples)
     coords = [grid_coordinates(span, num_points) for _ in range(2)]
     lambda_max = torch.empty(num_points, num_points, dtype=torch.float64)
     lambda_min = torch.empty(num_points, num_points, dtype=torch.float64)

@@ -1,9 +1,11 @@
 """Loss and accuracy of a model over a fixed list of batches, weighted per sample.
 
-A *loss function* has the signature ``loss_fn(model, batch) -> Tensor`` and returns the mean loss
-over the batch. With ``loss_fn=None`` the batch must be ``(x, y, ...)`` and the loss is the
-cross-entropy of ``model(x)`` against ``y``; accuracy is recorded too when ``model(x)`` returns
-class logits of shape ``(batch, classes)`` and ``y`` holds integer class labels.
+A *loss function* has the signature ``loss_fn(model, batch)`` and returns the mean loss over the
+batch: a scalar tensor, or a mapping with the loss under ``"loss"`` and other scalar metrics beside
+it (what a Lightning ``training_step`` may return; an ``"acc"`` or ``"accuracy"`` entry is recorded
+as the accuracy). With ``loss_fn=None`` the batch must be ``(x, y, ...)``, ``model(x)`` class
+logits ``(N, C)`` and ``y`` integer labels ``(N,)``: the loss is their cross-entropy and the
+accuracy is recorded too; anything else is refused with an error naming ``loss_fn``.
 
 Batch means are combined with weights equal to the batch sizes, so the result is the mean over
 samples whatever the batching. Sums stay on the device; nothing synchronizes with the host until a
@@ -29,28 +31,79 @@ __all__ = [
     "batch_size",
     "batch_weights",
     "cache_batches",
+    "check_class_logits",
     "cross_entropy_and_correct",
     "evaluate",
     "evaluation_subset",
     "evaluation_sums",
     "loss_name",
+    "loss_output",
     "mean_batch_loss",
     "module_device",
     "move_to_device",
+    "slice_batch",
 ]
 
-LossFn = Callable[[nn.Module, Any], torch.Tensor]
+LossFn = Callable[[nn.Module, Any], Any]
+"""``loss_fn(model, batch)``: a scalar mean-loss tensor, or a mapping with it under ``"loss"``."""
+
+ACCURACY_KEYS = ("acc", "accuracy")
 
 
 class EvaluationSums(NamedTuple):
     """Per-sample mean loss and accuracy as 0-d tensors on the evaluation device.
 
-    ``accuracy`` is ``None`` when the loss is a user ``loss_fn`` or the outputs are not class
-    logits.
+    ``accuracy`` is ``None`` when it is not recorded (a ``loss_fn`` that returns no ``"acc"`` or
+    ``"accuracy"`` entry). ``metrics`` holds the per-sample means of the other scalar entries a
+    ``loss_fn`` returned beside its loss.
     """
 
     loss: torch.Tensor
     accuracy: torch.Tensor | None
+    metrics: dict[str, torch.Tensor] = {}
+
+
+def loss_output(output: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``(loss, metrics)`` of what a ``loss_fn`` returned: a scalar tensor, or a mapping with ``"loss"``.
+
+    The other entries of a mapping that are scalars (numbers or one-element tensors) are returned,
+    detached, as metrics; the rest is ignored.
+
+    >>> loss, metrics = loss_output({"loss": torch.tensor(2.0), "acc": 0.5, "logits": torch.zeros(3)})
+    >>> float(loss), {k: float(v) for k, v in metrics.items()}
+    (2.0, {'acc': 0.5})
+    """
+    if isinstance(output, Mapping):
+        if "loss" not in output:
+            raise TypeError(
+                f"`loss_fn` returned a mapping without a 'loss' entry (keys: {sorted(map(str, output))})."
+            )
+        loss = output["loss"]
+        metrics = {
+            str(k): torch.as_tensor(v).detach().reshape(())
+            for k, v in output.items()
+            if k != "loss" and _is_scalar(v)
+        }
+    else:
+        loss, metrics = output, {}
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(
+            "`loss_fn` must return a scalar tensor (the mean loss of the batch) or a mapping with one "
+            f"under 'loss', got {_describe(loss)}."
+        )
+    return loss.reshape(()), metrics
+
+
+def _is_scalar(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and not value.is_complex()
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"{value!r} ({type(value).__name__})"
 
 
 def loss_name(loss_fn: LossFn | None) -> str:
@@ -123,32 +176,98 @@ def batch_weights(batches: Sequence[Any]) -> list[float]:
 def mean_batch_loss(model: nn.Module, batch: Any, loss_fn: LossFn | None = None) -> torch.Tensor:
     """The mean loss of one batch: ``loss_fn(model, batch)``, else cross-entropy on ``(x, y)``."""
     if loss_fn is not None:
-        return loss_fn(model, batch).reshape(())
-    return F.cross_entropy(model(batch[0]), batch[1])
+        return loss_output(loss_fn(model, batch))[0]
+    x, y = _inputs_and_targets(batch)
+    output = model(x)
+    check_class_logits(output, y)
+    return F.cross_entropy(output, y)
 
 
-def _slice_batch(batch: Any, stop: int) -> Any:
+def _inputs_and_targets(batch: Any) -> tuple[Any, Any]:
+    if not isinstance(batch, (list, tuple)) or len(batch) < 2:
+        raise TypeError(
+            "the default loss (`loss_fn=None`: cross-entropy of class logits) expects batches of the "
+            f"form (x, y, ...), got a batch of type {type(batch).__name__}; pass `loss_fn(model, batch)`."
+        )
+    return batch[0], batch[1]
+
+
+def check_class_logits(output: Any, target: Any) -> None:
+    """Refuse what the default cross-entropy would get silently wrong (regression outputs, float
+    targets), with an error naming ``loss_fn``.
+
+    >>> check_class_logits(torch.zeros(4, 1), torch.zeros(4, 1))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the default loss (`loss_fn=None`: ...; got outputs of shape (4, 1) and targets of ...
+    """
+    if not (isinstance(output, torch.Tensor) and _is_class_logits(output, target) and output.shape[1] >= 2):
+        got_out = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        got_target = (
+            f"shape {tuple(target.shape)}, dtype {target.dtype}"
+            if isinstance(target, torch.Tensor)
+            else type(target).__name__
+        )
+        raise ValueError(
+            "the default loss (`loss_fn=None`: cross-entropy of class logits) needs outputs of shape "
+            "(N, C) with C >= 2 and integer labels of shape (N,); got outputs of shape "
+            f"{got_out} and targets of {got_target}. Pass `loss_fn` (e.g. the module's own loss) "
+            "for other tasks."
+        )
+
+
+def _is_sample_list(value: list | tuple) -> bool:
+    """A list of per-sample plain values (strings, numbers), as a collate function leaves them."""
+    return bool(value) and all(isinstance(v, (str, bytes, int, float)) for v in value)
+
+
+def slice_batch(batch: Any, start: int, stop: int) -> Any:
+    """Samples ``start:stop`` of a batch: every tensor (and list of strings or numbers) along its
+    first dimension, in any nesting of tuples, lists, dicts and namedtuples; other values as they are.
+
+    >>> slice_batch({"x": torch.arange(4), "id": ["a", "b", "c", "d"], "k": 7}, 1, 3)
+    {'x': tensor([1, 2]), 'id': ['b', 'c'], 'k': 7}
+    """
     if isinstance(batch, torch.Tensor):
-        return batch[:stop] if batch.ndim > 0 else batch
+        return batch[start:stop] if batch.ndim > 0 else batch
     if isinstance(batch, Mapping):
-        return type(batch)({k: _slice_batch(v, stop) for k, v in batch.items()})
+        return type(batch)({k: slice_batch(v, start, stop) for k, v in batch.items()})
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(_slice_batch(v, stop) for v in batch))
+        return type(batch)(*(slice_batch(v, start, stop) for v in batch))
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_slice_batch(v, stop) for v in batch)
+        if _is_sample_list(batch):
+            return type(batch)(batch[start:stop])
+        return type(batch)(slice_batch(v, start, stop) for v in batch)
     return batch
 
 
-def cache_batches(batches: Iterable[Any], device: torch.device, num_samples: int | None = None) -> list[Any]:
-    """Materialize ``batches`` on ``device``, keeping the first ``num_samples`` samples (all if None).
+def cache_batches(
+    batches: Iterable[Any],
+    device: torch.device,
+    num_samples: int | None = None,
+    transfer: Callable[[Any], Any] | None = None,
+) -> list[Any]:
+    """Materialize ``batches`` on ``device``, keeping the first ``num_samples`` samples.
 
     The returned list is the fixed evaluation subset: iterate it as often as needed without
-    touching the data loader (or its random streams) again.
+    touching the data loader (or its random streams) again. ``num_samples=None`` keeps every batch
+    of a finite collection (one with ``len``: a list, a loader over a map-style data set); an
+    iterable without ``len`` (a generator, an ``IterableDataset``'s loader, possibly endless) needs
+    ``num_samples``, and no more than that is ever read from it. ``transfer(batch)``, when given,
+    moves each batch instead of :func:`move_to_device` (e.g. through Lightning's batch hooks).
 
     >>> data = [(torch.zeros(4, 2), torch.zeros(4)), (torch.zeros(4, 2), torch.zeros(4))]
     >>> [batch_size(b) for b in cache_batches(data, torch.device("cpu"), num_samples=6)]
     [4, 2]
     """
+    if num_samples is None and not hasattr(batches, "__len__"):
+        raise ValueError(
+            f"`batches` ({type(batches).__name__}) has no length and may never end: give `num_samples`, "
+            "the number of samples to read from it."
+        )
+    if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
+                                    or num_samples < 1):
+        raise ValueError(f"`num_samples` must be an integer >= 1 or None, got {num_samples!r}.")
     cached: list[Any] = []
     remaining = num_samples
     for batch in batches:
@@ -156,11 +275,13 @@ def cache_batches(batches: Iterable[Any], device: torch.device, num_samples: int
             break
         size = batch_size(batch)
         if remaining is not None and size > remaining:
-            batch = _slice_batch(batch, remaining)
+            batch = slice_batch(batch, 0, remaining)
             size = remaining
-        cached.append(move_to_device(batch, device))
+        cached.append(move_to_device(batch, device) if transfer is None else transfer(batch))
         if remaining is not None:
             remaining -= size
+            if remaining <= 0:
+                break
     if not cached:
         raise ValueError("`batches` is empty: the landscape needs at least one batch of data.")
     return cached
@@ -217,35 +338,36 @@ def evaluation_sums(
     """
     loss_total: torch.Tensor | float = 0.0
     correct_total: torch.Tensor | float = 0.0
+    metric_totals: dict[str, torch.Tensor] = {}
     count = 0
-    with_accuracy = loss_fn is None
+    with_accuracy = True
     for batch in batches:
         size = batch_size(batch)
         if loss_fn is None:
-            if not isinstance(batch, (list, tuple)) or len(batch) < 2:
-                raise TypeError(
-                    "the default loss expects batches of the form (x, y); pass `loss_fn(model, "
-                    f"batch)` for batches of type {type(batch).__name__}."
-                )
-            x, y = batch[0], batch[1]
+            x, y = _inputs_and_targets(batch)
             output = _full_precision(model(x))
-            if _is_class_logits(output, y):
-                loss, correct = cross_entropy_and_correct(output, y)
-                loss_total = loss_total + loss
-                correct_total = correct_total + correct
-            else:
-                loss_total = loss_total + F.cross_entropy(output, y, reduction="sum")
-                with_accuracy = False
+            check_class_logits(output, y)
+            loss, correct = cross_entropy_and_correct(output, y)
+            loss_total = loss_total + loss
+            correct_total = correct_total + correct
         else:
-            loss_total = loss_total + loss_fn(model, batch).reshape(()) * size
+            loss, metrics = loss_output(loss_fn(model, batch))
+            loss_total = loss_total + _full_precision(loss) * size
+            accuracy_key = next((k for k in ACCURACY_KEYS if k in metrics), None)
+            if accuracy_key is None:
+                with_accuracy = False
+            else:
+                correct_total = correct_total + metrics.pop(accuracy_key).double() * size
+            for name, value in metrics.items():
+                metric_totals[name] = metric_totals.get(name, 0.0) + value.double() * size
         count += size
     loss = torch.as_tensor(loss_total) / count
     accuracy = torch.as_tensor(correct_total) / count if with_accuracy else None
-    return EvaluationSums(loss, accuracy)
+    return EvaluationSums(loss, accuracy, {name: total / count for name, total in metric_totals.items()})
 
 
 def evaluate(
-    model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None = None
+    model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None = None, *, num_samples: int | None = None
 ) -> tuple[float, float | None]:
     """Plain evaluation: per-sample mean loss and accuracy of ``model`` in eval mode, no gradients.
 
@@ -258,7 +380,7 @@ def evaluate(
         (True, True)
     """
     device = module_device(model)
-    cached = cache_batches(batches, device)
+    cached = cache_batches(batches, device, num_samples)
     with observing(model):
         sums = evaluation_sums(model, cached, loss_fn)
     accuracy = None if sums.accuracy is None else float(sums.accuracy)
@@ -274,6 +396,7 @@ def evaluation_subset(
     *,
     rank: int = 0,
     world_size: int = 1,
+    transfer: Callable[[Any], Any] | None = None,
 ) -> list[Any]:
     """Choose a fixed evaluation subset of a data loader's data and cache it on ``device``.
 
@@ -288,7 +411,11 @@ def evaluation_subset(
     With ``world_size > 1`` (data parallelism) process ``rank`` keeps every ``world_size``-th of the
     chosen indices, starting at ``rank``: the shards are disjoint and together hold the same
     ``num_samples`` samples one process would use. From an iterable it takes its first
-    ``⌈num_samples / world_size⌉`` samples (its loader is expected to yield its own shard).
+    ``⌈num_samples / world_size⌉`` samples (its loader is expected to yield its own shard), and
+    never reads more, so an endless stream is fine.
+
+    ``transfer(batch)`` moves each collated batch to the device instead of :func:`move_to_device`
+    (the callbacks pass Lightning's batch hooks, so that the subset is what training sees).
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
@@ -310,14 +437,14 @@ def evaluation_subset(
         raise ValueError(f"`rank` must lie in [0, world_size={world_size}), got {rank}.")
     with preserve_rng_state():
         if not indexable:
-            return cache_batches(loader, device, -(-num_samples // world_size))
+            return cache_batches(loader, device, -(-num_samples // world_size), transfer)
         size = len(dataset)
         generator = torch.Generator().manual_seed(seed)
         chosen = torch.randperm(size, generator=generator)[: min(num_samples, size)]
         indices = chosen.sort().values.tolist()[rank::world_size]
         collate = getattr(loader, "collate_fn", None) or default_collate
-        batches = (
+        batches = [
             collate([dataset[i] for i in indices[start : start + batch_size]])
             for start in range(0, len(indices), batch_size)
-        )
-        return cache_batches(batches, device)
+        ]
+        return cache_batches(batches, device, transfer=transfer)

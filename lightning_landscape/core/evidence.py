@@ -106,6 +106,7 @@ def log_evidence(
     num_steps: int = 60,
     seed: int = 0,
     names: Sequence[str] | None = None,
+    num_samples: int | None = None,
 ) -> EvidenceResult:
     """Laplace log evidence ``−N·L(θ) − (λ/2)‖θ‖² − ½ log det(N·∇²L/λ + I)`` at the current weights.
 
@@ -130,6 +131,8 @@ def log_evidence(
         num_steps: Lanczos steps per probe.
         seed: seed of the probes.
         names: restrict to these parameters (the others are treated as fixed).
+        num_samples: read at most this many samples from ``batches`` (needed for an iterable
+            without ``len``; default: every batch of a finite collection).
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -149,7 +152,7 @@ def log_evidence(
     check_int("num_probes", num_probes, minimum=1)
     check_int("num_steps", num_steps, minimum=2)
     check_int("seed", seed, minimum=0)
-    cached = cache_batches(batches, module_device(model))
+    cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):
         loss_sum, n = _summed_loss(model, cached, loss_fn)
         op = (

@@ -50,13 +50,18 @@ def hessian_context(model: nn.Module) -> Iterator[None]:
     """Gradient work on ``model`` without a trace, callable from any hook.
 
     Leaves inference mode (Lightning validates under it), enables gradients, switches to eval
-    mode, and restores the module's state and every random stream on exit.
+    mode, and restores the module's state and every random stream on exit. Inside it
+    ``scaled_dot_product_attention`` runs on its math kernel: the fused kernels (flash, memory
+    efficient, cuDNN) have no double backward, which Hessian-vector products need.
     """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
     with (
         preserve_rng_state(),
         preserve_module_state(model),
         torch.inference_mode(False),
         torch.enable_grad(),
+        sdpa_kernel([SDPBackend.MATH]),
     ):
         model.eval()
         yield

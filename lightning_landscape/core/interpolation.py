@@ -83,6 +83,7 @@ def interpolate(
     alpha_range: tuple[float, float] = (-0.5, 1.5),
     loss_fn: LossFn | None = None,
     on_point: Callable[[int], None] | None = None,
+    num_samples: int | None = None,
 ) -> LandscapeResult:
     """Loss and accuracy along ``θ(α) = (1 − α)·θ_a + α·θ_b``, evaluated in ``model``.
 
@@ -130,7 +131,7 @@ def interpolate(
                 f"`{label}` lacks {missing[:5]}{'...' if len(missing) > 5 else ''} of the model."
             )
     device = module_device(model)
-    cached = cache_batches(batches, device)
+    cached = cache_batches(batches, device, num_samples)
     alphas = interpolation_coordinates(alpha_range, num_points)
     with observing(model):
         targets = [tensors[n] for n in names]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .distributed import guarded_sum
-from .evaluation import LossFn, cache_batches, module_device
+from .evaluation import LossFn, batch_size, cache_batches, mean_batch_loss, module_device, slice_batch
 from .hessian import autograd_batch, hessian_context
 from .params import named_tensors, perturbable_parameters
 
@@ -50,15 +50,22 @@ class GradientNoiseScale:
 
 
 def gradient_noise_scale(
-    model: nn.Module, batches: Iterable[Any], *, loss_fn: LossFn | None = None, chunk: int = 256
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    loss_fn: LossFn | None = None,
+    chunk: int = 256,
+    num_samples: int | None = None,
 ) -> GradientNoiseScale:
     """McCandlish et al.'s simple noise scale from exact per-sample gradients (``vmap(grad)``).
 
     Per-sample gradients ``gᵢ`` of the loss (eval mode) are accumulated into ``Σᵢ gᵢ`` and ``Σᵢ |gᵢ|²``
     chunk by chunk, so memory stays at ``chunk`` gradients. The default loss is cross-entropy on
     ``(x, y)`` (vectorized with ``vmap``); a custom ``loss_fn(model, batch)`` is called on
-    single-sample batches, one autograd call each (slower). The model, its ``.grad`` and the random
-    streams are left untouched.
+    single-sample batches (every tensor of any batch structure sliced along its first dimension),
+    one autograd call each (slower). At most ``num_samples`` samples are read from ``batches``
+    (needed for an iterable without ``len``). The model, its ``.grad`` and the random streams are
+    left untouched.
 
     Example:
         >>> net = nn.Linear(3, 2)
@@ -68,7 +75,7 @@ def gradient_noise_scale(
     """
     from torch.func import functional_call, grad, vmap
 
-    cached = cache_batches(batches, module_device(model))
+    cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):
         trainable = perturbable_parameters(model)
         params = {n: p.detach() for n, p in trainable.items()}
@@ -79,14 +86,19 @@ def gradient_noise_scale(
                 functional_call(model, {**rest, **theta}, (x.unsqueeze(0),)), y.unsqueeze(0)
             )
 
-        def custom_grads(x, y):  # one autograd call per sample: any loss_fn, public API only
+        def custom_grads(batch, start, stop):  # one autograd call per sample: any loss_fn and batch
             rows = [
-                torch.autograd.grad(loss_fn(model, (x[i : i + 1], y[i : i + 1])), list(trainable.values()))
-                for i in range(x.shape[0])
+                torch.autograd.grad(
+                    mean_batch_loss(model, slice_batch(batch, i, i + 1), loss_fn), list(trainable.values())
+                )
+                for i in range(start, stop)
             ]
             return {n: torch.stack([row[k] for row in rows]) for k, n in enumerate(trainable)}
 
         per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+        if loss_fn is None:  # refuse what the default cross-entropy would get wrong, before any work
+            with torch.no_grad():
+                mean_batch_loss(model, slice_batch(cached[0], 0, 1))
         device = module_device(model)
 
         def local_sums() -> torch.Tensor:  # [Σᵢ|gᵢ|², n, Σᵢ gᵢ (flat)] over this process's samples
@@ -94,14 +106,18 @@ def gradient_noise_scale(
             squares = torch.zeros(1, dtype=torch.float64, device=device)
             count = 0
             for batch in cached:
-                x, y = autograd_batch(batch)[:2]
-                for start in range(0, x.shape[0], chunk):
-                    xs, ys = x[start : start + chunk], y[start : start + chunk]
-                    grads = per_sample(params, xs, ys) if loss_fn is None else custom_grads(xs, ys)
+                batch = autograd_batch(batch)
+                size = batch_size(batch)
+                for start in range(0, size, chunk):
+                    stop = min(start + chunk, size)
+                    if loss_fn is None:
+                        grads = per_sample(params, batch[0][start:stop], batch[1][start:stop])
+                    else:
+                        grads = custom_grads(batch, start, stop)
                     for n, g in grads.items():
                         total[n] += g.double().sum(dim=0)
                         squares += g.double().square().sum()
-                    count += xs.shape[0]
+                    count += stop - start
             counts = torch.full((1,), float(count), dtype=torch.float64, device=device)
             return torch.cat([squares, counts, *(t.flatten() for t in total.values())])
 

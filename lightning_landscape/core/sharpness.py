@@ -181,17 +181,17 @@ def _adaptive(
     return best - center, details
 
 
-def _average(obj: _Objective, center: float, *, rho: float, num_samples: int, seed: int):
+def _average(obj: _Objective, center: float, *, rho: float, num_probes: int, seed: int):
     generator = torch.Generator(device=obj.base[0].device).manual_seed(seed)
-    rises = torch.empty(num_samples, dtype=torch.float64)
-    for i in range(num_samples):
+    rises = torch.empty(num_probes, dtype=torch.float64)
+    for i in range(num_probes):
         delta = [
             rho * b.abs() * torch.randn(b.shape, generator=generator, device=b.device, dtype=b.dtype)
             for b in obj.base
         ]
         rises[i] = obj.loss(delta) - center
-    stderr = float(rises.std() / math.sqrt(num_samples)) if num_samples > 1 else float("nan")
-    return float(rises.mean()), stderr, {"rho": rho, "num_samples": num_samples}
+    stderr = float(rises.std() / math.sqrt(num_probes)) if num_probes > 1 else float("nan")
+    return float(rises.mean()), stderr, {"rho": rho, "num_probes": num_probes}
 
 
 def _filter_norm_scales(weights: dict[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -298,7 +298,7 @@ def sharpness(
     p: float = 2,
     num_steps: int = 20,
     step_size: float = 0.25,
-    num_samples: int = 20,
+    num_probes: int = 20,
     tol: float = 1e-4,
     max_iter: int = 100,
     num_directions: int = 50,
@@ -306,6 +306,7 @@ def sharpness(
     max_radius: float = 1.0,
     num_scan: int = 30,
     num_bisect: int = 20,
+    num_samples: int | None = None,
 ) -> SharpnessResult:
     """One sharpness measure of ``model`` at its current weights (see the module docstring).
 
@@ -321,7 +322,7 @@ def sharpness(
         p: ``"adaptive_worst"`` norm, 2 or ``math.inf``.
         num_steps: ascent steps (``"keskar"``, ``"adaptive_worst"``).
         step_size: ascent step as a fraction of the box half-width / radius.
-        num_samples: ``"average"`` draws.
+        num_probes: ``"average"`` draws.
         tol: ``"filter_normalized_eigenvalue"`` Lanczos tolerance.
         max_iter: ``"filter_normalized_eigenvalue"`` Hessian-vector products at most.
         num_directions: ``"basin_volume"`` directions.
@@ -329,6 +330,8 @@ def sharpness(
         max_radius: ``"basin_volume"`` largest radius searched (filter-normalized units).
         num_scan: ``"basin_volume"`` scan points before bisection.
         num_bisect: ``"basin_volume"`` bisection steps.
+        num_samples: read at most this many samples from ``batches`` (needed for an iterable
+            without ``len``; default: every batch of a finite collection).
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -344,12 +347,12 @@ def sharpness(
     check_choice("p", p, (2, math.inf))
     check_int("num_steps", num_steps, minimum=1)
     check_positive_float("step_size", step_size)
-    check_int("num_samples", num_samples, minimum=1)
+    check_int("num_probes", num_probes, minimum=1)
     check_int("num_directions", num_directions, minimum=1)
     check_positive_float("max_radius", max_radius)
     if threshold is not None and not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
         raise ValueError(f"`threshold` must be a finite number or None, got {threshold!r}.")
-    cached = cache_batches(batches, module_device(model))
+    cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):
         names = list(perturbable_parameters(model))
         if measure == "filter_normalized_eigenvalue":
@@ -371,7 +374,7 @@ def sharpness(
             )
             return SharpnessResult(measure, value, center, details=details)
         if measure == "average":
-            value, stderr, details = _average(obj, center, rho=rho, num_samples=num_samples, seed=seed)
+            value, stderr, details = _average(obj, center, rho=rho, num_probes=num_probes, seed=seed)
             return SharpnessResult(measure, value, center, stderr=stderr, details=details)
         log_volume, radii, crossed, details = _basin_volume(
             obj,

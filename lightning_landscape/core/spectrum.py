@@ -244,22 +244,22 @@ class TraceEstimate:
 
 
 def hutchinson_trace(
-    matvec: MatVec, dim: int, *, num_samples: int = 100, seed: int = 0, device="cpu", dtype=torch.float32
+    matvec: MatVec, dim: int, *, num_probes: int = 100, seed: int = 0, device="cpu", dtype=torch.float32
 ) -> TraceEstimate:
     """``tr A ≈ mean_i zᵢᵀ A zᵢ`` with Rademacher ``zᵢ``; standard error ``std / √n``.
 
     >>> a = torch.diag(torch.arange(1.0, 6.0))
-    >>> est = hutchinson_trace(lambda v: a @ v, 5, num_samples=4)
+    >>> est = hutchinson_trace(lambda v: a @ v, 5, num_probes=4)
     >>> est.estimate  # exact for a diagonal matrix: zᵢ² = 1
     15.0
     """
     generator = _generator(seed, device)
-    values = torch.empty(num_samples, dtype=torch.float64)
-    for i in range(num_samples):
+    values = torch.empty(num_probes, dtype=torch.float64)
+    for i in range(num_probes):
         z = rademacher((dim,), generator, device, dtype)
         values[i] = float(torch.dot(z.double(), matvec(z).double()))
-    stderr = float(values.std(unbiased=True) / num_samples**0.5) if num_samples > 1 else float("nan")
-    return TraceEstimate(float(values.mean()), stderr, num_samples, "hutchinson")
+    stderr = float(values.std(unbiased=True) / num_probes**0.5) if num_probes > 1 else float("nan")
+    return TraceEstimate(float(values.mean()), stderr, num_probes, "hutchinson")
 
 
 def hutch_plus_plus_trace(

@@ -22,10 +22,10 @@ from lightning_landscape import SharpnessMonitor, hessian_eigenvalues, sharpness
 QUICK = {
     "measure_kwargs": {
         "basin_volume": {"num_directions": 3, "num_scan": 5, "num_bisect": 5},
-        "average": {"num_samples": 3},
+        "average": {"num_probes": 3},
         "keskar": {"num_steps": 3},
         "adaptive_worst": {"num_steps": 3},
-        "trace": {"num_samples": 6},
+        "trace": {"num_probes": 6},
     },
     "num_samples": 48,
     "eval_batch_size": 16,

@@ -69,7 +69,7 @@ def test_trace_is_unbiased_against_the_dense_trace():
     x, y, batches = _data()
     exact = float(torch.trace(dense_hessian(model, x, y)))
     for method in ("hutchinson", "hutch++"):
-        estimates = [hessian_trace(model, batches, num_samples=30, method=method, seed=s) for s in range(10)]
+        estimates = [hessian_trace(model, batches, num_probes=30, method=method, seed=s) for s in range(10)]
         values = np.array([e.estimate for e in estimates])
         stderr = values.std(ddof=1) / np.sqrt(len(values))
         assert abs(values.mean() - exact) < 3 * stderr, method
@@ -99,7 +99,7 @@ def test_curvature_never_perturbs_and_works_in_inference_mode():
     plain = hessian_eigenvalues(model, batches, k=1)
     with torch.inference_mode():  # as in a Lightning validation hook
         inside = hessian_eigenvalues(model, [(bx.clone(), by.clone()) for bx, by in batches], k=1)
-        hessian_trace(model, batches, num_samples=6)
+        hessian_trace(model, batches, num_probes=6)
         hessian_density(model, batches, num_probes=1, num_steps=5)
     assert_same_state(before, model)
     assert GlobalRNG.capture().equals(rng)
@@ -109,7 +109,7 @@ def test_curvature_never_perturbs_and_works_in_inference_mode():
 def test_unfrozen_grad_stays_none_and_argument_errors():
     model = _model(False)
     _, _, batches = _data()
-    hessian_trace(model, batches, num_samples=3)
+    hessian_trace(model, batches, num_probes=3)
     assert all(p.grad is None for p in model.parameters())
     with pytest.raises(ValueError, match="`which`"):
         hessian_eigenvalues(model, batches, which="middle")
@@ -153,7 +153,7 @@ def test_exact_ggn_is_not_the_hessian_trace_for_smooth_activations_so_auto_avoid
     model = _model(False)  # tanh: the residual term's diagonal does not vanish
     x, y, batches = _data()
     exact = float(torch.trace(dense_hessian(model, x, y)))
-    assert hessian_trace(model, batches, num_samples=9).method == "hutch++"
+    assert hessian_trace(model, batches, num_probes=9).method == "hutch++"
     ggn = hessian_trace(model, batches, method="exact_ggn").estimate
     assert abs(ggn - exact) > 1e-3 * abs(exact)
     with pytest.raises(ValueError, match="exact_ggn"):
@@ -180,10 +180,10 @@ def test_hutch_plus_plus_has_lower_variance_than_hutchinson_on_a_low_rank_hessia
     )  # low-rank dominated
     exact = float(torch.trace(dense_hessian(net, x, y)))
     plain = [
-        hessian_trace(net, [(x, y)], num_samples=30, method="hutchinson", seed=s).estimate for s in range(12)
+        hessian_trace(net, [(x, y)], num_probes=30, method="hutchinson", seed=s).estimate for s in range(12)
     ]
     plus = [
-        hessian_trace(net, [(x, y)], num_samples=30, method="hutch++", seed=s).estimate for s in range(12)
+        hessian_trace(net, [(x, y)], num_probes=30, method="hutch++", seed=s).estimate for s in range(12)
     ]
     assert np.var(plus) < 0.5 * np.var(plain)
     assert abs(np.mean(plus) - exact) < 3 * np.std(plus, ddof=1) / np.sqrt(12) + 1e-9

@@ -118,9 +118,9 @@ def test_curvature_of_two_shards_equals_one_process(problem):
     for half in halves:
         torch.testing.assert_close(half, top, rtol=1e-5, atol=0)
     for method in ("exact_ggn", "hutch++"):
-        trace = hessian_trace(model, batches, method=method, num_samples=12).estimate
+        trace = hessian_trace(model, batches, method=method, num_probes=12).estimate
         halves = sharded_results(
-            model, parts, lambda m, b, method=method: hessian_trace(m, b, method=method, num_samples=12)
+            model, parts, lambda m, b, method=method: hessian_trace(m, b, method=method, num_probes=12)
         )
         for half in halves:
             assert half.estimate == pytest.approx(trace, rel=1e-5)
@@ -130,7 +130,7 @@ def test_curvature_of_two_shards_equals_one_process(problem):
     ("measure", "options"),
     [
         ("keskar", {"num_steps": 5}),
-        ("average", {"num_samples": 4}),
+        ("average", {"num_probes": 4}),
         ("basin_volume", {"num_directions": 3}),
     ],
 )

@@ -58,7 +58,7 @@ def test_hutchinson_is_unbiased_within_three_standard_errors():
     a = _matrix(torch.linspace(-1.0, 3.0, 80))
     exact = float(torch.trace(a))
     estimates = [
-        hutchinson_trace(lambda v: a @ v, 80, num_samples=30, seed=s, dtype=torch.float64) for s in range(20)
+        hutchinson_trace(lambda v: a @ v, 80, num_probes=30, seed=s, dtype=torch.float64) for s in range(20)
     ]
     mean = np.mean([e.estimate for e in estimates])
     stderr = np.std([e.estimate for e in estimates], ddof=1) / np.sqrt(len(estimates))
@@ -77,7 +77,7 @@ def test_hutch_plus_plus_beats_hutchinson_on_a_low_rank_dominated_spectrum():
     a = _matrix(spectrum, seed=4)
     exact = float(spectrum.sum())
     plain = [
-        hutchinson_trace(lambda v: a @ v, 200, num_samples=30, seed=s, dtype=torch.float64).estimate
+        hutchinson_trace(lambda v: a @ v, 200, num_probes=30, seed=s, dtype=torch.float64).estimate
         for s in range(30)
     ]
     plus = [
