@@ -4,16 +4,19 @@ Callers decide *whether* to report (global rank zero only); these functions deci
 
 - figures go to every logger whose experiment has ``add_figure`` (TensorBoard's
   ``SummaryWriter``); when none does, they are saved as PNG files under
-  ``<default_root_dir>/<subdir>/`` instead;
+  ``<output folder>/<subdir>/`` instead;
 - scalars go to every logger through ``log_metrics``;
-- result files go under ``trainer.log_dir`` (the first logger's version folder, beside the
-  TensorBoard event files), or ``default_root_dir`` without a logger.
+- result files go under the output folder: the first logger's version folder (beside the
+  TensorBoard event files or CSV logger's ``metrics.csv``), or, without a logger, a fresh
+  ``<default_root_dir>/lightning_landscape/version_N`` chosen once per trainer (never an earlier
+  run's).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +26,8 @@ import torch
 from matplotlib.figure import Figure
 
 __all__ = [
+    "logging_step",
+    "prepare_output_dir",
     "figure_writers",
     "log_figures",
     "log_histograms",
@@ -42,18 +47,52 @@ def figure_writers(trainer: pl.Trainer) -> list:
     return writers
 
 
+_RUN_DIRS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def logging_step(trainer: pl.Trainer) -> int:
+    """The step at which Lightning logs its epoch-end metrics (one less than the batches that
+    stepped the optimizer), so that our figures sit at the same step as the scalars."""
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    stepped = getattr(loop, "_batches_that_stepped", None)
+    return max(0, (trainer.global_step if stepped is None else stepped) - 1)
+
+
+def prepare_output_dir(trainer: pl.Trainer) -> None:
+    """Without a logger, choose this trainer's fresh ``lightning_landscape/version_N`` folder now.
+
+    Call it on every process at the same time (``setup``): rank zero picks the first free version
+    and the choice is broadcast, so every process writes to the same folder.
+    """
+    if trainer.loggers or trainer in _RUN_DIRS:
+        return
+    root = os.path.join(trainer.default_root_dir, "lightning_landscape")
+    chosen = None
+    if trainer.is_global_zero:
+        version = 0
+        while os.path.exists(os.path.join(root, f"version_{version}")):
+            version += 1
+        chosen = os.path.join(root, f"version_{version}")
+        os.makedirs(chosen)
+    if trainer.world_size > 1:
+        chosen = trainer.strategy.broadcast(chosen)
+    _RUN_DIRS[trainer] = chosen
+
+
 def output_dir(trainer: pl.Trainer, subdir: str) -> str:
-    """``<log_dir>/<subdir>``: beside the event files (``default_root_dir`` without logger).
+    """``<log_dir>/<subdir>``: beside the event files (a fresh versioned folder without logger).
 
     ``log_dir`` is what ``trainer.log_dir`` gives, read from the first logger on this process:
     ``trainer.log_dir`` itself broadcasts from rank zero, a collective that would hang when called
-    on rank zero alone, which is where files are written.
+    on rank zero alone, which is where files are written. Without a logger it is the folder
+    :func:`prepare_output_dir` chose (chosen here on first use if it was not called).
     """
-    root = None
     if trainer.loggers:
         logger = trainer.loggers[0]
         root = getattr(logger, "log_dir", None) if _has_version_folder(logger) else logger.save_dir
-    return os.path.join(root or trainer.default_root_dir, subdir)
+        return os.path.join(root or trainer.default_root_dir, subdir)
+    prepare_output_dir(trainer)
+    return os.path.join(_RUN_DIRS[trainer], subdir)
 
 
 def _has_version_folder(logger: Any) -> bool:
@@ -81,7 +120,7 @@ def log_figures(
             for writer in writers:
                 writer.add_figure(tag, fig, global_step=step, close=False)
         else:
-            folder = os.path.join(trainer.default_root_dir, fallback_subdir)
+            folder = output_dir(trainer, fallback_subdir)
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, f"{_safe_name(tag)}-step={step:06d}.png")
             fig.savefig(path, dpi=100)

@@ -41,6 +41,13 @@ def fails_on_rank_one(model, batch):
     return F.cross_entropy(model(batch[0]), batch[1])
 
 
+def fails_on_rank_one_after_a_step(model, batch):
+    """As :func:`fails_on_rank_one`, once training has taken a step (past the check at train start)."""
+    if model.trainer.global_step > 0:
+        return fails_on_rank_one(model, batch)
+    return F.cross_entropy(model(batch[0]), batch[1])
+
+
 class WriteSpy(pl.Callback):
     """Records, per process, every file opened for writing under ``watched`` and every Figure made.
 
@@ -89,8 +96,14 @@ class RecordingLandscapeMonitor(LossLandscapeMonitor):
         self.linger_s = linger_s
 
     def run(self, trainer, pl_module):
+        self._recorded(super().run, trainer, pl_module)
+
+    def check_loss(self, trainer, pl_module):
+        return self._recorded(super().check_loss, trainer, pl_module)
+
+    def _recorded(self, work, trainer, pl_module):
         try:
-            super().run(trainer, pl_module)
+            return work(trainer, pl_module)
         except Exception as exc:
             with open(os.path.join(self.record_dir, f"error{trainer.global_rank}.txt"), "w") as fh:
                 fh.write(f"{type(exc).__name__}: {exc}")

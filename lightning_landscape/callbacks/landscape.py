@@ -6,15 +6,18 @@ import os
 from typing import Literal
 
 import lightning.pytorch as pl
+import torch
 
 from .._checks import check_bool, check_choice, check_int, check_positive_float, check_span
-from ..core.evaluation import LossFn
+from ..core.evaluation import evaluation_sums
 from ..core.landscape import check_points_per_forward, compute_landscape
 from ..core.normalization import NORMALIZATIONS
+from ..core.params import observing
 from ..core.results import LandscapeResult
 from ..export import surface_mesh
 from ..plotting.landscape import landscape_figures
-from ..reporting import log_mesh, log_scalars, output_dir
+from ..reporting import log_mesh, output_dir
+from ..user_module import LossSpec
 from ._base import EpochMonitor
 
 __all__ = ["LossLandscapeMonitor"]
@@ -31,7 +34,8 @@ class LossLandscapeMonitor(EpochMonitor):
     is not perturbed: weights, buffers, flags, gradients, optimizer state and random streams are
     exactly as without the callback.
 
-    On global rank zero it logs, at the training step as global step:
+    Scalars are logged through ``pl_module.log`` (see :mod:`lightning_landscape.callbacks._base`);
+    on global rank zero it logs, at the step of Lightning's epoch-end metrics:
 
     - figures (TensorBoard ``add_figure``): ``{tag}/1d/curve`` (loss and accuracy) for ``dims=1``;
       ``{tag}/2d/contour`` (labeled contour lines), ``{tag}/2d/contour_filled`` and
@@ -40,7 +44,10 @@ class LossLandscapeMonitor(EpochMonitor):
     - for ``dims=2``, the surface as a mesh (TensorBoard ``add_mesh``, the *Mesh* tab, where it can
       be rotated): ``{tag}/2d/mesh``;
     - scalars: ``{tag}/center_loss``, ``{tag}/max_loss_rise`` (largest finite loss on the grid minus
-      the centre loss), ``{tag}/num_nonfinite`` and, for classifiers, ``{tag}/center_accuracy``;
+      the centre loss), ``{tag}/num_nonfinite``, ``{tag}/center_accuracy`` when the loss reports an
+      accuracy (the fused ``"cross_entropy"``, or an ``"acc"``/``"accuracy"`` entry of the dict
+      ``training_step`` returns) and ``{tag}/center_<name>`` for every other scalar of that dict
+      (single process);
     - the result as ``<log_dir>/landscapes/{tag}-epoch=EEE-step=SSSSSS.npz`` (reload it with
       :meth:`LandscapeResult.load <lightning_landscape.LandscapeResult.load>` to redraw figures).
 
@@ -58,8 +65,11 @@ class LossLandscapeMonitor(EpochMonitor):
         seed: seed of the directions and of the subset.
         log_scale: draw log10 of the loss.
         at_train_end: also run when training ends (if not already run at that step).
-        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``
-            batches, with accuracy.
+        loss_fn: ``None`` (default: the module's own ``training_step`` loss), ``"cross_entropy"``
+            (fused cross-entropy with accuracy on ``(x, y)`` batches of class logits, the fastest),
+            a method name of the module, a function ``loss_fn(model, batch)`` or its dotted path,
+            or a loss module ``criterion(outputs, targets)`` (see
+            :mod:`lightning_landscape.user_module`).
         save_results: write the ``.npz`` result files.
         progress_bar: show a progress bar while computing (when the trainer shows one).
         tag: prefix of the logged tags and file names; give two monitors different tags.
@@ -70,6 +80,7 @@ class LossLandscapeMonitor(EpochMonitor):
         autocast: ``"bf16"``/``"fp16"`` evaluation under ``torch.autocast`` (changes the loss by
             ~1e-3/1e-4 relative); default full precision.
         compile: evaluate through ``torch.compile`` (one point per forward).
+        data: draw the evaluation subset from the ``"train"`` or ``"val"`` loader.
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -95,7 +106,7 @@ class LossLandscapeMonitor(EpochMonitor):
         seed: int = 0,
         log_scale: bool = False,
         at_train_end: bool = True,
-        loss_fn: LossFn | None = None,
+        loss_fn: LossSpec = None,
         save_results: bool = True,
         progress_bar: bool = True,
         tag: str = "landscape",
@@ -103,6 +114,7 @@ class LossLandscapeMonitor(EpochMonitor):
         memory_budget_mb: float = 1024.0,
         autocast: Literal["bf16", "fp16"] | None = None,
         compile: bool = False,
+        data: Literal["train", "val"] = "train",
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -115,6 +127,7 @@ class LossLandscapeMonitor(EpochMonitor):
             save_results=save_results,
             progress_bar=progress_bar,
             tag=tag,
+            data=data,
         )
         self.dims = check_choice("dims", dims, (1, 2))
         self.num_points = check_int("num_points", num_points, minimum=2)
@@ -137,8 +150,22 @@ class LossLandscapeMonitor(EpochMonitor):
             result = self.compute(trainer, pl_module)
         self.mark_run(trainer)
         self.last_result = result
+        scalars = _scalars(self.tag, result)
+        if trainer.world_size == 1:
+            scalars.update(self._center_metrics(trainer, pl_module))
+        self.log_values(trainer, pl_module, scalars)
         if trainer.is_global_zero:
             self._report(trainer, result)
+
+    def _center_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        """``{tag}/center_<name>``: the other scalars the loss function returns, at the weights."""
+        loss = self.loss_function(pl_module)
+        if loss is None:
+            return {}
+        batches = self.evaluation_batches(trainer, pl_module)
+        with observing(pl_module), torch.inference_mode(False):
+            metrics = evaluation_sums(pl_module, batches, loss).metrics
+        return {f"{self.tag}/center_{name}": float(value) for name, value in metrics.items()}
 
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> LandscapeResult:
         """The landscape of ``pl_module`` now, on the monitor's evaluation subset."""
@@ -151,7 +178,7 @@ class LossLandscapeMonitor(EpochMonitor):
             normalization=self.normalization,
             ignore_bias_and_norm=self.ignore_bias_and_norm,
             seed=self.seed,
-            loss_fn=self.loss_fn,
+            loss_fn=self.loss_function(pl_module),
             progress=self.shows_progress(trainer),
             points_per_forward=self.points_per_forward,
             memory_budget_mb=self.memory_budget_mb,
@@ -162,16 +189,15 @@ class LossLandscapeMonitor(EpochMonitor):
         )
 
     def _report(self, trainer: pl.Trainer, result: LandscapeResult) -> None:
-        step = trainer.global_step
+        step = self.logging_step(trainer)
         figures = landscape_figures(result, log_scale=self.log_scale)
         tagged = {f"{self.tag}/{self.dims}d/{name}": fig for name, fig in figures.items()}
         self.report_figures(trainer, tagged, step, "landscapes")
         if self.dims == 2:
             vertices, faces, _ = surface_mesh(result, log_scale=self.log_scale)
             log_mesh(trainer, f"{self.tag}/2d/mesh", vertices, faces, vertices[:, 2], step)
-        log_scalars(trainer, _scalars(self.tag, result), step)
         if self.save_results:
-            name = f"{self.tag}-epoch={result.epoch:03d}-step={step:06d}.npz"
+            name = f"{self.tag}-epoch={result.epoch:03d}-step={trainer.global_step:06d}.npz"
             self.saved_files.append(result.save(os.path.join(output_dir(trainer, "landscapes"), name)))
 
 

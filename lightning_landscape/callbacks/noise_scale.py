@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import lightning.pytorch as pl
 
 from .._checks import check_bool
-from ..core.evaluation import LossFn
+from ..core.evaluation import batch_size
 from ..core.noise import gradient_noise_scale, sgd_noise_scale
-from ..reporting import log_scalars
-from ._base import EpochMonitor, _first_loader
+from ..user_module import LossSpec
+from ._base import EpochMonitor
 
 __all__ = ["NoiseScaleMonitor"]
 
@@ -17,11 +19,16 @@ class NoiseScaleMonitor(EpochMonitor):
     """Log the SGD noise scale of every optimizer param group and the measured gradient noise scale.
 
     - ``{tag}/g/group_<i>``: Smith & Le's ``g = ε (N/B − 1) / (1 − m)`` with the group's current
-      learning rate ε, the training-set size N, the global batch size B (loader batch size × world
-      size) and the group's SGD ``momentum`` m (0 for optimizers without one).
+      learning rate ε, the training-set size N, the effective batch size
+      ``B = batch size × accumulate_grad_batches × world size`` (the samples behind one optimizer
+      step) and the group's SGD ``momentum`` m (0 for optimizers without one). N is the length of
+      the training data set; for one without a length (an ``IterableDataset``) it is the number of
+      training samples counted over the first epoch, and ``g`` is logged from the end of that epoch.
     - ``{tag}/b_simple``, ``{tag}/trace_covariance``, ``{tag}/gradient_norm_sq``: McCandlish et al.'s
-      ``B_simple = tr Σ / |G|²`` from exact per-sample gradients on a fixed subset of
-      ``num_samples`` training samples (``measure_gradient_noise=True``).
+      ``B_simple = tr Σ / |G|²`` from exact per-sample gradients of the loss (by default the
+      module's own ``training_step`` on single-sample slices of each batch; ``"cross_entropy"`` is
+      vectorized and much faster) on a fixed subset of ``num_samples`` training samples
+      (``measure_gradient_noise=True``).
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -37,8 +44,9 @@ class NoiseScaleMonitor(EpochMonitor):
         eval_batch_size: int = 256,
         seed: int = 0,
         at_train_end: bool = False,
-        loss_fn: LossFn | None = None,
+        loss_fn: LossSpec = None,
         tag: str = "noise_scale",
+        data: Literal["train", "val"] = "train",
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -51,16 +59,46 @@ class NoiseScaleMonitor(EpochMonitor):
             save_results=False,
             progress_bar=False,
             tag=tag,
+            data=data,
         )
         self.measure_gradient_noise = check_bool("measure_gradient_noise", measure_gradient_noise)
         self.last_values: dict[str, float] = {}
+        self._counted = 0  # training samples seen on this process during the first epoch
+        self._dataset_size: int | None = None
+
+    @property
+    def uses_loss(self) -> bool:
+        return self.measure_gradient_noise
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._dataset_size is None and trainer.current_epoch == 0:
+            self._counted += batch_size(batch)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._dataset_size is None and trainer.current_epoch == 0:
+            self._dataset_size = self.dataset_size(trainer)
+        super().on_train_epoch_end(trainer, pl_module)
+
+    def dataset_size(self, trainer: pl.Trainer) -> int:
+        """N: the training data set's length, else the samples counted over the first epoch."""
+        dataset = getattr(self.loader(trainer), "dataset", None)
+        try:
+            return len(dataset)
+        except TypeError:
+            return self._counted * trainer.world_size
+
+    def effective_batch_size(self, trainer: pl.Trainer) -> int:
+        """B: the samples behind one optimizer step, over every process and accumulated batch."""
+        loader = self.loader(trainer)
+        return (getattr(loader, "batch_size", None) or 1) * trainer.accumulate_grad_batches * trainer.world_size
 
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
-        loader = _first_loader(trainer.train_dataloader)
-        size = len(loader.dataset)
-        batch = (loader.batch_size or 1) * trainer.world_size
         values = {}
-        for i, optimizer in enumerate(trainer.optimizers):
+        size = self._dataset_size if self._dataset_size is not None else self.dataset_size(trainer)
+        batch = self.effective_batch_size(trainer)
+        for i, optimizer in enumerate(trainer.optimizers if size >= 1 else []):
             for j, group in enumerate(optimizer.param_groups):
                 name = (
                     f"{self.tag}/g/group_{j}"
@@ -72,7 +110,7 @@ class NoiseScaleMonitor(EpochMonitor):
                 )
         if self.measure_gradient_noise:
             noise = gradient_noise_scale(
-                pl_module, self.evaluation_batches(trainer, pl_module), loss_fn=self.loss_fn
+                pl_module, self.evaluation_batches(trainer, pl_module), loss_fn=self.loss_function(pl_module)
             )
             values[f"{self.tag}/b_simple"] = noise.b_simple
             values[f"{self.tag}/trace_covariance"] = noise.trace_covariance
@@ -83,5 +121,11 @@ class NoiseScaleMonitor(EpochMonitor):
         with self.sharded(trainer):
             self.last_values = self.compute(trainer, pl_module)
         self.mark_run(trainer)
-        if trainer.is_global_zero:
-            log_scalars(trainer, self.last_values, trainer.global_step)
+        self.log_values(trainer, pl_module, self.last_values)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "dataset_size": self._dataset_size}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._dataset_size = state_dict.get("dataset_size")

@@ -13,12 +13,12 @@ import numpy as np
 
 from .._checks import check_bool, check_int
 from ..core.curvature import eigenvalue_ratio_map, hessian_density, hessian_eigenvalues, hessian_trace
-from ..core.evaluation import LossFn
 from ..core.landscape import progress_reporter
 from ..core.results import save_arrays
 from ..core.sharpness import MEASURES, sharpness
 from ..plotting.curvature import plot_basin_radii, plot_eigenvalue_ratio_map, plot_hessian_density
-from ..reporting import log_scalars, output_dir
+from ..reporting import output_dir
+from ..user_module import LossSpec
 from ._base import EpochMonitor
 
 __all__ = ["SharpnessMonitor"]
@@ -41,7 +41,7 @@ _TARGETS = {
     "trace": hessian_trace,
     **dict.fromkeys(MEASURES, sharpness),
 }
-_FIXED = {"model", "batches", "measure", "loss_fn", "return_eigenvectors", "k", "which"}
+_FIXED = {"model", "batches", "measure", "loss_fn", "return_eigenvectors", "k", "which", "num_samples"}
 
 
 class SharpnessMonitor(EpochMonitor):
@@ -59,8 +59,10 @@ class SharpnessMonitor(EpochMonitor):
     training accelerator, on a fixed subset of the training data, in eval mode, without touching the
     model, its gradients or any random stream.
 
-    Logged on global rank zero at the training step: scalars ``{tag}/<measure>`` (plus
-    ``{tag}/trace_stderr``, ``{tag}/average_stderr``, ``{tag}/center_loss``); with ``density=True`` the
+    Scalars ``{tag}/<measure>`` (plus ``{tag}/trace_stderr``, ``{tag}/average_stderr``,
+    ``{tag}/center_loss``) go through ``pl_module.log``, so ``ModelCheckpoint(monitor=
+    "sharpness/top_eigenvalue")`` and ``EarlyStopping`` can use them. Logged on global rank zero at
+    the step of Lightning's epoch-end metrics: with ``density=True`` the
     figure ``{tag}/hessian_density`` (stochastic Lanczos quadrature, log scale); with
     ``"basin_volume"`` the figure ``{tag}/basin_radii``; with ``eigenvalue_ratio_map=True`` the figure
     ``{tag}/eigenvalue_ratio_map`` (``|λ_min/λ_max|`` over a coarse 2D filter-normalized grid, Li et
@@ -79,10 +81,13 @@ class SharpnessMonitor(EpochMonitor):
         eval_batch_size: batch size for that subset.
         seed: seed of the subset and of every random start.
         at_train_end: also run when training ends.
-        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        loss_fn: ``None`` (default: the module's own ``training_step`` loss), ``"cross_entropy"``,
+            a method name, a function ``loss_fn(model, batch)`` or its dotted path, or a loss module
+            (see :mod:`lightning_landscape.user_module`).
         save_results: write the ``.npz`` files.
         progress_bar: show a progress bar over the measures.
         tag: prefix of the logged tags and file names.
+        data: draw the evaluation subset from the ``"train"`` or ``"val"`` loader.
 
     Example:
         >>> monitor = SharpnessMonitor(measures=["top_eigenvalue", "keskar"],
@@ -107,10 +112,11 @@ class SharpnessMonitor(EpochMonitor):
         eval_batch_size: int = 256,
         seed: int = 0,
         at_train_end: bool = True,
-        loss_fn: LossFn | None = None,
+        loss_fn: LossSpec = None,
         save_results: bool = True,
         progress_bar: bool = True,
         tag: str = "sharpness",
+        data: Literal["train", "val"] = "train",
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -123,6 +129,7 @@ class SharpnessMonitor(EpochMonitor):
             save_results=save_results,
             progress_bar=progress_bar,
             tag=tag,
+            data=data,
         )
         if isinstance(measures, str) or not measures or any(m not in ALL_MEASURES for m in measures):
             raise ValueError(
@@ -130,6 +137,11 @@ class SharpnessMonitor(EpochMonitor):
             )
         self.measures = tuple(dict.fromkeys(measures))
         self.measure_kwargs = _checked_kwargs(measure_kwargs or {}, self.measures)
+        if self.measure_kwargs.get("trace", {}).get("method") == "exact_ggn" and loss_fn != "cross_entropy":
+            raise ValueError(
+                "`measure_kwargs['trace']['method']` 'exact_ggn' is the Gauss-Newton trace of the fused "
+                f"cross-entropy: it needs `loss_fn='cross_entropy'`, got `loss_fn={loss_fn!r}`."
+            )
         self.density = check_bool("density", density)
         self.density_probes = check_int("density_probes", density_probes, minimum=1)
         self.density_steps = check_int("density_steps", density_steps, minimum=2)
@@ -146,15 +158,14 @@ class SharpnessMonitor(EpochMonitor):
             values, figures, arrays = self.compute(trainer, pl_module)
         self.mark_run(trainer)
         self.last_values = values
+        self.log_values(trainer, pl_module, {f"{self.tag}/{k}": v for k, v in values.items()})
         if not trainer.is_global_zero:
             return
-        step = trainer.global_step
-        log_scalars(trainer, {f"{self.tag}/{k}": v for k, v in values.items()}, step)
         tagged = {f"{self.tag}/{name}": draw() for name, draw in figures.items()}
         if tagged:
-            self.report_figures(trainer, tagged, step, "sharpness")
+            self.report_figures(trainer, tagged, self.logging_step(trainer), "sharpness")
         if self.save_results:
-            name = f"{self.tag}-epoch={trainer.current_epoch:03d}-step={step:06d}.npz"
+            name = f"{self.tag}-epoch={trainer.current_epoch:03d}-step={trainer.global_step:06d}.npz"
             arrays = {**{f"values/{k}": np.array(v) for k, v in values.items()}, **arrays}
             self.saved_files.append(save_arrays(os.path.join(output_dir(trainer, "sharpness"), name), arrays))
 
@@ -183,7 +194,11 @@ class SharpnessMonitor(EpochMonitor):
         return values, figures, arrays
 
     def _measure(self, measure: str, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
-        options = {"loss_fn": self.loss_fn, "seed": self.seed, **self.measure_kwargs.get(measure, {})}
+        options = {
+            "loss_fn": self.loss_function(pl_module),
+            "seed": self.seed,
+            **self.measure_kwargs.get(measure, {}),
+        }
         if measure == "top_eigenvalue":
             return {measure: float(hessian_eigenvalues(pl_module, batches, k=1, **options)[0])}, {}, {}
         if measure == "trace":
@@ -207,7 +222,7 @@ class SharpnessMonitor(EpochMonitor):
             batches,
             num_probes=self.density_probes,
             num_steps=self.density_steps,
-            loss_fn=self.loss_fn,
+            loss_fn=self.loss_function(pl_module),
             seed=self.seed,
         )
         arrays = {
@@ -218,7 +233,11 @@ class SharpnessMonitor(EpochMonitor):
 
     def _ratio_map(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
         ratio = eigenvalue_ratio_map(
-            pl_module, batches, num_points=self.ratio_map_points, loss_fn=self.loss_fn, seed=self.seed
+            pl_module,
+            batches,
+            num_points=self.ratio_map_points,
+            loss_fn=self.loss_function(pl_module),
+            seed=self.seed,
         )
         arrays = {
             "ratio_map/lambda_max": ratio.lambda_max.numpy(),

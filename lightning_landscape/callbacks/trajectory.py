@@ -15,12 +15,12 @@ from .._checks import (
     check_optional_int,
     check_positive_float,
 )
-from ..core.evaluation import LossFn
 from ..core.landscape import progress_reporter
 from ..core.params import perturbable_parameters
 from ..core.trajectory import SnapshotBuffer, TrajectoryResult, trajectory_landscape
 from ..plotting.trajectory import plot_trajectory
-from ..reporting import log_histograms, log_scalars, log_text, output_dir
+from ..reporting import log_histograms, log_text, output_dir
+from ..user_module import LossSpec
 from ._base import EpochMonitor
 
 __all__ = ["TrajectoryMonitor"]
@@ -64,12 +64,15 @@ class TrajectoryMonitor(EpochMonitor):
         center: centre the differences before the PCA.
         ignore_bias_and_norm: leave 1-D tensors (biases, norm layers) out of the PCA.
         log_histograms: log weight histograms at every snapshot.
-        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        loss_fn: ``None`` (default: the module's own ``training_step`` loss), ``"cross_entropy"``,
+            a method name, a function ``loss_fn(model, batch)`` or its dotted path, or a loss module
+            (see :mod:`lightning_landscape.user_module`).
         seed: seed of the evaluation subset.
         log_scale: draw log10 of the loss.
         save_results: write the ``.npz`` result files.
         progress_bar: show a progress bar while computing the plane.
         tag: prefix of the logged tags and file names.
+        data: draw the evaluation subset from the ``"train"`` or ``"val"`` loader.
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -90,12 +93,13 @@ class TrajectoryMonitor(EpochMonitor):
         center: bool = True,
         ignore_bias_and_norm: bool = False,
         log_histograms: bool = False,
-        loss_fn: LossFn | None = None,
+        loss_fn: LossSpec = None,
         seed: int = 0,
         log_scale: bool = False,
         save_results: bool = True,
         progress_bar: bool = True,
         tag: str = "trajectory",
+        data: Literal["train", "val"] = "train",
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -108,6 +112,7 @@ class TrajectoryMonitor(EpochMonitor):
             save_results=save_results,
             progress_bar=progress_bar,
             tag=tag,
+            data=data,
         )
         self.plot_every_n_epochs = check_optional_int("plot_every_n_epochs", plot_every_n_epochs, minimum=1)
         self.num_points = check_int("num_points", num_points, minimum=2)
@@ -132,6 +137,7 @@ class TrajectoryMonitor(EpochMonitor):
         self.snapshots.spill_dir = os.path.join(folder, f"snapshots-rank{trainer.global_rank}")
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
         if len(self.snapshots) == 0 and not trainer.fast_dev_run:  # a resumed run has its snapshots
             self._snapshot(trainer, pl_module, completed_epochs=0)
 
@@ -140,7 +146,8 @@ class TrajectoryMonitor(EpochMonitor):
             self._snapshot(trainer, pl_module, completed_epochs=trainer.current_epoch + 1)
         plot_every = self.plot_every_n_epochs
         if plot_every and not trainer.fast_dev_run and (trainer.current_epoch + 1) % plot_every == 0:
-            self._plot(trainer, pl_module)
+            with self.in_hook("epoch_end"):
+                self._plot(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.fast_dev_run or len(self.snapshots) == 0:
@@ -148,7 +155,8 @@ class TrajectoryMonitor(EpochMonitor):
         if self.snapshots.steps[-1] != trainer.global_step:
             self._snapshot(trainer, pl_module, completed_epochs=trainer.current_epoch)
         if self._last_plot_step != trainer.global_step:
-            self._plot(trainer, pl_module)
+            with self.in_hook("train_end"):
+                self._plot(trainer, pl_module)
 
     # ------------------------------------------------------------------ work
     def _snapshot(self, trainer: pl.Trainer, pl_module: pl.LightningModule, completed_epochs: int) -> None:
@@ -156,7 +164,7 @@ class TrajectoryMonitor(EpochMonitor):
         self.snapshots.append(weights, epoch=completed_epochs, step=trainer.global_step)
         self.mark_run(trainer)
         if self.log_histograms and trainer.is_global_zero:
-            log_histograms(trainer, weights, trainer.global_step, prefix=f"{self.tag}/weights")
+            log_histograms(trainer, weights, self.logging_step(trainer), prefix=f"{self.tag}/weights")
 
     def _plot(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if len(self.snapshots) < 3:
@@ -165,6 +173,7 @@ class TrajectoryMonitor(EpochMonitor):
             result = self.compute(trainer, pl_module)
         self._last_plot_step = trainer.global_step
         self.last_result = result
+        self.log_values(trainer, pl_module, self._scalars(result))
         if trainer.is_global_zero:
             self._report(trainer, result)
 
@@ -181,31 +190,29 @@ class TrajectoryMonitor(EpochMonitor):
                 margin=self.margin,
                 center=self.center,
                 ignore_bias_and_norm=self.ignore_bias_and_norm,
-                loss_fn=self.loss_fn,
+                loss_fn=self.loss_function(pl_module),
                 on_point=on_point,
             )
 
-    def _report(self, trainer: pl.Trainer, result: TrajectoryResult) -> None:
-        step = trainer.global_step
-        figure = plot_trajectory(result, log_scale=self.log_scale)
-        self.report_figures(trainer, {f"{self.tag}/pca_plane": figure}, step, "trajectory")
+    def _scalars(self, result: TrajectoryResult) -> dict[str, float]:
         ratio = result.pca.explained_variance_ratio
         gap = (result.plane_loss - result.snapshot_loss).abs()
-        log_scalars(
-            trainer,
-            {
-                f"{self.tag}/explained_variance_pc1": float(ratio[0]),
-                f"{self.tag}/explained_variance_pc2": float(ratio[1]),
-                f"{self.tag}/max_residual": float(result.pca.residuals.max()),
-                f"{self.tag}/max_plane_loss_gap": float(gap[torch.isfinite(gap)].max())
-                if gap.isfinite().any()
-                else float("nan"),
-            },
-            step,
-        )
+        return {
+            f"{self.tag}/explained_variance_pc1": float(ratio[0]),
+            f"{self.tag}/explained_variance_pc2": float(ratio[1]),
+            f"{self.tag}/max_residual": float(result.pca.residuals.max()),
+            f"{self.tag}/max_plane_loss_gap": float(gap[torch.isfinite(gap)].max())
+            if gap.isfinite().any()
+            else float("nan"),
+        }
+
+    def _report(self, trainer: pl.Trainer, result: TrajectoryResult) -> None:
+        step = self.logging_step(trainer)
+        figure = plot_trajectory(result, log_scale=self.log_scale)
+        self.report_figures(trainer, {f"{self.tag}/pca_plane": figure}, step, "trajectory")
         log_text(trainer, f"{self.tag}/snapshots", _snapshot_table(result), step)
         if self.save_results:
-            name = f"{self.tag}-epoch={trainer.current_epoch:03d}-step={step:06d}.npz"
+            name = f"{self.tag}-epoch={trainer.current_epoch:03d}-step={trainer.global_step:06d}.npz"
             self.saved_files.append(result.save(os.path.join(output_dir(trainer, "trajectory"), name)))
 
     # ------------------------------------------------------------------ checkpointing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -11,11 +12,13 @@ import torch
 from torch import nn
 
 from .._checks import check_callable, check_choice, check_int, check_positive_float
-from ..core.evaluation import LossFn, evaluation_subset
+from ..core.evaluation import cross_entropy_and_correct, evaluation_subset
 from ..core.evidence import log_evidence
-from ..core.volume import function_volume
-from ..reporting import log_scalars
-from ._base import EpochMonitor, _first_loader
+from ..core.hessian import check_loss_fn
+from ..core.params import observing, preserve_rng_state
+from ..core.volume import binary_scores, function_volume
+from ..user_module import LossSpec
+from ._base import EpochMonitor
 
 __all__ = ["VolumeMonitor"]
 
@@ -38,8 +41,10 @@ class VolumeMonitor(EpochMonitor):
     Args:
         every_n_epochs: run after every ``every_n_epochs``-th epoch.
         model_factory: returns a freshly initialized network of the same architecture (the prior);
-            default ``type(module)(**module.hparams)``, which needs a module that saved its
-            hyperparameters.
+            default ``type(module)(**hparams)`` with the module's saved hyperparameters that its
+            constructor takes (LightningCLI's extra keys are dropped), which needs a module that
+            called ``self.save_hyperparameters()``. Checked at setup: it must build a network
+            whose outputs on the inputs have the module's shape.
         num_inputs: inputs the function is measured on (fixed, drawn once with ``seed``).
         num_init_samples: random networks behind the volume estimate (> ``num_inputs`` for
             ``"nngp_ep"``).
@@ -49,15 +54,20 @@ class VolumeMonitor(EpochMonitor):
         prior_precision: λ of the evidence's Gaussian prior (``N·weight_decay`` matches an L2
             penalty on the mean loss).
         evidence_method: ``"slq"`` or ``"exact"``.
-        curvature: ``"ggn"`` (default: the Gauss-Newton matrix, defined wherever training is) or
-            ``"hessian"`` (NaN Occam term where the Hessian form has eigenvalues ≤ 0); ``"ggn"``
-            needs the default cross-entropy (``loss_fn=None``).
+        curvature: ``"ggn"`` (default: the Gauss-Newton matrix of the cross-entropy, defined
+            wherever training is) or ``"hessian"`` (NaN Occam term where the Hessian form has
+            eigenvalues ≤ 0). ``"ggn"`` needs the cross-entropy: ``loss_fn="cross_entropy"``, or
+            ``None`` for a module whose own training loss is the cross-entropy of its outputs
+            (checked at setup on one batch; otherwise setup fails naming ``loss_fn``).
         num_samples: evaluation subset of the evidence.
         eval_batch_size: batch size of that subset.
         seed: seed of the input set, the subset, the random networks and the SLQ probes.
         at_train_end: also run when training ends.
-        loss_fn: ``loss_fn(model, batch) -> mean negative log likelihood``; default cross-entropy.
+        loss_fn: the mean negative log likelihood: ``None`` (default: the module's own
+            ``training_step`` loss), ``"cross_entropy"``, a method name, a function
+            ``loss_fn(model, batch)`` or its dotted path, or a loss module.
         tag: prefix of the logged scalars.
+        data: draw the evidence's subset from the ``"train"`` or ``"val"`` loader.
 
     Example:
         >>> monitor = VolumeMonitor(every_n_epochs=5, num_inputs=32, prior_precision=10.0)
@@ -82,8 +92,9 @@ class VolumeMonitor(EpochMonitor):
         eval_batch_size: int = 256,
         seed: int = 0,
         at_train_end: bool = True,
-        loss_fn: LossFn | None = None,
+        loss_fn: LossSpec = None,
         tag: str = "volume",
+        data: Literal["train", "val"] = "train",
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -96,6 +107,7 @@ class VolumeMonitor(EpochMonitor):
             save_results=False,
             progress_bar=False,
             tag=tag,
+            data=data,
         )
         self.model_factory = check_callable("model_factory", model_factory)
         self.num_inputs = check_int("num_inputs", num_inputs, minimum=1)
@@ -110,9 +122,10 @@ class VolumeMonitor(EpochMonitor):
         self.prior_precision = check_positive_float("prior_precision", prior_precision)
         self.evidence_method = check_choice("evidence_method", evidence_method, ("slq", "exact"))
         self.curvature = check_choice("curvature", curvature, ("hessian", "ggn"))
-        if curvature == "ggn" and loss_fn is not None:
+        if curvature == "ggn" and loss_fn not in (None, "cross_entropy"):
             raise ValueError(
-                "`curvature='ggn'` needs the default cross-entropy: pass `loss_fn=None` or use 'hessian'."
+                "`curvature='ggn'` is the Gauss-Newton matrix of the cross-entropy: pass "
+                f"`loss_fn='cross_entropy'` (or None) or use curvature='hessian'; got `loss_fn={loss_fn!r}`."
             )
         self.last_values: dict[str, float] = {}
         self._inputs: torch.Tensor | None = None
@@ -130,17 +143,64 @@ class VolumeMonitor(EpochMonitor):
                 "itself from (call self.save_hyperparameters() in its __init__)."
             )
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Fail fast: the loss, the GGN's cross-entropy, the output shape and the model factory."""
+        super().on_train_start(trainer, pl_module)
+        batch = self.evaluation_batches(trainer, pl_module)[0]
+        if self.curvature == "ggn" and self.loss_fn is None:
+            self._check_own_loss_is_cross_entropy(pl_module, batch)
+        inputs = self.function_inputs(trainer, pl_module)
+        score = self.output_fn or binary_scores
+        with observing(pl_module):
+            try:
+                score(pl_module(inputs[:2]))
+            except (ValueError, RuntimeError, TypeError) as exc:
+                raise ValueError(f"VolumeMonitor cannot score the module's outputs: {exc}") from exc
+        with preserve_rng_state():
+            try:
+                prior = self._factory(pl_module)()
+            except Exception as exc:
+                raise ValueError(
+                    f"VolumeMonitor's `model_factory` failed to build a network: {type(exc).__name__}: {exc}"
+                ) from exc
+        prior = prior.to(pl_module.device)
+        with observing(prior), observing(pl_module):
+            got, want = tuple(prior(inputs[:2]).shape), tuple(pl_module(inputs[:2]).shape)
+        if got != want:
+            raise ValueError(
+                f"VolumeMonitor's `model_factory` builds a network with outputs of shape {got}; the "
+                f"module's are {want}: it must build the module's architecture."
+            )
+
+    def _check_own_loss_is_cross_entropy(self, pl_module: pl.LightningModule, batch: Any) -> None:
+        own = check_loss_fn(pl_module, batch, self.loss_function(pl_module))
+        with observing(pl_module):
+            try:
+                loss, _ = cross_entropy_and_correct(pl_module(batch[0]).float(), batch[1])
+                fused = float(loss) / len(batch[1])
+            except Exception:  # not (x, y) batches of class logits
+                fused = float("nan")
+        if not abs(own - fused) <= 1e-5 * max(1.0, abs(own)):
+            raise ValueError(
+                "VolumeMonitor(curvature='ggn') needs the cross-entropy of class logits, and the "
+                f"module's own training loss ({own:.6g}) is not that ({fused:.6g}) on an evaluation "
+                "batch: set `loss_fn='cross_entropy'` to use it anyway, or curvature='hessian'."
+            )
+
     def _factory(self, pl_module: pl.LightningModule) -> Callable[[], nn.Module]:
         if self.model_factory is not None:
             return self.model_factory
         cls, hparams = type(pl_module), copy.deepcopy(dict(pl_module.hparams))
+        parameters = inspect.signature(cls.__init__).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            hparams = {k: v for k, v in hparams.items() if k in parameters}
         return lambda: cls(**hparams)
 
     def function_inputs(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> torch.Tensor:
-        """The fixed inputs of the volume: the same ``num_inputs`` training inputs on every process."""
+        """The fixed inputs of the volume: the same ``num_inputs`` inputs on every process."""
         if self._inputs is None or self._inputs.device != pl_module.device:
             batches = evaluation_subset(
-                _first_loader(trainer.train_dataloader),
+                self.loader(trainer),
                 self.num_inputs,
                 self.num_inputs,
                 self.seed,
@@ -157,7 +217,7 @@ class VolumeMonitor(EpochMonitor):
                 pl_module,
                 self.evaluation_batches(trainer, pl_module),
                 prior_precision=self.prior_precision,
-                loss_fn=self.loss_fn,
+                loss_fn=None if self.curvature == "ggn" else self.loss_function(pl_module),
                 method=self.evidence_method,
                 curvature=self.curvature,
                 seed=self.seed,
@@ -172,6 +232,7 @@ class VolumeMonitor(EpochMonitor):
         )
         if evidence.log_evidence_ratio is not None:
             values[f"{self.tag}/log_evidence_ratio"] = evidence.log_evidence_ratio
+        log_prior = None
         if trainer.is_global_zero:
             volume = function_volume(
                 self._factory(pl_module),
@@ -182,11 +243,13 @@ class VolumeMonitor(EpochMonitor):
                 output_fn=self.output_fn,
                 seed=self.seed,
             )
-            values[f"{self.tag}/log_prior"] = volume.log_probability
+            log_prior = volume.log_probability
+        if trainer.world_size > 1:  # every process logs the same names and values
+            log_prior = trainer.strategy.broadcast(log_prior)
+        values[f"{self.tag}/log_prior"] = log_prior
         return values
 
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.last_values = self.compute(trainer, pl_module)
         self.mark_run(trainer)
-        if trainer.is_global_zero:
-            log_scalars(trainer, self.last_values, trainer.global_step)
+        self.log_values(trainer, pl_module, self.last_values)

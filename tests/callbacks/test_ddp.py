@@ -14,7 +14,14 @@ from datetime import timedelta
 import numpy as np
 import pytest
 import torch
-from ddp_problems import LitMLP, RecordingLandscapeMonitor, WriteSpy, fails_on_rank_one, full_batch_loader
+from ddp_problems import (
+    LitMLP,
+    RecordingLandscapeMonitor,
+    WriteSpy,
+    fails_on_rank_one,
+    fails_on_rank_one_after_a_step,
+    full_batch_loader,
+)
 from lightning.pytorch import Trainer
 from lightning.pytorch.strategies import DDPStrategy
 
@@ -59,7 +66,8 @@ def fit(root, num_processes: int, callbacks, timeout_s: int = 120):
 
 
 def results(root):
-    files = lambda sub: sorted(glob.glob(os.path.join(str(root), sub, "*.npz")))  # noqa: E731
+    folder = os.path.join(str(root), "lightning_landscape", "version_0")  # no logger: a fresh folder
+    files = lambda sub: sorted(glob.glob(os.path.join(folder, sub, "*.npz")))  # noqa: E731
     return files("landscapes"), files("sharpness"), files("trajectory")
 
 
@@ -88,11 +96,13 @@ def test_ddp_instruments_equal_one_process_and_only_rank_zero_writes(tmp_path):
     assert not (records / "rank1.txt").exists() or (records / "rank1.txt").read_text() == ""
 
 
-def test_ddp_failure_on_one_rank_fails_every_rank_without_hanging(tmp_path):
+@pytest.mark.parametrize("when", ["at_train_start", "in_the_grid"])
+def test_ddp_failure_on_one_rank_fails_every_rank_without_hanging(tmp_path, when):
     records = tmp_path / "records"
     records.mkdir()
+    loss_fn = fails_on_rank_one if when == "at_train_start" else fails_on_rank_one_after_a_step
     monitor = RecordingLandscapeMonitor(
-        str(records), num_points=3, num_samples=32, loss_fn=fails_on_rank_one, progress_bar=False
+        str(records), num_points=3, num_samples=32, loss_fn=loss_fn, progress_bar=False
     )
     start = time.monotonic()
     with pytest.raises(Exception, match="corrupt batch on rank 1|ShardFailure"):
@@ -100,4 +110,7 @@ def test_ddp_failure_on_one_rank_fails_every_rank_without_hanging(tmp_path):
     assert time.monotonic() - start < 60  # no collective waited for its timeout
     # both processes left the collective with our error
     assert (records / "error0.txt").read_text().startswith("ShardFailure: the evaluation failed on 1 other")
-    assert (records / "error1.txt").read_text() == "RuntimeError: corrupt batch on rank 1"
+    error = (records / "error1.txt").read_text()
+    if when == "at_train_start":  # the check before the first step names the loss
+        assert error.startswith("ValueError: `loss_fn` (fails_on_rank_one) fails on an evaluation batch")
+    assert error.endswith("RuntimeError: corrupt batch on rank 1")

@@ -63,8 +63,11 @@ def test_logs_figures_scalars_and_result_files_to_tensorboard(tmp_path):
     faces = tf_make_ndarray(events.Tensors("landscape/2d/mesh_FACE")[-1].tensor_proto)
     assert vertices.shape == (1, 25, 3) and faces.shape == (1, 32, 3)
     assert not any(t.startswith("line/") and t.endswith("_VERTEX") for t in tensors)
-    # epoch 1 (every 2nd) and train end (step 18): two images per tag, at the training steps
-    assert [e.step for e in events.Images("landscape/2d/contour")] == [12, 18]
+    # epoch 1 (every 2nd) and train end (global step 18): two images per tag, at the step of
+    # Lightning's own epoch-end metrics (the global step less one)
+    assert [e.step for e in events.Images("landscape/2d/contour")] == [11, 17]
+    assert [e.step for e in events.Scalars("landscape/center_loss")] == [11, 17]
+    assert [e.step for e in events.Scalars("epoch")] == [11]  # Lightning's own, beside ours
     scalars = events.Tags()["scalars"]
     for name in ("center_loss", "max_loss_rise", "num_nonfinite", "center_accuracy"):
         assert f"landscape/{name}" in scalars
@@ -85,7 +88,8 @@ def test_monitor_result_matches_compute_landscape_on_the_same_subset(tmp_path):
 
     monitor = LossLandscapeMonitor(every_n_epochs=1, dims=1, **SMALL)
     trainer, model = _fit(tmp_path, [monitor], max_epochs=1)
-    again = compute_landscape(model, monitor.evaluation_batches(trainer, model), dims=1, num_points=5)
+    batches = monitor.evaluation_batches(trainer, model)
+    again = compute_landscape(model, batches, dims=1, num_points=5, loss_fn=monitor.loss_function(model))
     torch.testing.assert_close(again.loss, monitor.last_result.loss, rtol=0, atol=0)
 
 
@@ -153,9 +157,15 @@ def test_without_logger_pngs_are_saved_and_a_warning_given_once(tmp_path):
         _fit(tmp_path, [monitor], max_epochs=2)
     messages = [str(w.message) for w in caught if "no logger takes figures" in str(w.message)]
     assert len(messages) == 1
-    pngs = sorted(glob.glob(os.path.join(tmp_path, "landscapes", "*.png")))
+    folder = os.path.join(tmp_path, "lightning_landscape", "version_0", "landscapes")  # a fresh folder
+    pngs = sorted(glob.glob(os.path.join(folder, "*.png")))
     assert len(pngs) == 2 and all(os.path.getsize(p) > 1000 for p in pngs)
-    assert len(glob.glob(os.path.join(tmp_path, "landscapes", "*.npz"))) == 2  # results beside them
+    assert len(glob.glob(os.path.join(folder, "*.npz"))) == 2  # results beside them
+    # a second run without a logger never overwrites the first one's files
+    second = LossLandscapeMonitor(every_n_epochs=1, dims=1, **SMALL)
+    _fit(tmp_path, [second], max_epochs=1)
+    assert all("version_1" in f for f in second.saved_files)
+    assert len(glob.glob(os.path.join(folder, "*.npz"))) == 2
 
 
 def test_csv_logger_gets_scalars_and_pngs_fall_back(tmp_path):
@@ -166,7 +176,8 @@ def test_csv_logger_gets_scalars_and_pngs_fall_back(tmp_path):
     logger.finalize("success")
     text = open(os.path.join(logger.log_dir, "metrics.csv")).read()
     assert "landscape/center_loss" in text
-    assert glob.glob(os.path.join(tmp_path, "landscapes", "*.png"))
+    assert glob.glob(os.path.join(logger.log_dir, "landscapes", "*.png"))  # in the version folder
+    assert glob.glob(os.path.join(logger.log_dir, "landscapes", "*.npz"))
 
 
 # ---------------------------------------------------------------- scheduling and state
