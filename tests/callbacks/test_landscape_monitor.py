@@ -48,8 +48,8 @@ def test_training_ends_bit_identical_with_and_without_the_monitor(tmp_path):
 
 # ---------------------------------------------------------------- acceptance 5 (unit level)
 def test_logs_figures_scalars_and_result_files_to_tensorboard(tmp_path):
-    monitor = LossLandscapeMonitor(every_n_epochs=2, dims=2, **SMALL)
-    line = LossLandscapeMonitor(every_n_epochs=2, dims=1, tag="line", **SMALL)
+    monitor = LossLandscapeMonitor(every_n_epochs=2, dims=2, loss_fn="cross_entropy", **SMALL)  # + accuracy
+    line = LossLandscapeMonitor(every_n_epochs=2, dims=1, tag="line", **SMALL)  # the module's own loss
     logger = TensorBoardLogger(str(tmp_path), name="tb")
     trainer, model = _fit(tmp_path, [monitor, line], logger=logger, max_epochs=3)
     events = _events(logger.log_dir)
