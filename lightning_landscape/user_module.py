@@ -102,8 +102,8 @@ def _metrics(module: nn.Module) -> list[nn.Module]:
 
 
 def _metric_state(metric: nn.Module) -> dict[str, Any]:
-    names = [*getattr(metric, "_defaults", {}), "_update_count", "_computed", "_forward_cache", "_update_called"]
-    return {n: _copy_value(getattr(metric, n)) for n in names if hasattr(metric, n)}
+    names = [*getattr(metric, "_defaults", {}), "_update_count", "_computed", "_forward_cache"]
+    return {n: _copy_value(vars(metric)[n]) for n in names if n in vars(metric)}
 
 
 def _copy_value(value: Any) -> Any:
@@ -179,11 +179,10 @@ def quiet_call(module: nn.Module) -> Iterator[None]:
 class _TrainingStepLoss:
     """``model.training_step(batch[, 0])`` under :func:`quiet_call`."""
 
-    __qualname__ = "training_step"
-
     def __init__(self, module: nn.Module) -> None:
         from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
+        self.__qualname__ = "training_step"
         self.with_batch_idx = is_param_in_hook_signature(module.training_step, "batch_idx", min_args=2)
 
     def __call__(self, model: nn.Module, batch: Any) -> Any:
