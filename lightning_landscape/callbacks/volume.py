@@ -206,6 +206,11 @@ class VolumeMonitor(EpochMonitor):
                 self.seed,
                 pl_module.device,
             )
+            if not all(isinstance(b, (list, tuple)) and isinstance(b[0], torch.Tensor) for b in batches):
+                raise ValueError(
+                    "VolumeMonitor measures the function on the inputs x of (x, y, ...) batches of "
+                    f"tensors; the {self.data} loader gives batches of type {type(batches[0]).__name__}."
+                )
             self._inputs = torch.cat([b[0] for b in batches])
         return self._inputs
 

@@ -115,3 +115,39 @@ def test_curvature_works_from_validation_hooks(tmp_path):
 def test_invalid_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}"):
         SharpnessMonitor(**kwargs)
+
+
+# ---------------------------------------------------------------- values where Lightning users look
+def test_model_checkpoint_picks_the_flattest_epoch_from_callback_metrics_and_csv(tmp_path):
+    import csv
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    monitor = SharpnessMonitor(measures=["top_eigenvalue"], num_samples=48, eval_batch_size=16)
+    checkpoint = ModelCheckpoint(
+        dirpath=str(tmp_path / "ckpt"), monitor="sharpness/top_eigenvalue", mode="min", save_top_k=1,
+        filename="{epoch}",
+    )
+    logger = CSVLogger(str(tmp_path), name="csv")
+    trainer, _ = _fit(tmp_path, [monitor, checkpoint], logger=logger, enable_checkpointing=True, max_epochs=4)
+    assert trainer.callback_metrics["sharpness/top_eigenvalue"] == pytest.approx(monitor.last_values["top_eigenvalue"])
+    logger.finalize("success")
+    with open(f"{logger.log_dir}/metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("sharpness/top_eigenvalue")]
+    # one value per epoch, at the step of Lightning's epoch-end metrics (6 steps per epoch)
+    assert [int(r["step"]) for r in rows] == [5, 11, 17, 23]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    values = [float(r["sharpness/top_eigenvalue"]) for r in rows]
+    best = min(range(4), key=values.__getitem__)
+    assert checkpoint.best_model_path.endswith(f"epoch={best}.ckpt")
+    assert float(checkpoint.best_model_score) == pytest.approx(values[best], rel=1e-6)
+
+
+def test_early_stopping_reads_a_monitor_value(tmp_path):
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    monitor = SharpnessMonitor(measures=["keskar"], measure_kwargs={"keskar": {"num_steps": 2}}, num_samples=16)
+    stop = EarlyStopping(monitor="sharpness/center_loss", mode="min", stopping_threshold=1e9)
+    trainer, _ = _fit(tmp_path, [monitor, stop], max_epochs=5)
+    assert trainer.current_epoch == 1 and trainer.should_stop  # stopped after the first epoch
