@@ -16,6 +16,12 @@ class given with ``--model_class`` / ``--data_class`` (a dotted import path; the
 folder and the working directory are searched first). The weights come from the checkpoint's
 ``state_dict``. Every command writes into ``--output_dir`` and prints what it wrote.
 
+The loss is the module's own ``training_step`` loss by default, on batches passed through the
+module's and the data module's batch hooks as in training; ``--loss_fn`` takes the other forms of
+the monitors (:mod:`lightning_landscape.user_module`): ``cross_entropy`` (fused, with accuracy), a
+method name of the module, a dotted path of a function ``loss_fn(model, batch)`` or of a loss
+class (``torch.nn.MSELoss``), or ``{class_path: ..., init_args: ...}`` of a loss module.
+
 Example:
     lightning-landscape surface --model_config example_projects/digits/config.yaml \\
         --model_class digits.DigitsClassifier --data_class digits.DigitsDataModule \\
@@ -35,11 +41,20 @@ import torch
 
 from .core.curvature import hessian_eigenvalues, hessian_trace
 from .core.evaluation import evaluation_subset
+from .core.hessian import check_loss_fn
 from .core.interpolation import interpolate as interpolate_states
 from .core.landscape import compute_landscape, progress_reporter
 from .core.results import LandscapeResult
 from .core.sharpness import sharpness as sharpness_measure
 from .export import export_vtk as write_vtk
+from .user_module import (
+    LossSpec,
+    batch_transfer,
+    check_loss_spec,
+    criterion_of,
+    describe_loss,
+    resolve_loss_fn,
+)
 
 __all__ = ["export_vtk", "interpolate", "main", "plot", "run", "sharpness", "surface"]
 
@@ -94,12 +109,30 @@ def _device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _batches(data: Any, num_samples: int, batch_size: int, seed: int, device: torch.device) -> list[Any]:
+def _batches(
+    data: Any, model: torch.nn.Module, num_samples: int, batch_size: int, seed: int, device: torch.device
+) -> list[Any]:
+    """The evaluation subset of the training data, through the batch hooks training uses."""
     if hasattr(data, "prepare_data"):
         data.prepare_data()
     if hasattr(data, "setup"):
         data.setup("fit")
-    return evaluation_subset(data.train_dataloader(), num_samples, batch_size, seed, device)
+    transfer = batch_transfer(model, device, data)
+    return evaluation_subset(
+        data.train_dataloader(), num_samples, batch_size, seed, device, transfer=transfer
+    )
+
+
+def _loss(loss_fn: LossSpec, model: torch.nn.Module, device: torch.device, batches: list[Any]):
+    """The core's ``loss_fn(model, batch)`` for the ``--loss_fn`` form (``None``: the fused path),
+    checked on the first batch before any work (an error names ``loss_fn``)."""
+    check_loss_spec("loss_fn", loss_fn)
+    criterion = criterion_of(loss_fn)
+    if criterion is not None:
+        criterion.to(device)
+    loss = resolve_loss_fn(loss_fn, model)
+    check_loss_fn(model, batches[0], loss)
+    return loss
 
 
 def _written(paths: Sequence[str]) -> list[str]:
@@ -134,6 +167,7 @@ def surface(
     points_per_forward: int | Literal["auto"] = 1,
     log_scale: bool = False,
     device: str = "auto",
+    loss_fn: LossSpec = None,
 ) -> list[str]:
     """The filter-normalized landscape of a checkpoint: ``surface.npz`` and its figures.
 
@@ -153,14 +187,18 @@ def surface(
         points_per_forward: grid points per forward (``auto``: vmap chunks from a memory budget).
         log_scale: draw log10 of the loss.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
+        loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
+            a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
+            module's ``{class_path, init_args}``.
     """
     from .plotting.landscape import landscape_figures
 
     model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, device)
-    batches = _batches(data, num_samples, batch_size, seed, _device(device))
+    batches = _batches(data, model, num_samples, batch_size, seed, _device(device))
     result = compute_landscape(
         model,
         batches,
+        loss_fn=_loss(loss_fn, model, _device(device), batches),
         dims=dims,
         num_points=num_points,
         span=span,
@@ -188,6 +226,7 @@ def interpolate(
     batch_size: int = 256,
     seed: int = 0,
     device: str = "auto",
+    loss_fn: LossSpec = None,
 ) -> list[str]:
     """The loss along ``(1−α)·start + α·end`` (every float buffer too): ``interpolation.npz`` + figure.
 
@@ -204,11 +243,14 @@ def interpolate(
         batch_size: evaluation batch size.
         seed: seed of the subset.
         device: ``auto``, ``cpu``, ``cuda``...
+        loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
+            a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
+            module's ``{class_path, init_args}``.
     """
     from .plotting.trajectory import plot_interpolation
 
     model, data = load_model_and_data(model_config, None, model_class, data_class, device)
-    batches = _batches(data, num_samples, batch_size, seed, _device(device))
+    batches = _batches(data, model, num_samples, batch_size, seed, _device(device))
     with progress_reporter(True, num_points, "interpolation") as on_point:
         result = interpolate_states(
             model,
@@ -217,6 +259,7 @@ def interpolate(
             batches,
             num_points=num_points,
             alpha_range=alpha_range,
+            loss_fn=_loss(loss_fn, model, _device(device), batches),
             on_point=on_point,
         )
     os.makedirs(output_dir, exist_ok=True)
@@ -238,6 +281,7 @@ def sharpness(
     batch_size: int = 256,
     seed: int = 0,
     device: str = "auto",
+    loss_fn: LossSpec = None,
 ) -> list[str]:
     """Curvature and sharpness of a checkpoint: ``sharpness.json`` with every value.
 
@@ -253,25 +297,30 @@ def sharpness(
         batch_size: evaluation batch size.
         seed: seed of the subset and the estimators.
         device: ``auto``, ``cpu``, ``cuda``...
+        loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
+            a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
+            module's ``{class_path, init_args}``.
     """
     from tqdm.auto import tqdm
 
     measures = list(measures or ["top_eigenvalue", "trace", "keskar"])
     model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, device)
-    batches = _batches(data, num_samples, batch_size, seed, _device(device))
+    batches = _batches(data, model, num_samples, batch_size, seed, _device(device))
+    loss = _loss(loss_fn, model, _device(device), batches)
     values: dict[str, Any] = {
         "checkpoint": os.path.abspath(ckpt_path),
         "num_samples": num_samples,
         "seed": seed,
+        "loss_fn": describe_loss(loss_fn),
     }
     for measure in tqdm(measures, desc="sharpness", leave=False):
         if measure == "top_eigenvalue":
-            values[measure] = float(hessian_eigenvalues(model, batches, k=1, seed=seed)[0])
+            values[measure] = float(hessian_eigenvalues(model, batches, k=1, seed=seed, loss_fn=loss)[0])
         elif measure == "trace":
-            estimate = hessian_trace(model, batches, seed=seed)
+            estimate = hessian_trace(model, batches, seed=seed, loss_fn=loss)
             values.update(trace=estimate.estimate, trace_stderr=estimate.stderr)
         else:
-            result = sharpness_measure(model, batches, measure=measure, seed=seed)
+            result = sharpness_measure(model, batches, measure=measure, seed=seed, loss_fn=loss)
             values.update({measure: result.value, "center_loss": result.center_loss})
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "sharpness.json")

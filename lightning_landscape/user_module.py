@@ -8,13 +8,15 @@ that instruments see exactly the batches and the loss training sees.
 
 ``loss_fn`` forms (:data:`LossSpec`):
 
-- ``None``: the module's own training loss, ``module.training_step(batch, batch_idx=0)`` (a
+- ``None`` (or ``"training_step"``): the module's own training loss,
+  ``module.training_step(batch, batch_idx=0)`` (a
   tensor, or a dict with ``"loss"``; its other scalar entries become metrics, ``"acc"`` or
   ``"accuracy"`` the accuracy);
 - ``"cross_entropy"``: the core's fused cross-entropy and accuracy on ``(x, y, ...)`` batches of
   class logits (the fast path for classifiers);
 - the name of a method of the module, called as ``module.<name>(batch)``;
-- a dotted import path of a function ``loss_fn(model, batch)``, or such a function itself;
+- a dotted import path of a function ``loss_fn(model, batch)`` (or of a loss class, built without
+  arguments), or such a function itself;
 - a loss module ``criterion(outputs, targets)`` (``torch.nn.CrossEntropyLoss(label_smoothing=0.1)``,
   say), applied to ``model(x)`` and ``y`` of ``(x, y, ...)`` batches.
 
@@ -34,7 +36,7 @@ import copy
 import importlib
 import inspect
 from collections.abc import Callable, Iterator
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,7 +54,7 @@ __all__ = [
     "resolve_loss_fn",
 ]
 
-LossSpec = Union[str, nn.Module, Callable[..., Any], None]
+LossSpec = str | nn.Module | Callable[..., Any] | None
 """What ``loss_fn`` accepts on the monitors and the CLI (see the module docstring)."""
 
 CROSS_ENTROPY = "cross_entropy"
@@ -63,10 +65,10 @@ _BATCH_HOOKS = ("on_before_batch_transfer", "transfer_batch_to_device", "on_afte
 def check_loss_spec(name: str, value: Any) -> LossSpec:
     """Return ``value`` if it is one of the ``loss_fn`` forms (checked further at setup).
 
-    >>> check_loss_spec("loss_fn", 3)
+    >>> check_loss_spec("loss_fn", 3)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    TypeError: `loss_fn` must be None (the module's own training loss), 'cross_entropy', the name of a method of the module, a dotted path of a function loss_fn(model, batch), such a function, or a loss module criterion(outputs, targets); got 3 (int).
+    TypeError: `loss_fn` must be None (the module's own training loss), 'cross_entropy', ...; got 3 (int).
     """
     if value is None or callable(value) or (isinstance(value, str) and value.strip()):
         return value
@@ -232,15 +234,18 @@ class _CriterionLoss:
             return self.criterion(model(batch[0]), batch[1])
 
 
-def _import_function(path: str) -> Callable[..., Any]:
+def _import_loss(path: str) -> LossFn:
+    """A dotted path: a function ``loss_fn(model, batch)``, or a loss class built without arguments."""
     module_name, _, name = path.rpartition(".")
     try:
         found = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ValueError(f"`loss_fn` {path!r} cannot be imported: {exc}.") from exc
+    if isinstance(found, type) and issubclass(found, nn.Module):
+        return _CriterionLoss(found())
     if not callable(found):
         raise ValueError(f"`loss_fn` {path!r} names {type(found).__name__}, not a function.")
-    return found
+    return _FunctionLoss(found)
 
 
 def resolve_loss_fn(spec: LossSpec, module: nn.Module) -> LossFn | None:
@@ -258,7 +263,7 @@ def resolve_loss_fn(spec: LossSpec, module: nn.Module) -> LossFn | None:
         ...
         ValueError: `loss_fn` 'compute_loss' is neither 'cross_entropy', a method of Linear, nor a dotted ...
     """
-    if spec is None:
+    if spec is None or spec == "training_step":
         if not callable(getattr(module, "training_step", None)):
             raise ValueError(
                 f"`loss_fn=None` measures the module's own training_step, which {type(module).__name__} "
@@ -278,7 +283,7 @@ def resolve_loss_fn(spec: LossSpec, module: nn.Module) -> LossFn | None:
         if callable(getattr(module, spec, None)):
             return _MethodLoss(spec)
         if "." in spec:
-            return _FunctionLoss(_import_function(spec))
+            return _import_loss(spec)
         raise ValueError(
             f"`loss_fn` {spec!r} is neither 'cross_entropy', a method of {type(module).__name__}, nor a "
             "dotted path of a function loss_fn(model, batch)."
@@ -300,7 +305,9 @@ def _hook_owner(name: str, module: nn.Module, datamodule: Any) -> Any:
         from lightning.pytorch import LightningDataModule
         from lightning.pytorch.utilities.model_helpers import is_overridden
 
-        if isinstance(datamodule, LightningDataModule) and is_overridden(name, datamodule, LightningDataModule):
+        if isinstance(datamodule, LightningDataModule) and is_overridden(
+            name, datamodule, LightningDataModule
+        ):
             return datamodule
     return module
 

@@ -48,7 +48,10 @@ def test_surface_writes_a_result_equal_to_compute_landscape_and_figures(digits_r
     root, config, _, last, model = digits_run
     out = root / "surface"
     args = ["--model_config", config, "--ckpt_path", last, "--output_dir", str(out), *CLASSES]
-    written = main(["surface", *args, "--num_points", "5", "--num_samples", "128", "--device", "cpu"])
+    written = main(
+        ["surface", *args, "--num_points", "5", "--num_samples", "128", "--device", "cpu"]
+        + ["--loss_fn", "cross_entropy"]
+    )
     names = sorted(os.path.basename(p) for p in written)
     assert names == [
         "surface-contour.png",
@@ -156,3 +159,94 @@ def test_console_script_exits_zero_and_lists_the_commands(tmp_path):
     )
     for command in ("surface", "interpolate", "sharpness", "plot", "export-vtk"):
         assert command in done.stdout
+
+
+# ---------------------------------------------------------------- a user's regression checkpoint
+@pytest.fixture(scope="module")
+def regression_run(tmp_path_factory):
+    """A regression module with dict batches (tests/user_modules.py), two checkpoints, its config."""
+    from user_modules import RegressionData, RegressionModule
+
+    root = tmp_path_factory.mktemp("regression")
+    seed_everything(0)
+    checkpoints = ModelCheckpoint(dirpath=str(root / "ckpt"), save_top_k=-1, filename="{epoch}")
+    trainer = Trainer(
+        default_root_dir=str(root),
+        max_epochs=2,
+        logger=False,
+        callbacks=[checkpoints],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    model = RegressionModule(dict_batches=True)
+    trainer.fit(model, RegressionData(dict_batches=True))
+    config = root / "config.yaml"
+    config.write_text(
+        "model:\n  class_path: user_modules.RegressionModule\n  init_args: {dict_batches: true}\n"
+        "data:\n  class_path: user_modules.RegressionData\n  init_args: {dict_batches: true}\n"
+    )
+    return root, str(config), str(root / "ckpt" / "epoch=0.ckpt"), str(root / "ckpt" / "epoch=1.ckpt"), model
+
+
+def _regression_reference(model, batches) -> float:
+    return float(
+        sum(model.reference_loss(b) * len(b["target"]) for b in batches)
+        / sum(len(b["target"]) for b in batches)
+    )
+
+
+@pytest.mark.parametrize("loss_fn", [None, "training_step", "user_modules.dict_mse"])
+def test_surface_and_sharpness_of_a_regression_checkpoint(regression_run, loss_fn):
+    from user_modules import RegressionData
+
+    root, config, _, last, model = regression_run
+    extra = [] if loss_fn is None else ["--loss_fn", loss_fn]
+    out = root / f"surface-{loss_fn}"
+    common = ["--model_config", config, "--ckpt_path", last, "--num_samples", "64", "--device", "cpu", *extra]
+    main(["surface", *common, "--output_dir", str(out), "--dims", "1", "--num_points", "3"])
+    result = LandscapeResult.load(out / "surface.npz")
+    data = RegressionData(dict_batches=True).dataset()
+    expected = _regression_reference(model.cpu(), [{"features": data.features, "target": data.target}])
+    assert result.center_loss == pytest.approx(expected, rel=1e-5)  # the module's own MSE, not 0
+    assert result.accuracy is None
+    main(
+        [
+            "sharpness",
+            *common,
+            "--output_dir",
+            str(root / f"sharp-{loss_fn}"),
+            "--measures",
+            "[top_eigenvalue]",
+        ]
+    )
+    values = json.loads((root / f"sharp-{loss_fn}" / "sharpness.json").read_text())
+    assert values["top_eigenvalue"] > 0 and values["loss_fn"] == (loss_fn or "training_step")
+
+
+def test_interpolate_a_regression_checkpoint_with_its_own_loss(regression_run):
+    root, config, first, last, model = regression_run
+    out = root / "interp"
+    main(
+        ["interpolate", "--model_config", config, "--start", first, "--end", last, "--output_dir", str(out)]
+        + ["--num_points", "3", "--alpha_range", "[0.0, 1.0]", "--num_samples", "64", "--device", "cpu"]
+        + ["--loss_fn", "training_step"]
+    )
+    result = LandscapeResult.load(out / "interpolation.npz")
+    from user_modules import RegressionData, RegressionModule
+
+    data = RegressionData(dict_batches=True).dataset()
+    batch = {"features": data.features, "target": data.target}
+    for alpha, path in ((0, first), (-1, last)):  # α = 0 and 1 are the checkpoints themselves
+        at = RegressionModule(dict_batches=True)
+        at.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+        assert float(result.loss[alpha]) == pytest.approx(_regression_reference(at, [batch]), rel=1e-5)
+
+
+def test_a_loss_that_does_not_fit_the_batches_is_refused_naming_loss_fn(regression_run):
+    root, config, _, last, _ = regression_run
+    with pytest.raises(ValueError, match=r"`loss_fn` \(MSELoss\) fails on an evaluation batch"):
+        main(
+            ["sharpness", "--model_config", config, "--ckpt_path", last, "--output_dir", str(root / "bad")]
+            + ["--measures", "[top_eigenvalue]", "--num_samples", "16", "--device", "cpu"]
+            + ["--loss_fn", "torch.nn.MSELoss"]
+        )

@@ -75,12 +75,14 @@ def test_every_loss_form_resolves_to_the_same_number_as_written_by_hand():
     with torch.no_grad():
         assert torch.allclose(resolve_loss_fn(None, model)(model, (x, y))["loss"], smoothed)
         assert resolve_loss_fn("cross_entropy", model) is None  # the core's fused path
-        assert torch.allclose(resolve_loss_fn("reference_loss", model)(model, (x, y)).float(), smoothed)
+        assert torch.allclose(resolve_loss_fn("compute_loss", model)(model, (x, y)), plain)
         criterion = nn.CrossEntropyLoss(label_smoothing=0.2)
         assert torch.allclose(resolve_loss_fn(criterion, model)(model, (x, y)), smoothed)
         dotted = resolve_loss_fn("user_modules.smoothed_cross_entropy", model)
         assert torch.allclose(dotted(model, (x, y)), F.cross_entropy(logits, y, label_smoothing=0.1))
-        assert torch.allclose(resolve_loss_fn(lambda m, b: F.cross_entropy(m(b[0]), b[1]), model)(model, (x, y)), plain)
+        assert torch.allclose(
+            resolve_loss_fn(lambda m, b: F.cross_entropy(m(b[0]), b[1]), model)(model, (x, y)), plain
+        )
     assert describe_loss(None) == "training_step" and describe_loss(criterion) == "CrossEntropyLoss"
 
 
@@ -113,7 +115,9 @@ def test_the_criterion_form_refuses_dict_batches_clearly():
     model = RegressionModule(dict_batches=True)
     loss = resolve_loss_fn(nn.MSELoss(), model)
     batch = {"features": torch.zeros(4, 4), "target": torch.zeros(4)}
-    with pytest.raises(ValueError, match="`loss_fn` \\(MSELoss\\) fails on an evaluation batch.*\\(x, y, \\.\\.\\.\\)"):
+    with pytest.raises(
+        ValueError, match="`loss_fn` \\(MSELoss\\) fails on an evaluation batch.*\\(x, y, \\.\\.\\.\\)"
+    ):
         check_loss_fn(model, batch, loss)
 
 

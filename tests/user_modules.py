@@ -176,11 +176,17 @@ class SmallCNN(pl.LightningModule):
     """
 
     def __init__(
-        self, lr: float = 0.05, label_smoothing: float = 0.0, freeze_backbone: bool = False, noise: float = 0.0
+        self,
+        lr: float = 0.05,
+        label_smoothing: float = 0.0,
+        freeze_backbone: bool = False,
+        noise: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.backbone = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten())
+        self.backbone = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten()
+        )
         self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(4 * 36, 2))
         self.train_accuracy = torchmetrics.classification.BinaryAccuracy()
         self.training_step_outputs: list[torch.Tensor] = []
@@ -204,6 +210,10 @@ class SmallCNN(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self.training_step_outputs.clear()
 
+    def compute_loss(self, batch) -> torch.Tensor:
+        """The plain cross-entropy, as a method a config can name (``loss_fn: compute_loss``)."""
+        return F.cross_entropy(self(batch[0]), batch[1])
+
     def reference_loss(self, batch, label_smoothing: float | None = None) -> torch.Tensor:
         eps = self.hparams.label_smoothing if label_smoothing is None else label_smoothing
         with torch.no_grad():
@@ -214,7 +224,9 @@ class SmallCNN(pl.LightningModule):
         return ((1 - eps) * nll - eps * log_p.mean(-1)).mean()
 
     def configure_optimizers(self):
-        return torch.optim.SGD([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr, momentum=0.9)
+        return torch.optim.SGD(
+            [p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr, momentum=0.9
+        )
 
 
 class LSTMLanguageModel(pl.LightningModule):
@@ -266,7 +278,9 @@ class _Block(nn.Module):
 class TransformerLanguageModel(pl.LightningModule):
     """A tiny causal Transformer with tied input and output embeddings."""
 
-    def __init__(self, vocab: int = 11, width: int = 8, heads: int = 2, length: int = 8, lr: float = 0.01) -> None:
+    def __init__(
+        self, vocab: int = 11, width: int = 8, heads: int = 2, length: int = 8, lr: float = 0.01
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.embedding = nn.Embedding(vocab, width)
@@ -304,13 +318,15 @@ class ManualOptimization(SmallCNN):
         self.manual_backward(loss)
         optimizer.step()
 
-    def compute_loss(self, batch) -> torch.Tensor:
-        return F.cross_entropy(self(batch[0]), batch[1])
-
 
 def smoothed_cross_entropy(model, batch) -> torch.Tensor:
     """A plain function ``loss_fn(model, batch)``, without a return annotation, for YAML configs."""
     return F.cross_entropy(model(batch[0]), batch[1], label_smoothing=0.1)
+
+
+def dict_mse(model, batch) -> torch.Tensor:
+    """The regression loss of dict batches as a plain function (``--loss_fn user_modules.dict_mse``)."""
+    return F.mse_loss(model(batch["features"])[:, 0], batch["target"])
 
 
 def expected_grid_loss(batches, reference_loss) -> float:

@@ -199,7 +199,9 @@ class EpochMonitor(Callback):
         """The step Lightning logs its epoch-end metrics at; figures and meshes use it too."""
         return logging_step(trainer)
 
-    def log_values(self, trainer: pl.Trainer, pl_module: pl.LightningModule, values: Mapping[str, float]) -> None:
+    def log_values(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, values: Mapping[str, float]
+    ) -> None:
         """Scalars, on every process: through ``pl_module.log`` at epoch end (``callback_metrics``,
         every logger, the epoch-end step), else straight to the loggers at that same step.
 

@@ -92,7 +92,9 @@ class NoiseScaleMonitor(EpochMonitor):
     def effective_batch_size(self, trainer: pl.Trainer) -> int:
         """B: the samples behind one optimizer step, over every process and accumulated batch."""
         loader = self.loader(trainer)
-        return (getattr(loader, "batch_size", None) or 1) * trainer.accumulate_grad_batches * trainer.world_size
+        return (
+            (getattr(loader, "batch_size", None) or 1) * trainer.accumulate_grad_batches * trainer.world_size
+        )
 
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         values = {}

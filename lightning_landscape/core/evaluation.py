@@ -265,8 +265,9 @@ def cache_batches(
             f"`batches` ({type(batches).__name__}) has no length and may never end: give `num_samples`, "
             "the number of samples to read from it."
         )
-    if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
-                                    or num_samples < 1):
+    if num_samples is not None and (
+        isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
+    ):
         raise ValueError(f"`num_samples` must be an integer >= 1 or None, got {num_samples!r}.")
     cached: list[Any] = []
     remaining = num_samples

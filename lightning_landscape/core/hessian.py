@@ -67,7 +67,9 @@ def hessian_context(model: nn.Module) -> Iterator[None]:
         yield
 
 
-def check_loss_fn(model: nn.Module, batch: Any, loss_fn: LossFn | None = None, *, name: str = "loss_fn") -> float:
+def check_loss_fn(
+    model: nn.Module, batch: Any, loss_fn: LossFn | None = None, *, name: str = "loss_fn"
+) -> float:
     """Evaluate the loss once on ``batch`` and refuse what no instrument could use, before any work.
 
     The loss (``loss_fn(model, batch)``, or the default cross-entropy) is computed in eval mode with
@@ -86,7 +88,8 @@ def check_loss_fn(model: nn.Module, batch: Any, loss_fn: LossFn | None = None, *
         >>> net = nn.Linear(3, 2)
         >>> check_loss_fn(net, (torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))) > 0
         True
-        >>> check_loss_fn(net, (torch.randn(4, 3), None), lambda m, b: torch.tensor(1.0))  # doctest: +ELLIPSIS
+        >>> constant = lambda m, b: torch.tensor(1.0)
+        >>> check_loss_fn(net, (torch.randn(4, 3), None), constant)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: `loss_fn` ... does not depend on the model's trainable parameters...
@@ -94,8 +97,10 @@ def check_loss_fn(model: nn.Module, batch: Any, loss_fn: LossFn | None = None, *
     trainable = [p for p in model.parameters() if p.requires_grad]
     with hessian_context(model):
         try:
-            output = mean_batch_loss(model, autograd_batch(batch)) if loss_fn is None else loss_fn(
-                model, autograd_batch(batch)
+            output = (
+                mean_batch_loss(model, autograd_batch(batch))
+                if loss_fn is None
+                else loss_fn(model, autograd_batch(batch))
             )
             loss = loss_output(output)[0]
         except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as exc:

@@ -126,12 +126,17 @@ def test_model_checkpoint_picks_the_flattest_epoch_from_callback_metrics_and_csv
 
     monitor = SharpnessMonitor(measures=["top_eigenvalue"], num_samples=48, eval_batch_size=16)
     checkpoint = ModelCheckpoint(
-        dirpath=str(tmp_path / "ckpt"), monitor="sharpness/top_eigenvalue", mode="min", save_top_k=1,
+        dirpath=str(tmp_path / "ckpt"),
+        monitor="sharpness/top_eigenvalue",
+        mode="min",
+        save_top_k=1,
         filename="{epoch}",
     )
     logger = CSVLogger(str(tmp_path), name="csv")
     trainer, _ = _fit(tmp_path, [monitor, checkpoint], logger=logger, enable_checkpointing=True, max_epochs=4)
-    assert trainer.callback_metrics["sharpness/top_eigenvalue"] == pytest.approx(monitor.last_values["top_eigenvalue"])
+    assert trainer.callback_metrics["sharpness/top_eigenvalue"] == pytest.approx(
+        monitor.last_values["top_eigenvalue"]
+    )
     logger.finalize("success")
     with open(f"{logger.log_dir}/metrics.csv") as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("sharpness/top_eigenvalue")]
@@ -147,7 +152,9 @@ def test_model_checkpoint_picks_the_flattest_epoch_from_callback_metrics_and_csv
 def test_early_stopping_reads_a_monitor_value(tmp_path):
     from lightning.pytorch.callbacks import EarlyStopping
 
-    monitor = SharpnessMonitor(measures=["keskar"], measure_kwargs={"keskar": {"num_steps": 2}}, num_samples=16)
+    monitor = SharpnessMonitor(
+        measures=["keskar"], measure_kwargs={"keskar": {"num_steps": 2}}, num_samples=16
+    )
     stop = EarlyStopping(monitor="sharpness/center_loss", mode="min", stopping_threshold=1e9)
     trainer, _ = _fit(tmp_path, [monitor, stop], max_epochs=5)
     assert trainer.current_epoch == 1 and trainer.should_stop  # stopped after the first epoch

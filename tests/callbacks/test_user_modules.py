@@ -40,35 +40,94 @@ CRITERION = "{class_path: torch.nn.CrossEntropyLoss, init_args: {label_smoothing
 # row: model, data, trainer overrides, loss_fn (YAML flow text or None), volume curvature, reference
 ROWS = {
     "regression_dict_batches": (
-        "user_modules.RegressionModule", {"dict_batches": True},
-        "user_modules.RegressionData", {"dict_batches": True}, {}, None, None,
+        "user_modules.RegressionModule",
+        {"dict_batches": True},
+        "user_modules.RegressionData",
+        {"dict_batches": True},
+        {},
+        None,
+        None,
     ),
     "regression_n_by_1_outputs": (
-        "user_modules.RegressionModule", {}, "user_modules.RegressionData", {}, {}, None, None,
+        "user_modules.RegressionModule",
+        {},
+        "user_modules.RegressionData",
+        {},
+        {},
+        None,
+        None,
     ),
     "cnn_label_smoothing_in_step": (
-        "user_modules.SmallCNN", {"label_smoothing": 0.2}, "user_modules.ImageData", {}, {}, None, "hessian",
+        "user_modules.SmallCNN",
+        {"label_smoothing": 0.2},
+        "user_modules.ImageData",
+        {},
+        {},
+        None,
+        "hessian",
     ),
     "cnn_criterion_from_yaml": (
-        "user_modules.SmallCNN", {}, "user_modules.ImageData", {}, {}, CRITERION, "hessian",
+        "user_modules.SmallCNN",
+        {},
+        "user_modules.ImageData",
+        {},
+        {},
+        CRITERION,
+        "hessian",
     ),
     "frozen_backbone": (
-        "user_modules.SmallCNN", {"freeze_backbone": True}, "user_modules.ImageData", {}, {}, None, "ggn",
+        "user_modules.SmallCNN",
+        {"freeze_backbone": True},
+        "user_modules.ImageData",
+        {},
+        {},
+        None,
+        "ggn",
     ),
     "lstm_language_model_tied": (
-        "user_modules.LSTMLanguageModel", {}, "user_modules.TokenData", {}, {}, None, None,
+        "user_modules.LSTMLanguageModel",
+        {},
+        "user_modules.TokenData",
+        {},
+        {},
+        None,
+        None,
     ),
     "transformer_language_model": (
-        "user_modules.TransformerLanguageModel", {}, "user_modules.TokenData", {}, {}, None, None,
+        "user_modules.TransformerLanguageModel",
+        {},
+        "user_modules.TokenData",
+        {},
+        {},
+        None,
+        None,
     ),
     "preprocessing_in_on_after_batch_transfer": (
-        "user_modules.StandardizingRegression", {}, "user_modules.RegressionData", {"offset": 50.0}, {}, None, None,
+        "user_modules.StandardizingRegression",
+        {},
+        "user_modules.RegressionData",
+        {"offset": 50.0},
+        {},
+        None,
+        None,
     ),
     "iterable_dataset_without_len": (
-        "user_modules.SmallCNN", {}, "user_modules.StreamData", {}, {}, None, None,
+        "user_modules.SmallCNN",
+        {},
+        "user_modules.StreamData",
+        {},
+        {},
+        None,
+        None,
     ),
     "accumulate_grad_batches_2": (
-        "user_modules.SmallCNN", {}, "user_modules.ImageData", {}, {"accumulate_grad_batches": 2}, None, None,
+        "user_modules.SmallCNN",
+        {},
+        "user_modules.ImageData",
+        {},
+        {"accumulate_grad_batches": 2},
+        None,
+        None,
     ),
 }
 
@@ -117,7 +176,9 @@ def run_cli(path: str) -> LightningCLI:
 def reference_batches(row: str):
     """The evaluation subset, built independently: all 64 samples in data-set order."""
     if row.startswith("regression") or row.startswith("preprocessing"):
-        data = RegressionData(dict_batches=row == "regression_dict_batches", offset=50.0 * row.startswith("pre"))
+        data = RegressionData(
+            dict_batches=row == "regression_dict_batches", offset=50.0 * row.startswith("pre")
+        )
         dataset = data.dataset()
         if row == "regression_dict_batches":
             return [{"features": dataset.features, "target": dataset.target}]
@@ -166,3 +227,30 @@ def test_monitors_measure_the_modules_own_loss_and_leave_training_alone(tmp_path
         assert set(values) >= {"volume/log_prior", "volume/log_evidence"}
     for name in ("landscape/center_loss", "sharpness/top_eigenvalue"):  # logged at epoch end
         assert name in cli.trainer.callback_metrics
+
+
+@pytest.mark.parametrize(
+    ("loss_fn", "smoothing"),
+    [
+        ("user_modules.smoothed_cross_entropy", 0.1),  # a function without a return annotation
+        ("compute_loss", 0.0),  # a method of the module
+        ("cross_entropy", 0.0),  # the fused path, with accuracy
+    ],
+)
+def test_loss_fn_forms_from_yaml(tmp_path, loss_fn, smoothing):
+    path = config(tmp_path, "cnn_criterion_from_yaml", watched=False)
+    text = (
+        open(path)
+        .read()
+        .replace(
+            "callbacks: []",
+            "callbacks:\n  - class_path: lightning_landscape.LossLandscapeMonitor\n    init_args: "
+            f"{{dims: 1, num_points: 3, num_samples: 64, progress_bar: false, loss_fn: {loss_fn}}}",
+        )
+    )
+    open(path, "w").write(text)
+    cli = run_cli(path)
+    monitor = cli.trainer.callbacks[0]
+    expected = expected_grid_loss(reference_batches("cnn"), lambda b: cli.model.reference_loss(b, smoothing))
+    assert monitor.last_result.center_loss == pytest.approx(expected, rel=1e-5)
+    assert (monitor.last_result.accuracy is not None) == (loss_fn == "cross_entropy")

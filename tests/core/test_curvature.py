@@ -182,9 +182,7 @@ def test_hutch_plus_plus_has_lower_variance_than_hutchinson_on_a_low_rank_hessia
     plain = [
         hessian_trace(net, [(x, y)], num_probes=30, method="hutchinson", seed=s).estimate for s in range(12)
     ]
-    plus = [
-        hessian_trace(net, [(x, y)], num_probes=30, method="hutch++", seed=s).estimate for s in range(12)
-    ]
+    plus = [hessian_trace(net, [(x, y)], num_probes=30, method="hutch++", seed=s).estimate for s in range(12)]
     assert np.var(plus) < 0.5 * np.var(plain)
     assert abs(np.mean(plus) - exact) < 3 * np.std(plus, ddof=1) / np.sqrt(12) + 1e-9
 
@@ -257,3 +255,35 @@ def test_products_through_eval_batchnorm_match_the_dense_hessian(affine):
     with hessian_context(model):
         dense = HessianOperator(model, [(x[:10], y[:10]), (x[10:], y[10:])]).dense()
     torch.testing.assert_close(dense, expected, rtol=1e-7, atol=1e-10)
+
+
+def test_an_endless_loader_is_read_only_up_to_num_samples():
+    from lightning_landscape import log_evidence, sharpness
+    from lightning_landscape.core.noise import gradient_noise_scale
+
+    model = _model(False)
+    reads = []
+
+    def endless():
+        g = torch.Generator().manual_seed(0)
+        while True:
+            reads.append(1)
+            yield torch.randn(8, 5, generator=g, dtype=torch.float64), torch.randint(0, 3, (8,), generator=g)
+
+    values = hessian_eigenvalues(model, endless(), k=1, num_samples=20)
+    assert values.shape == (1,) and len(reads) == 3  # 8 + 8 + 4 samples, nothing more
+    for call in (
+        lambda b, **k: hessian_eigenvalues(model, b, **k),
+        lambda b, **k: hessian_trace(model, b, num_probes=3, **k),
+        lambda b, **k: hessian_density(model, b, num_probes=1, num_steps=3, **k),
+        lambda b, **k: sharpness(model, b, measure="keskar", num_steps=1, **k),
+        lambda b, **k: log_evidence(model, b, prior_precision=1.0, num_probes=1, num_steps=3, **k),
+        lambda b, **k: gradient_noise_scale(model, b, **k),
+    ):
+        reads.clear()
+        call(endless(), num_samples=12)
+        assert len(reads) == 2
+        with pytest.raises(
+            ValueError, match="`batches` .* has no length and may never end: give `num_samples`"
+        ):
+            call(endless())
