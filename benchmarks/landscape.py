@@ -8,6 +8,12 @@
 ``--model mlp`` times the digits MLP, whose forward pass is so cheap that the figures show each
 tool's per-point overhead rather than the forward cost.
 
+``--loss-forms`` times ours only, with the loss forms of the monitors on the same subset: the fused
+cross-entropy (``loss_fn="cross_entropy"``), the module's own ``training_step`` (the monitors'
+default, every call guarded: ``self.log`` silenced, metric states, attributes and random streams
+put back), and a plain unguarded function ``F.cross_entropy(model(x), y)`` to separate the guards'
+cost from the loss's.
+
 Three timings, interleaved round by round so that machine noise hits all of them alike:
 
 - floor: ``points²`` plain eval-mode forward passes over the same samples (no perturbation, no loss);
@@ -123,6 +129,42 @@ def side_effects(tool, model, x, y, points: int) -> dict[str, object]:
     }
 
 
+def loss_forms(model, x, y, args) -> None:
+    """Median wall time of ours with each loss form, interleaved round by round, and the floor."""
+    from digits import DigitsClassifier
+
+    from lightning_landscape.user_module import resolve_loss_fn
+
+    module = DigitsClassifier(arch=args.model)
+    module.net.load_state_dict(model.state_dict())
+    module.eval()
+    forms = {
+        "floor (points² plain forwards)": lambda: floor(module, x, args.points),
+        "fused cross-entropy (loss_fn='cross_entropy')": lambda: compute_landscape(
+            module, [(x, y)], num_points=args.points
+        ),
+        "module's own training_step (loss_fn=None)": lambda: compute_landscape(
+            module, [(x, y)], num_points=args.points, loss_fn=resolve_loss_fn(None, module)
+        ),
+        "plain function F.cross_entropy(model(x), y), unguarded": lambda: compute_landscape(
+            module, [(x, y)], num_points=args.points, loss_fn=lambda m, b: F.cross_entropy(m(b[0]), b[1])
+        ),
+    }
+    for run in forms.values():  # warm-up round
+        run()
+    times: dict[str, list[float]] = {name: [] for name in forms}
+    for _ in range(args.repeats):
+        for name, run in forms.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    print(f"\n{args.points}x{args.points} grid, digits {args.model}, {len(x)} samples, {args.repeats} rounds\n")
+    print("| loss | median s | min s |")
+    print("|---|---|---|")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} |")
+
+
 def chunk_sweep(model, x, y, args) -> None:
     """Median wall time of ours for each ``points_per_forward`` in ``args.chunks``, 1 and the floor."""
 
@@ -165,6 +207,12 @@ def main() -> None:
         default=None,
         help="instead of the comparison: time ours with these `points_per_forward` values (and 1)",
     )
+    parser.add_argument(
+        "--loss-forms",
+        action="store_true",
+        help="instead of the comparison: time ours with the fused cross-entropy, the module's own "
+        "training_step and a plain loss function",
+    )
     args = parser.parse_args()
     if args.flush_denormal and not torch.set_flush_denormal(True):
         print("this CPU cannot flush denormals; timing without")
@@ -173,6 +221,9 @@ def main() -> None:
     model.eval()
     if args.chunks:
         chunk_sweep(model, x, y, args)
+        return
+    if args.loss_forms:
+        loss_forms(model, x, y, args)
         return
     try:
         import loss_landscapes  # noqa: F401
