@@ -158,7 +158,9 @@ def loss_forms(model, x, y, args) -> None:
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
-    print(f"\n{args.points}x{args.points} grid, digits {args.model}, {len(x)} samples, {args.repeats} rounds\n")
+    print(
+        f"\n{args.points}x{args.points} grid, digits {args.model}, {len(x)} samples, {args.repeats} rounds\n"
+    )
     print("| loss | median s | min s |")
     print("|---|---|---|")
     for name, values in times.items():

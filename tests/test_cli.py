@@ -27,6 +27,12 @@ def digits_run(tmp_path_factory):
     sys.path.insert(0, DIGITS)
     from digits import DigitsClassifier, DigitsDataModule
 
+    config = "model:\n  arch: mlp\ndata:\n  batch_size: 64\n"
+    return _fit_two_epochs(root, DigitsClassifier(arch="mlp"), DigitsDataModule(batch_size=64), config)
+
+
+def _fit_two_epochs(root, model, data, config: str):
+    """2 epochs, a checkpoint per epoch: (root, config path, epoch-0 and epoch-1 checkpoints, model)."""
     seed_everything(0)
     checkpoints = ModelCheckpoint(dirpath=str(root / "ckpt"), save_top_k=-1, filename="{epoch}")
     trainer = Trainer(
@@ -37,11 +43,10 @@ def digits_run(tmp_path_factory):
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    model = DigitsClassifier(arch="mlp")
-    trainer.fit(model, DigitsDataModule(batch_size=64))
-    config = root / "config.yaml"
-    config.write_text("model:\n  arch: mlp\ndata:\n  batch_size: 64\n")
-    return root, str(config), str(root / "ckpt" / "epoch=0.ckpt"), str(root / "ckpt" / "epoch=1.ckpt"), model
+    trainer.fit(model, data)
+    (root / "config.yaml").write_text(config)
+    ckpt = root / "ckpt"
+    return root, str(root / "config.yaml"), str(ckpt / "epoch=0.ckpt"), str(ckpt / "epoch=1.ckpt"), model
 
 
 def test_surface_writes_a_result_equal_to_compute_landscape_and_figures(digits_run, capsys):
@@ -168,24 +173,13 @@ def regression_run(tmp_path_factory):
     from user_modules import RegressionData, RegressionModule
 
     root = tmp_path_factory.mktemp("regression")
-    seed_everything(0)
-    checkpoints = ModelCheckpoint(dirpath=str(root / "ckpt"), save_top_k=-1, filename="{epoch}")
-    trainer = Trainer(
-        default_root_dir=str(root),
-        max_epochs=2,
-        logger=False,
-        callbacks=[checkpoints],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    model = RegressionModule(dict_batches=True)
-    trainer.fit(model, RegressionData(dict_batches=True))
-    config = root / "config.yaml"
-    config.write_text(
+    config = (
         "model:\n  class_path: user_modules.RegressionModule\n  init_args: {dict_batches: true}\n"
         "data:\n  class_path: user_modules.RegressionData\n  init_args: {dict_batches: true}\n"
     )
-    return root, str(config), str(root / "ckpt" / "epoch=0.ckpt"), str(root / "ckpt" / "epoch=1.ckpt"), model
+    return _fit_two_epochs(
+        root, RegressionModule(dict_batches=True), RegressionData(dict_batches=True), config
+    )
 
 
 def _regression_reference(model, batches) -> float:

@@ -205,7 +205,8 @@ class SmallCNN(pl.LightningModule):
         self.train_accuracy(logits.argmax(-1), y)
         self.log("train_acc", self.train_accuracy, on_epoch=True)
         self.training_step_outputs.append(loss.detach())
-        return {"loss": loss, "acc": (logits.argmax(-1) == y).float().mean()}
+        margin = (logits.gather(1, y.unsqueeze(1))[:, 0] - logits.gather(1, 1 - y.unsqueeze(1))[:, 0]).mean()
+        return {"loss": loss, "acc": (logits.argmax(-1) == y).float().mean(), "margin": margin.detach()}
 
     def on_train_epoch_end(self) -> None:
         self.training_step_outputs.clear()

@@ -69,8 +69,9 @@ class DiabetesRegression(pl.LightningModule):
     def __init__(self, hidden: int = 32, lr: float = 0.01, weight_decay: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.net = nn.Sequential(nn.Linear(10, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, 1))
+        self.net = nn.Sequential(
+            nn.Linear(10, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+        )
         self.register_buffer("mean", torch.tensor(self.FEATURE_MEAN))
         self.register_buffer("std", torch.tensor(self.FEATURE_STD))
 
@@ -126,8 +127,15 @@ class ZenData(pl.LightningDataModule):
 class ZenLanguageModel(pl.LightningModule):
     """A causal Transformer over characters; the output layer is the transposed input embedding."""
 
-    def __init__(self, vocab: int = 64, width: int = 32, heads: int = 4, layers: int = 2, length: int = 32,
-                 lr: float = 3e-3) -> None:
+    def __init__(
+        self,
+        vocab: int = 64,
+        width: int = 32,
+        heads: int = 4,
+        layers: int = 2,
+        length: int = 32,
+        lr: float = 3e-3,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.embedding = nn.Embedding(vocab, width)

@@ -215,7 +215,7 @@ class EpochMonitor(Callback):
                     on_step=False,
                     on_epoch=True,
                     logger=bool(trainer.loggers),
-                    sync_dist=False,
+                    sync_dist=trainer.world_size > 1,  # equal on every process: the mean is the value
                     batch_size=1,
                 )
         elif trainer.is_global_zero:

@@ -17,7 +17,7 @@ from ..core.evidence import log_evidence
 from ..core.hessian import check_loss_fn
 from ..core.params import observing, preserve_rng_state
 from ..core.volume import binary_scores, function_volume
-from ..user_module import LossSpec
+from ..user_module import LossSpec, batch_transfer
 from ._base import EpochMonitor
 
 __all__ = ["VolumeMonitor"]
@@ -205,6 +205,7 @@ class VolumeMonitor(EpochMonitor):
                 self.num_inputs,
                 self.seed,
                 pl_module.device,
+                transfer=batch_transfer(pl_module, pl_module.device, trainer.datamodule),
             )
             if not all(isinstance(b, (list, tuple)) and isinstance(b[0], torch.Tensor) for b in batches):
                 raise ValueError(

@@ -218,6 +218,14 @@ def test_monitors_measure_the_modules_own_loss_and_leave_training_alone(tmp_path
     assert noise["noise_scale/b_simple"] > 0
     if "SmallCNN" in ROWS[row][0] and smoothing is None:  # the step's dict's "acc" is the accuracy
         assert landscape.accuracy is not None and 0.0 <= landscape.center_accuracy <= 1.0
+        # the dict's other scalars are logged beside the centre loss
+        x, y = reference_batches(row)[0]
+        with torch.no_grad():
+            logits = watched.eval()(x)
+        margin = (logits.gather(1, y.unsqueeze(1)) - logits.gather(1, 1 - y.unsqueeze(1))).mean()
+        assert float(cli.trainer.callback_metrics["landscape/center_margin"]) == pytest.approx(
+            float(margin), rel=1e-4
+        )
     if row == "accumulate_grad_batches_2":  # B = 16 per batch × 2 accumulated, N = 64, momentum 0.9
         assert noise["noise_scale/g/group_0"] == pytest.approx(0.05 * (64 / 32 - 1) / (1 - 0.9))
     if row == "iterable_dataset_without_len":  # N counted over the first epoch
@@ -254,3 +262,23 @@ def test_loss_fn_forms_from_yaml(tmp_path, loss_fn, smoothing):
     expected = expected_grid_loss(reference_batches("cnn"), lambda b: cli.model.reference_loss(b, smoothing))
     assert monitor.last_result.center_loss == pytest.approx(expected, rel=1e-5)
     assert (monitor.last_result.accuracy is not None) == (loss_fn == "cross_entropy")
+
+
+def test_the_subset_can_come_from_the_validation_loader(tmp_path):
+    from lightning.pytorch import Trainer
+    from problems import trainer_kwargs
+    from user_modules import SmallCNN
+
+    from lightning_landscape import LossLandscapeMonitor
+
+    class Validated(SmallCNN):
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", self.compute_loss(batch))
+
+    monitor = LossLandscapeMonitor(dims=1, num_points=3, num_samples=64, data="val", progress_bar=False)
+    trainer = Trainer(callbacks=[monitor], **trainer_kwargs(tmp_path, max_epochs=1, num_sanity_val_steps=0))
+    model = Validated()
+    trainer.fit(model, datamodule=ImageData(with_val=True))
+    x, y = ImageData.tensors(seed=2, n=32)  # the validation set, all 32 samples
+    assert monitor.last_result.num_samples == 32
+    assert monitor.last_result.center_loss == pytest.approx(float(model.reference_loss((x, y))), rel=1e-5)

@@ -57,8 +57,11 @@ def test_regression_with_dict_batches_is_measured_on_its_own_loss(tmp_path):
     with torch.no_grad():
         expected = float(((module.net(x)[:, 0].double() - y.double()) ** 2).mean())
     monitors = _monitors(cli)
-    assert monitors[("LossLandscapeMonitor", "landscape")].last_result.center_loss == pytest.approx(expected, rel=1e-5)
-    assert monitors[("SharpnessMonitor", "sharpness")].last_values["center_loss"] == pytest.approx(expected, rel=1e-5)
+    landscape = monitors[("LossLandscapeMonitor", "landscape")].last_result
+    assert landscape.center_loss == pytest.approx(expected, rel=1e-5)
+    assert monitors[("SharpnessMonitor", "sharpness")].last_values["center_loss"] == pytest.approx(
+        expected, rel=1e-5
+    )
     trajectory = monitors[("TrajectoryMonitor", "trajectory")].last_result
     assert float(trajectory.snapshot_loss[-1]) == pytest.approx(expected, rel=1e-5)
     assert cli.trainer.callback_metrics["sharpness/top_eigenvalue"] > 0
@@ -76,9 +79,11 @@ def test_transformer_language_model_is_measured_on_its_own_loss(tmp_path):
     expected = float(-logits.log_softmax(-1).gather(-1, data.windows[:, 1:].unsqueeze(-1)).mean())
     monitors = _monitors(cli)
     for tag in ("landscape", "landscape_1d"):
-        assert monitors[("LossLandscapeMonitor", tag)].last_result.center_loss == pytest.approx(expected, rel=1e-5)
+        center = monitors[("LossLandscapeMonitor", tag)].last_result.center_loss
+        assert center == pytest.approx(expected, rel=1e-5)
     assert isinstance(monitors[("SharpnessMonitor", "sharpness")], SharpnessMonitor)
     values = monitors[("SharpnessMonitor", "sharpness")].last_values
     assert values["top_eigenvalue"] > 0 and values["trace"] > 0
     assert isinstance(monitors[("TrajectoryMonitor", "trajectory")], TrajectoryMonitor)
-    assert all(isinstance(m, LossLandscapeMonitor) for k, m in monitors.items() if k[0] == "LossLandscapeMonitor")
+    landscapes = [m for k, m in monitors.items() if k[0] == "LossLandscapeMonitor"]
+    assert len(landscapes) == 2 and all(isinstance(m, LossLandscapeMonitor) for m in landscapes)
