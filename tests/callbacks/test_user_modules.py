@@ -118,7 +118,7 @@ ROWS = {
         {},
         {},
         None,
-        None,
+        "ggn",
     ),
     "accumulate_grad_batches_2": (
         "user_modules.SmallCNN",
@@ -127,7 +127,7 @@ ROWS = {
         {},
         {"accumulate_grad_batches": 2},
         None,
-        None,
+        "ggn",
     ),
 }
 
