@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
-import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -49,6 +48,7 @@ __all__ = [
     "LossSpec",
     "batch_transfer",
     "check_loss_spec",
+    "criterion_of",
     "describe_loss",
     "quiet_call",
     "resolve_loss_fn",
@@ -338,11 +338,3 @@ def batch_transfer(
             return after(batch, dataloader_idx)
 
     return transfer
-
-
-def signature_names(function: Callable[..., Any]) -> list[str]:
-    """The parameter names of ``function`` (empty when it has no inspectable signature)."""
-    try:
-        return list(inspect.signature(function).parameters)
-    except (TypeError, ValueError):
-        return []

@@ -18,7 +18,7 @@ from ..core.results import save_arrays
 from ..core.sharpness import MEASURES, sharpness
 from ..plotting.curvature import plot_basin_radii, plot_eigenvalue_ratio_map, plot_hessian_density
 from ..reporting import output_dir
-from ..user_module import LossSpec
+from ..user_module import CROSS_ENTROPY, LossSpec
 from ._base import EpochMonitor
 
 __all__ = ["SharpnessMonitor"]
@@ -137,7 +137,7 @@ class SharpnessMonitor(EpochMonitor):
             )
         self.measures = tuple(dict.fromkeys(measures))
         self.measure_kwargs = _checked_kwargs(measure_kwargs or {}, self.measures)
-        if self.measure_kwargs.get("trace", {}).get("method") == "exact_ggn" and loss_fn != "cross_entropy":
+        if self.measure_kwargs.get("trace", {}).get("method") == "exact_ggn" and loss_fn != CROSS_ENTROPY:
             raise ValueError(
                 "`measure_kwargs['trace']['method']` 'exact_ggn' is the Gauss-Newton trace of the fused "
                 f"cross-entropy: it needs `loss_fn='cross_entropy'`, got `loss_fn={loss_fn!r}`."

@@ -17,7 +17,7 @@ from ..core.evidence import log_evidence
 from ..core.hessian import check_loss_fn
 from ..core.params import observing, preserve_rng_state
 from ..core.volume import binary_scores, function_volume
-from ..user_module import LossSpec, batch_transfer
+from ..user_module import CROSS_ENTROPY, LossSpec, batch_transfer
 from ._base import EpochMonitor
 
 __all__ = ["VolumeMonitor"]
@@ -122,7 +122,7 @@ class VolumeMonitor(EpochMonitor):
         self.prior_precision = check_positive_float("prior_precision", prior_precision)
         self.evidence_method = check_choice("evidence_method", evidence_method, ("slq", "exact"))
         self.curvature = check_choice("curvature", curvature, ("hessian", "ggn"))
-        if curvature == "ggn" and loss_fn not in (None, "cross_entropy"):
+        if curvature == "ggn" and loss_fn not in (None, CROSS_ENTROPY):
             raise ValueError(
                 "`curvature='ggn'` is the Gauss-Newton matrix of the cross-entropy: pass "
                 f"`loss_fn='cross_entropy'` (or None) or use curvature='hessian'; got `loss_fn={loss_fn!r}`."
