@@ -40,7 +40,7 @@ def dense_reference(arch: str, model, x, y) -> tuple[float, float]:
     checksum = float(sum(p.double().sum() for p in model.parameters()))
     path = os.path.join(CACHE, f"dense_{arch}.pt")
     if os.path.exists(path):
-        cached = torch.load(path)
+        cached = torch.load(path, weights_only=True)
         if abs(cached["checksum"] - checksum) < 1e-9:
             return cached["top"], cached["trace"]
     start = time.perf_counter()

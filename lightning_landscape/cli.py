@@ -98,9 +98,29 @@ def load_model_and_data(
     return model.to(_device(device)).eval(), data
 
 
-def _state_dict(ckpt_path: str) -> dict[str, torch.Tensor]:
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    return checkpoint["state_dict"] if "state_dict" in checkpoint else checkpoint
+def _state_dict(ckpt_path: str, name: str = "ckpt_path") -> dict[str, torch.Tensor]:
+    """The weights of a Lightning checkpoint or a plain state dict, read without running its code.
+
+    ``torch.load(weights_only=True)`` unpickles tensors and plain containers only; a file that needs
+    more (an object whose unpickling would call arbitrary functions) is refused.
+    """
+    import pickle
+
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
+        raise ValueError(
+            f"`{name}` {ckpt_path!r} cannot be read as tensors and plain containers only "
+            "(torch.load(weights_only=True) refused it): it holds other objects, whose unpickling could "
+            "run code. Only the weights are needed: save them with torch.save(model.state_dict(), path) "
+            f"or re-save the checkpoint without custom objects. ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(
+            f"`{name}` {ckpt_path!r} is neither a Lightning checkpoint nor a state dict (name → tensor)."
+        )
+    return state
 
 
 def _device(device: str) -> torch.device:
@@ -254,8 +274,8 @@ def interpolate(
     with progress_reporter(True, num_points, "interpolation") as on_point:
         result = interpolate_states(
             model,
-            _state_dict(start),
-            _state_dict(end),
+            _state_dict(start, "start"),
+            _state_dict(end, "end"),
             batches,
             num_points=num_points,
             alpha_range=alpha_range,

@@ -244,3 +244,46 @@ def test_a_loss_that_does_not_fit_the_batches_is_refused_naming_loss_fn(regressi
             + ["--measures", "[top_eigenvalue]", "--num_samples", "16", "--device", "cpu"]
             + ["--loss_fn", "torch.nn.MSELoss"]
         )
+
+
+# ---------------------------------------------------------------- no code from files
+class _Payload:
+    """Unpickling it creates a file: what a malicious checkpoint would do with a shell command."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("command", ["surface", "sharpness", "interpolate_start", "interpolate_end"])
+def test_a_checkpoint_carrying_a_pickle_payload_is_refused_by_every_command(
+    regression_run, tmp_path, command
+):
+    root, config, first, last, _ = regression_run
+    marker = tmp_path / "payload-ran"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    checkpoint["hyper_parameters"]["trap"] = _Payload(str(marker))
+    crafted = str(tmp_path / "crafted.ckpt")
+    torch.save(checkpoint, crafted)
+    common = [
+        "--model_config",
+        config,
+        "--num_samples",
+        "16",
+        "--device",
+        "cpu",
+        "--output_dir",
+        str(tmp_path / "o"),
+    ]
+    args = {
+        "surface": ["surface", "--ckpt_path", crafted, "--num_points", "3"],
+        "sharpness": ["sharpness", "--ckpt_path", crafted, "--measures", "[top_eigenvalue]"],
+        "interpolate_start": ["interpolate", "--start", crafted, "--end", last, "--num_points", "3"],
+        "interpolate_end": ["interpolate", "--start", first, "--end", crafted, "--num_points", "3"],
+    }[command]
+    name = {"interpolate_start": "start", "interpolate_end": "end"}.get(command, "ckpt_path")
+    with pytest.raises(ValueError, match=f"`{name}` .* cannot be read as tensors and plain containers only"):
+        main([*args, *common])
+    assert not marker.exists()  # the payload never ran

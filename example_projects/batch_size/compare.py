@@ -60,7 +60,7 @@ def main() -> None:
     test = DataLoader(data.test_set, batch_size=600)
 
     checkpoints = {
-        run: torch.load(_newest(f"{args.log_dir}/{run}/checkpoints/*.ckpt"), weights_only=False)
+        run: torch.load(_newest(f"{args.log_dir}/{run}/checkpoints/*.ckpt"), weights_only=True)
         for run in RUNS
     }
     rows = [

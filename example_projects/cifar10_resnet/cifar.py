@@ -30,6 +30,26 @@ MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: a crafted file cannot run code."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("_codecs", "encode"),  # how protocol 2 stores bytes
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refusing {module}.{name} in a CIFAR-10 batch file: only numpy arrays and plain "
+                "containers are expected (a file holding other objects could run code when read)."
+            )
+        return super().find_class(module, name)
+
+
 def read_cifar10(root: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)`` from the CIFAR-10 python batches."""
     folder = os.path.join(os.path.expanduser(root), FOLDER)
@@ -45,7 +65,7 @@ def read_cifar10(root: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     images, labels = [], []
     for name in names:
         with open(os.path.join(folder, name), "rb") as fh:
-            entry = pickle.load(fh, encoding="latin1")  # the official files are python pickles
+            entry = _ArraysOnly(fh, encoding="latin1").load()  # the official files are python pickles
         images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
     return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)

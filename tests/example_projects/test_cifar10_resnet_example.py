@@ -119,3 +119,20 @@ def test_lightning_cli_run_on_fake_cifar(tmp_path):
     assert monitors[LossLandscapeMonitor].last_result.num_samples == 16
     assert monitors[TrajectoryMonitor].snapshots.epochs == [0, 1, 2]
     assert os.path.isdir(os.path.join(cli.trainer.logger.log_dir, "trajectory"))
+
+
+def test_a_crafted_batch_file_cannot_run_code(tmp_path):
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "payload-ran"), "w"))
+
+    root = write_fake_cifar10(tmp_path)
+    target = next(root.rglob("data_batch_1"))
+    with open(target, "wb") as fh:
+        pickle.dump({"data": Payload(), "labels": [0]}, fh, protocol=2)
+    cifar = _load("cifar")
+    with pytest.raises(pickle.UnpicklingError, match="refusing .*open in a CIFAR-10 batch file"):
+        cifar.read_cifar10(str(tmp_path), train=True)
+    assert not (tmp_path / "payload-ran").exists()
