@@ -29,6 +29,7 @@ share, and figures and files are made on global rank zero only.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -205,8 +206,14 @@ class EpochMonitor(Callback):
         """Scalars, on every process: through ``pl_module.log`` at epoch end (``callback_metrics``,
         every logger, the epoch-end step), else straight to the loggers at that same step.
 
-        Every process must call it with the same names (values agree: they are reduced).
+        Every process must call it with the same names (values agree: they are reduced). Adds
+        ``{tag}/num_nonfinite``, the number of NaN/inf values among them (a diverged model's values
+        are recorded, never raised), unless the monitor counts something more specific under it.
         """
+        values = dict(values)
+        values.setdefault(
+            f"{self.tag}/num_nonfinite", float(sum(not math.isfinite(v) for v in values.values()))
+        )
         if self._hook == "epoch_end":
             for name, value in values.items():
                 pl_module.log(

@@ -34,7 +34,7 @@ from .._checks import check_choice, check_int, check_positive_float
 from .distributed import guarded_sum
 from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, module_device
 from .hessian import GGNOperator, HessianOperator, hessian_context
-from .spectrum import slq_nodes
+from .spectrum import finite_eigh, slq_nodes
 
 __all__ = ["EvidenceResult", "log_evidence"]
 
@@ -168,7 +168,7 @@ def log_evidence(
         if method == "exact":
             eye = torch.eye(op.dim, device=op.device, dtype=op.dtype)
             dense = torch.stack([matvec(eye[i]) for i in range(op.dim)], dim=1).double()
-            eigenvalues = torch.linalg.eigvalsh(0.5 * (dense + dense.T))
+            eigenvalues = finite_eigh(0.5 * (dense + dense.T), "exact log-determinant")[0]
             nonpositive = int((eigenvalues <= 0).sum())
             log_det = float(_safe_log(eigenvalues).sum()) if nonpositive == 0 else float("nan")
             log_det_stderr = 0.0

@@ -39,7 +39,7 @@ from .evaluation import LossFn, batch_weights, cache_batches, mean_batch_loss, m
 from .hessian import HessianOperator, autograd_batch, hessian_context
 from .normalization import normalize_directions
 from .params import perturbable_parameters
-from .spectrum import lanczos_eigenpairs
+from .spectrum import lanczos_eigenpairs, warn_nonfinite
 
 __all__ = ["MEASURES", "SharpnessResult", "sharpness"]
 
@@ -363,6 +363,11 @@ def sharpness(
             return SharpnessResult(measure, value, obj.loss(), details=details)
         obj = _Objective(model, cached, loss_fn, names)
         center = obj.loss()
+        unmeasurable = measure == "basin_volume" and threshold is None and not center < center + 1.0
+        if not math.isfinite(center) or unmeasurable:  # diverged weights: nothing to measure around
+            warn_nonfinite(f"sharpness {measure!r}")
+            stderr = math.nan if measure == "average" else None
+            return SharpnessResult(measure, math.nan, center, stderr=stderr, details={"diverged": True})
         if measure == "keskar":
             value, details = _keskar(
                 obj, center, epsilon=epsilon, num_steps=num_steps, step_size=step_size, seed=seed

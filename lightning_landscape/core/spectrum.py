@@ -16,6 +16,7 @@ All randomness comes from a private ``torch.Generator(seed)``. Vectors live on `
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,10 +170,10 @@ def lanczos_eigenpairs(
         last = invariant or steps == steps_cap
         if not last and (steps < max(wanted_count, min_iter) or steps % check_every):
             continue
-        ritz, vectors = torch.linalg.eigh(_tridiagonal(alphas, betas))
+        ritz, vectors = finite_eigh(_tridiagonal(alphas, betas), "Lanczos")
         idx = _wanted(torch.arange(steps), min(k, steps), which)
         residuals = (beta * vectors[-1, idx]).abs()
-        converged = bool((residuals <= tol * ritz[idx].abs().clamp_min(1e-30)).all())
+        converged = bool((residuals <= tol * ritz[idx].abs().clamp_min(1e-30)).all())  # False if NaN
         if converged or last:
             break
     eigenvectors = None
@@ -185,6 +186,36 @@ def lanczos_eigenpairs(
         num_steps=steps,
         converged=converged,
     )
+
+
+def warn_nonfinite(what: str, stacklevel: int = 3) -> None:
+    """The one warning for a computation that met NaN/inf (diverged weights or loss) and returns NaN."""
+    warnings.warn(
+        f"{what}: non-finite values (diverged weights or loss?); the result is NaN.",
+        RuntimeWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def finite_eigh(matrix: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.linalg.eigh`` of a symmetric matrix; NaN eigenpairs and a warning when it is not finite.
+
+    LAPACK fails on NaN/inf input with a linear-algebra error; a diverged model must give NaN
+    results instead (its monitors record them and training goes on).
+
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     values, _ = finite_eigh(torch.tensor([[1.0, float("nan")], [float("nan"), 1.0]]), "test")
+    >>> values
+    tensor([nan, nan])
+    """
+    if bool(torch.isfinite(matrix).all()):
+        return torch.linalg.eigh(matrix)
+    warn_nonfinite(what)
+    n = matrix.shape[-1]
+    nan = torch.full(matrix.shape[:-1], math.nan, dtype=matrix.dtype, device=matrix.device)
+    return nan, torch.full((*matrix.shape[:-2], n, n), math.nan, dtype=matrix.dtype, device=matrix.device)
 
 
 def _tridiagonal(alphas: list[float], betas: list[float]) -> torch.Tensor:
@@ -218,7 +249,8 @@ def _lanczos_process(matvec: MatVec, start: torch.Tensor, max_steps: int):
             w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
         beta = float(torch.linalg.vector_norm(w.double()))
         alphas.append(alpha)
-        invariant = beta <= 1e-10 * max(abs(a) for a in alphas) or beta == 0.0
+        diverged = not (math.isfinite(alpha) and math.isfinite(beta))  # NaN products: stop, result NaN
+        invariant = diverged or beta <= 1e-10 * max(abs(a) for a in alphas) or beta == 0.0
         yield alphas, betas, beta, basis[: j + 1], invariant
         if invariant:
             return
@@ -277,6 +309,9 @@ def hutch_plus_plus_trace(
     third = num_matvecs // 3
     generator = _generator(seed, device)
     sketch = torch.stack([matvec(rademacher((dim,), generator, device, dtype)) for _ in range(third)], dim=1)
+    if not bool(torch.isfinite(sketch).all()):
+        warn_nonfinite("Hutch++ trace")
+        return TraceEstimate(math.nan, math.nan, third, "hutch++")
     q, _ = torch.linalg.qr(sketch.double())
     q = q.to(dtype)
     top = sum(float(torch.dot(q[:, i].double(), matvec(q[:, i]).double())) for i in range(q.shape[1]))
@@ -336,7 +371,7 @@ def slq_nodes(
     for p in range(num_probes):
         start = rademacher((dim,), generator, device, dtype)
         alphas, betas, *_ = deque(_lanczos_process(matvec, start, steps), maxlen=1)[0]  # run to the end
-        theta, u = torch.linalg.eigh(_tridiagonal(alphas, betas))
+        theta, u = finite_eigh(_tridiagonal(alphas, betas), "stochastic Lanczos quadrature")
         nodes[p, : len(alphas)] = theta
         weights[p, : len(alphas)] = u[0] ** 2
     return SLQNodes(nodes=nodes, weights=weights, dim=dim)

@@ -21,6 +21,7 @@ from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_dev
 from .landscape import evaluate_points, grid_coordinates, linear_combination_writer, scan_grid
 from .params import observing, perturbable_parameters
 from .results import LandscapeResult, library_versions, load_arrays, save_arrays
+from .spectrum import finite_eigh
 
 __all__ = [
     "PCAResult",
@@ -209,7 +210,7 @@ def pca_directions(
         centred_gram = h @ gram @ h
     else:
         centred_gram = gram
-    eigenvalues, eigenvectors = torch.linalg.eigh(centred_gram)
+    eigenvalues, eigenvectors = finite_eigh(centred_gram, "trajectory PCA")
     order = torch.argsort(eigenvalues, descending=True)[:k]
     variances = eigenvalues[order].clamp_min(0.0)
     u = eigenvectors[:, order]

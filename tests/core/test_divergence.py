@@ -1,0 +1,55 @@
+"""Diverged weights give NaN results with a warning, never a linear-algebra error from inside."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from problems import mlp, vector_batches
+
+from lightning_landscape import (
+    hessian_density,
+    hessian_eigenvalues,
+    hessian_trace,
+    log_evidence,
+    pca_directions,
+    sharpness,
+)
+
+
+def _diverged():
+    model = mlp()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1e30)
+    return model
+
+
+CALLS = {
+    "top_eigenvalue": lambda m, b: float(hessian_eigenvalues(m, b, k=1)[0]),
+    "both_ends": lambda m, b: float(hessian_eigenvalues(m, b, k=1, which="both")[1]),
+    "hutch++": lambda m, b: hessian_trace(m, b, method="hutch++", num_probes=6).estimate,
+    "density": lambda m, b: float(hessian_density(m, b, num_probes=1, num_steps=4).quadrature.nodes.sum()),
+    "evidence_exact": lambda m, b: log_evidence(m, b, prior_precision=1.0, method="exact").log_evidence,
+    "evidence_slq": lambda m, b: (
+        log_evidence(m, b, prior_precision=1.0, num_probes=1, num_steps=4).log_evidence
+    ),
+    "basin_volume": lambda m, b: sharpness(m, b, measure="basin_volume", num_directions=2, num_scan=3).value,
+    "keskar": lambda m, b: sharpness(m, b, measure="keskar", num_steps=2).value,
+}
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_diverged_weights_give_nan_with_a_warning(name):
+    with pytest.warns(RuntimeWarning, match="non-finite values"):
+        value = CALLS[name](_diverged(), vector_batches())
+    assert math.isnan(value)
+
+
+def test_pca_of_a_diverged_trajectory_is_nan_with_a_warning():
+    final = {"w": torch.zeros(3, 4)}
+    snapshots = [{"w": torch.randn(3, 4)}, {"w": torch.full((3, 4), float("inf"))}, {"w": torch.randn(3, 4)}]
+    with pytest.warns(RuntimeWarning, match="trajectory PCA: non-finite values"):
+        result = pca_directions(snapshots, final, k=2)
+    assert torch.isnan(result.coords).all()
