@@ -81,3 +81,17 @@ def test_public_function_leaves_model_and_random_streams_untouched(name):
     CALLS[name](model, batches)
     assert_same_state(before, model)
     assert GlobalRNG.capture().equals(rng)
+
+
+@pytest.mark.parametrize("name", sorted(set(CALLS) - {"function_volume"}))
+def test_reading_a_shuffling_loader_leaves_the_random_streams_untouched(name):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = bn_cnn()
+    x = torch.cat([b[0] for b in image_batches()])
+    y = torch.cat([b[1] for b in image_batches()])
+    loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True)  # draws from the global stream
+    torch.manual_seed(3)
+    rng = GlobalRNG.capture()
+    CALLS[name](model, loader)
+    assert GlobalRNG.capture().equals(rng)

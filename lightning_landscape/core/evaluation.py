@@ -250,7 +250,7 @@ def cache_batches(
     """Materialize ``batches`` on ``device``, keeping the first ``num_samples`` samples.
 
     The returned list is the fixed evaluation subset: iterate it as often as needed without
-    touching the data loader (or its random streams) again. ``num_samples=None`` keeps every batch
+    touching the data loader again; reading it leaves every global random stream where it was. ``num_samples=None`` keeps every batch
     of a finite collection (one with ``len``: a list, a loader over a map-style data set); an
     iterable without ``len`` (a generator, an ``IterableDataset``'s loader, possibly endless) needs
     ``num_samples``, and no more than that is ever read from it. ``transfer(batch)``, when given,
@@ -271,18 +271,19 @@ def cache_batches(
         raise ValueError(f"`num_samples` must be an integer >= 1 or None, got {num_samples!r}.")
     cached: list[Any] = []
     remaining = num_samples
-    for batch in batches:
-        if remaining is not None and remaining <= 0:
-            break
-        size = batch_size(batch)
-        if remaining is not None and size > remaining:
-            batch = slice_batch(batch, 0, remaining)
-            size = remaining
-        cached.append(move_to_device(batch, device) if transfer is None else transfer(batch))
-        if remaining is not None:
-            remaining -= size
-            if remaining <= 0:
+    with preserve_rng_state():  # a shuffling loader draws from the global stream: put it back
+        for batch in batches:
+            if remaining is not None and remaining <= 0:
                 break
+            size = batch_size(batch)
+            if remaining is not None and size > remaining:
+                batch = slice_batch(batch, 0, remaining)
+                size = remaining
+            cached.append(move_to_device(batch, device) if transfer is None else transfer(batch))
+            if remaining is not None:
+                remaining -= size
+                if remaining <= 0:
+                    break
     if not cached:
         raise ValueError("`batches` is empty: the landscape needs at least one batch of data.")
     return cached
