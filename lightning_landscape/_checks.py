@@ -36,6 +36,44 @@ def check_int(name: str, value: Any, *, minimum: int) -> int:
     return value
 
 
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(name: str, value: Any) -> int:
+    """Return ``value`` if it is an ``int`` a ``torch.Generator`` takes (``0 <= seed < 2**63``).
+
+    >>> check_seed("seed", 2**64)
+    Traceback (most recent call last):
+    ...
+    ValueError: `seed` must be an integer in [0, 2**63 - 1], got 18446744073709551616.
+    """
+    if not _is_int(value):
+        allowed = "an integer in [0, 2**63 - 1]"
+        raise TypeError(f"`{name}` must be {allowed}, got {value!r} ({type(value).__name__}).")
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"`{name}` must be an integer in [0, 2**63 - 1], got {value!r}.")
+    return value
+
+
+def check_names(name: str, value: Any) -> list[str] | None:
+    """Return ``value`` as a list if it is ``None`` or a non-empty list of distinct strings.
+
+    >>> check_names("names", ["a", "a"])
+    Traceback (most recent call last):
+    ...
+    ValueError: `names` must be None or a non-empty list of distinct parameter names, got ['a', 'a'].
+    """
+    if value is None:
+        return None
+    message = f"`{name}` must be None or a non-empty list of distinct parameter names, got {value!r}."
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(message)
+    names = list(value)
+    if not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise ValueError(message)
+    return names
+
+
 def check_optional_int(name: str, value: Any, *, minimum: int) -> int | None:
     """Like :func:`check_int`, but ``None`` is allowed and returned as is."""
     return None if value is None else check_int(name, value, minimum=minimum)
@@ -64,10 +102,21 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
-def check_positive_float(name: str, value: Any) -> float:
-    """Return ``float(value)`` if it is a finite number > 0."""
+def check_positive_float(name: str, value: Any, *, maximum: float | None = None) -> float:
+    """Return ``float(value)`` if it is a finite number > 0 (and ``<= maximum``).
+
+    >>> check_positive_float("tol", 10**400)
+    Traceback (most recent call last):
+    ...
+    ValueError: `tol` must be a finite number > 0, got a 401-digit integer.
+    """
+    allowed = "a finite number > 0" + ("" if maximum is None else f" and <= {maximum:g}")
+    if _is_int(value) and abs(value) > 1e300:  # float() of it overflows
+        raise ValueError(f"`{name}` must be {allowed}, got a {len(str(abs(value)))}-digit integer.")
     if not _is_real(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
+        raise ValueError(f"`{name}` must be {allowed}, got {value!r}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"`{name}` must be {allowed}, got {value!r}.")
     return float(value)
 
 
@@ -76,18 +125,21 @@ def check_span(name: str, value: Any) -> tuple[float, float]:
 
     >>> check_span("span", [-1, 1])
     (-1.0, 1.0)
-    >>> check_span("span", (1, -1))
+    >>> check_span("span", (1, -1))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: `span` must be a pair (low, high) of finite numbers with low < high, got (1, -1).
+    ValueError: `span` must be a pair (low, high) of finite numbers with low < high and ..., got (1, -1).
     """
-    message = f"`{name}` must be a pair (low, high) of finite numbers with low < high, got {value!r}."
+    message = (
+        f"`{name}` must be a pair (low, high) of finite numbers with low < high and a finite "
+        f"high - low, got {value!r}."
+    )
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise TypeError(message)
     pair = tuple(value)
     if len(pair) != 2 or not all(_is_real(v) and math.isfinite(v) for v in pair):
         raise ValueError(message)
-    if not pair[0] < pair[1]:
+    if not pair[0] < pair[1] or not math.isfinite(float(pair[1]) - float(pair[0])):
         raise ValueError(message)
     return float(pair[0]), float(pair[1])
 
@@ -100,13 +152,21 @@ def check_callable(name: str, value: Any) -> Any:
 
 
 def check_tag(name: str, value: Any) -> str:
-    r"""Return ``value`` if it can prefix logger tags and file names (no slashes or spaces).
+    r"""Return ``value`` if it can prefix logger tags and file names: 1 to 100 printable characters,
+    no slashes or spaces.
 
     >>> check_tag("tag", "a/b")
     Traceback (most recent call last):
     ...
-    ValueError: `tag` must be a non-empty string without '/', '\' or spaces, got 'a/b'.
+    ValueError: `tag` must be 1 to 100 printable characters without '/', '\' or spaces, got 'a/b'.
     """
-    if not isinstance(value, str) or not value or any(c in value for c in "/\\ "):
-        raise ValueError(f"`{name}` must be a non-empty string without '/', '\\' or spaces, got {value!r}.")
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= 100
+        or not value.isprintable()
+        or any(c in value for c in "/\\ ")
+    ):
+        raise ValueError(
+            f"`{name}` must be 1 to 100 printable characters without '/', '\\' or spaces, got {value!r}."
+        )
     return value

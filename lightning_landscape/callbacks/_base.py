@@ -40,7 +40,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
-from .._checks import check_bool, check_choice, check_int, check_tag
+from .._checks import check_bool, check_choice, check_int, check_seed, check_tag
 from ..core.distributed import guarded_sum, sharded
 from ..core.evaluation import LossFn, evaluation_subset
 from ..core.hessian import check_loss_fn
@@ -90,7 +90,7 @@ class EpochMonitor(Callback):
         self.at_train_end = check_bool("at_train_end", at_train_end)
         self.num_samples = check_int("num_samples", num_samples, minimum=1)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, minimum=1)
-        self.seed = check_int("seed", seed, minimum=0)
+        self.seed = check_seed("seed", seed)
         self.loss_fn = check_loss_spec("loss_fn", loss_fn)
         self.data = check_choice("data", data, ("train", "val"))
         self.log_scale = check_bool("log_scale", log_scale)

@@ -135,7 +135,7 @@ class LossLandscapeMonitor(EpochMonitor):
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
         self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
         self.points_per_forward = check_points_per_forward(points_per_forward)
-        self.memory_budget_mb = check_positive_float("memory_budget_mb", memory_budget_mb)
+        self.memory_budget_mb = check_positive_float("memory_budget_mb", memory_budget_mb, maximum=2.0**30)
         self.autocast = check_choice("autocast", autocast, (None, "bf16", "fp16"))
         self.compile = check_bool("compile", compile)
         self.last_result: LandscapeResult | None = None

@@ -12,10 +12,17 @@ import lightning.pytorch as pl
 import numpy as np
 
 from .._checks import check_bool, check_int
-from ..core.curvature import eigenvalue_ratio_map, hessian_density, hessian_eigenvalues, hessian_trace
+from ..core.curvature import (
+    check_eigenvalue_options,
+    check_trace_options,
+    eigenvalue_ratio_map,
+    hessian_density,
+    hessian_eigenvalues,
+    hessian_trace,
+)
 from ..core.landscape import progress_reporter
 from ..core.results import save_arrays
-from ..core.sharpness import MEASURES, sharpness
+from ..core.sharpness import MEASURES, check_sharpness_options, sharpness
 from ..plotting.curvature import plot_basin_radii, plot_eigenvalue_ratio_map, plot_hessian_density
 from ..reporting import output_dir
 from ..user_module import CROSS_ENTROPY, LossSpec
@@ -40,6 +47,11 @@ _TARGETS = {
     "top_eigenvalue": hessian_eigenvalues,
     "trace": hessian_trace,
     **dict.fromkeys(MEASURES, sharpness),
+}
+_OPTION_CHECKS = {
+    "top_eigenvalue": check_eigenvalue_options,
+    "trace": check_trace_options,
+    **{m: partial(check_sharpness_options, measure=m) for m in MEASURES},
 }
 _FIXED = {"model", "batches", "measure", "loss_fn", "return_eigenvectors", "k", "which", "num_samples"}
 
@@ -153,6 +165,17 @@ class SharpnessMonitor(EpochMonitor):
     def state_key(self) -> str:
         return self._generate_state_key(tag=self.tag, measures=self.measures)
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        trainable = {n for n, p in pl_module.named_parameters() if p.requires_grad}
+        for measure, options in self.measure_kwargs.items():
+            unknown = sorted(set(options.get("names") or ()) - trainable)
+            if unknown:
+                raise ValueError(
+                    f"`measure_kwargs[{measure!r}]['names']` {unknown} are not trainable parameters of "
+                    f"{type(pl_module).__name__}; trainable: {sorted(trainable)[:10]}..."
+                )
+
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         with self.sharded(trainer):
             values, figures, arrays = self.compute(trainer, pl_module)
@@ -262,5 +285,9 @@ def _checked_kwargs(
             raise ValueError(
                 f"`measure_kwargs[{measure!r}]` has unknown option(s) {unknown}; allowed: {allowed}."
             )
+        try:  # the values, through the checks the core function itself runs
+            _OPTION_CHECKS[measure](**options)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"`measure_kwargs[{measure!r}]`: {exc}") from exc
         checked[measure] = dict(options)
     return checked

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_int, check_positive_float
+from .._checks import check_choice, check_int, check_names, check_positive_float, check_seed
 from .distributed import guarded_sum
 from .evaluation import LossFn, cache_batches, module_device
 from .ggn_trace import layerwise_ggn_trace
@@ -39,6 +39,8 @@ __all__ = [
     "hessian_density",
     "hessian_eigenvalues",
     "hessian_trace",
+    "check_eigenvalue_options",
+    "check_trace_options",
     "is_piecewise_linear",
 ]
 
@@ -47,6 +49,49 @@ def _operator(
     model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None, names, num_samples: int | None
 ) -> HessianOperator:
     return HessianOperator(model, cache_batches(batches, module_device(model), num_samples), loss_fn, names)
+
+
+def check_eigenvalue_options(
+    *,
+    k: int = 1,
+    which: str = "largest",
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    min_iter: int = 4,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
+    **_: Any,
+) -> None:
+    """The checks of :func:`hessian_eigenvalues`' options, usable before a model exists (monitors
+    run them at construction).
+
+    >>> check_eigenvalue_options(k=3, max_iter=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: `max_iter` (2) must be at least the number of wanted eigenvalues (3).
+    """
+    check_int("k", k, minimum=1)
+    check_choice("which", which, ("largest", "smallest", "both"))
+    check_positive_float("tol", tol)
+    check_int("max_iter", max_iter, minimum=1)
+    check_int("min_iter", min_iter, minimum=1)
+    check_seed("seed", seed)
+    check_names("names", names)
+    wanted = 2 * k if which == "both" else k
+    if max_iter < wanted:
+        raise ValueError(
+            f"`max_iter` ({max_iter}) must be at least the number of wanted eigenvalues ({wanted})."
+        )
+
+
+def check_trace_options(
+    *, num_probes: int = 99, method: str = "auto", seed: int = 0, names: Sequence[str] | None = None, **_: Any
+) -> None:
+    """The checks of :func:`hessian_trace`'s options, usable before a model exists."""
+    check_choice("method", method, ("auto", "exact_ggn", "hutch++", "hutchinson"))
+    check_int("num_probes", num_probes, minimum=1 if method == "hutchinson" else 3)
+    check_seed("seed", seed)
+    check_names("names", names)
 
 
 def hessian_eigenvalues(
@@ -98,11 +143,9 @@ def hessian_eigenvalues(
         >>> hessian_eigenvalues(net, data, k=2).shape
         torch.Size([2])
     """
-    check_int("k", k, minimum=1)
-    check_choice("which", which, ("largest", "smallest", "both"))
-    check_positive_float("tol", tol)
-    check_int("max_iter", max_iter, minimum=1)
-    check_int("seed", seed, minimum=0)
+    check_eigenvalue_options(
+        k=k, which=which, tol=tol, max_iter=max_iter, min_iter=min_iter, seed=seed, names=names
+    )
     with hessian_context(model):
         op = _operator(model, batches, loss_fn, names, num_samples)
         result = lanczos_eigenpairs(
@@ -159,9 +202,7 @@ def hessian_trace(
         A :class:`~lightning_landscape.core.spectrum.TraceEstimate` (``estimate``, ``stderr``,
         ``num_matvecs``, ``method``).
     """
-    check_choice("method", method, ("auto", "exact_ggn", "hutch++", "hutchinson"))
-    check_int("num_probes", num_probes, minimum=1 if method == "hutchinson" else 3)
-    check_int("seed", seed, minimum=0)
+    check_trace_options(num_probes=num_probes, method=method, seed=seed, names=names)
     if method == "auto":
         method = "exact_ggn" if loss_fn is None and is_piecewise_linear(model) else "hutch++"
     if method == "exact_ggn" and loss_fn is not None:
@@ -332,7 +373,7 @@ def hessian_density(
     """
     check_int("num_probes", num_probes, minimum=1)
     check_int("num_steps", num_steps, minimum=2)
-    check_int("seed", seed, minimum=0)
+    check_seed("seed", seed)
     with hessian_context(model):
         op = _operator(model, batches, loss_fn, names, num_samples)
         nodes = slq_nodes(

@@ -250,11 +250,12 @@ def cache_batches(
     """Materialize ``batches`` on ``device``, keeping the first ``num_samples`` samples.
 
     The returned list is the fixed evaluation subset: iterate it as often as needed without
-    touching the data loader again; reading it leaves every global random stream where it was. ``num_samples=None`` keeps every batch
-    of a finite collection (one with ``len``: a list, a loader over a map-style data set); an
-    iterable without ``len`` (a generator, an ``IterableDataset``'s loader, possibly endless) needs
-    ``num_samples``, and no more than that is ever read from it. ``transfer(batch)``, when given,
-    moves each batch instead of :func:`move_to_device` (e.g. through Lightning's batch hooks).
+    touching the data loader again; reading it leaves every global random stream where it was.
+    ``num_samples=None`` keeps every batch of a finite collection (one with ``len``: a list, a
+    loader over a map-style data set); an iterable without ``len`` (a generator, an
+    ``IterableDataset``'s loader, possibly endless) needs ``num_samples``, and no more than that is
+    ever read from it. ``transfer(batch)``, when given, moves each batch instead of
+    :func:`move_to_device` (e.g. through Lightning's batch hooks).
 
     >>> data = [(torch.zeros(4, 2), torch.zeros(4)), (torch.zeros(4, 2), torch.zeros(4))]
     >>> [batch_size(b) for b in cache_batches(data, torch.device("cpu"), num_samples=6)]

@@ -24,6 +24,7 @@ from .._checks import (
     check_int,
     check_optional_int,
     check_positive_float,
+    check_seed,
     check_span,
 )
 from .batched import (
@@ -379,11 +380,11 @@ def compute_landscape(
     span = check_span("span", span)
     check_choice("normalization", normalization, NORMALIZATIONS)
     check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
-    check_int("seed", seed, minimum=0)
+    check_seed("seed", seed)
     check_callable("loss_fn", loss_fn)
     check_optional_int("num_samples", num_samples, minimum=1)
     check_points_per_forward(points_per_forward)
-    check_positive_float("memory_budget_mb", memory_budget_mb)
+    check_positive_float("memory_budget_mb", memory_budget_mb, maximum=2.0**30)
     check_choice("autocast", autocast, (None, "bf16", "fp16"))
     check_bool("compile", compile)
     if directions is not None and (isinstance(directions, Mapping) or len(directions) != dims):

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_int, check_positive_float
+from .._checks import check_choice, check_int, check_positive_float, check_seed
 from .directions import iter_random_directions
 from .distributed import guarded_sum, is_sharded
 from .evaluation import LossFn, batch_weights, cache_batches, mean_batch_loss, module_device
@@ -286,6 +286,54 @@ def _basin_volume(
     return log_volume, r, torch.tensor(crossed), details
 
 
+def check_sharpness_options(
+    *,
+    measure: str = "keskar",
+    seed: int = 0,
+    epsilon: float = 1e-3,
+    rho: float = 0.05,
+    p: float = 2,
+    num_steps: int = 20,
+    step_size: float = 0.25,
+    num_probes: int = 20,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    num_directions: int = 50,
+    threshold: float | None = None,
+    max_radius: float = 1.0,
+    num_scan: int = 30,
+    num_bisect: int = 20,
+    **_: Any,
+) -> None:
+    """The checks of :func:`sharpness`' options, usable before a model exists (monitors run them
+    at construction).
+
+    >>> check_sharpness_options(measure="keskar", epsilon=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: `epsilon` must be a finite number > 0, got -1.
+    """
+    check_choice("measure", measure, MEASURES)
+    check_seed("seed", seed)
+    check_positive_float("epsilon", epsilon)
+    check_positive_float("rho", rho)
+    check_choice("p", p, (2, math.inf))
+    check_int("num_steps", num_steps, minimum=1)
+    check_positive_float("step_size", step_size)
+    check_int("num_probes", num_probes, minimum=1)
+    check_positive_float("tol", tol)
+    check_int("max_iter", max_iter, minimum=1)
+    check_int("num_directions", num_directions, minimum=1)
+    check_positive_float("max_radius", max_radius)
+    check_int("num_scan", num_scan, minimum=1)
+    check_int("num_bisect", num_bisect, minimum=0)
+    finite = (
+        isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and math.isfinite(threshold)
+    )
+    if threshold is not None and not finite:
+        raise ValueError(f"`threshold` must be a finite number or None, got {threshold!r}.")
+
+
 def sharpness(
     model: nn.Module,
     batches: Iterable[Any],
@@ -340,18 +388,23 @@ def sharpness(
         >>> sharpness(net, data, measure="keskar").value >= 0
         True
     """
-    check_choice("measure", measure, MEASURES)
-    check_int("seed", seed, minimum=0)
-    check_positive_float("epsilon", epsilon)
-    check_positive_float("rho", rho)
-    check_choice("p", p, (2, math.inf))
-    check_int("num_steps", num_steps, minimum=1)
-    check_positive_float("step_size", step_size)
-    check_int("num_probes", num_probes, minimum=1)
-    check_int("num_directions", num_directions, minimum=1)
-    check_positive_float("max_radius", max_radius)
-    if threshold is not None and not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
-        raise ValueError(f"`threshold` must be a finite number or None, got {threshold!r}.")
+    check_sharpness_options(
+        measure=measure,
+        seed=seed,
+        epsilon=epsilon,
+        rho=rho,
+        p=p,
+        num_steps=num_steps,
+        step_size=step_size,
+        num_probes=num_probes,
+        tol=tol,
+        max_iter=max_iter,
+        num_directions=num_directions,
+        threshold=threshold,
+        max_radius=max_radius,
+        num_scan=num_scan,
+        num_bisect=num_bisect,
+    )
     cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):
         names = list(perturbable_parameters(model))

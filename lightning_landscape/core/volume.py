@@ -33,7 +33,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import check_callable, check_choice, check_int
+from .._checks import check_callable, check_choice, check_int, check_seed
 from .evaluation import module_device
 from .params import observing, preserve_rng_state
 
@@ -218,7 +218,7 @@ def function_volume(
     check_int("num_init_samples", num_init_samples, minimum=2)
     check_choice("method", method, ("nngp_ep", "monte_carlo"))
     check_callable("output_fn", output_fn)
-    check_int("seed", seed, minimum=0)
+    check_seed("seed", seed)
     if not isinstance(inputs, torch.Tensor):
         raise TypeError(f"`inputs` must be a tensor holding a batch of inputs, got {type(inputs).__name__}.")
     score = output_fn or binary_scores

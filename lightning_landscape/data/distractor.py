@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .._checks import check_int
+from .._checks import check_int, check_seed
 
 __all__ = ["AntiGeneralizationDataModule"]
 
@@ -45,7 +45,7 @@ class AntiGeneralizationDataModule(pl.LightningDataModule):
         super().__init__()
         self.source = datamodule_or_datasets
         self.distractor_size = check_int("distractor_size", distractor_size, minimum=1)
-        self.seed = check_int("seed", seed, minimum=0)
+        self.seed = check_seed("seed", seed)
         self.batch_size = batch_size
         self.distractor_batch_size = distractor_batch_size
         self.num_workers = check_int("num_workers", num_workers, minimum=0)

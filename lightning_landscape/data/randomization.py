@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from .._checks import check_choice, check_int
+from .._checks import check_choice, check_int, check_seed
 
 __all__ = ["RandomizedDataset"]
 
@@ -69,7 +69,7 @@ class RandomizedDataset(Dataset):
         if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0.0 <= fraction <= 1.0:
             raise ValueError(f"`fraction` must be a number in [0, 1], got {fraction!r}.")
         self.fraction = float(fraction)
-        self.seed = check_int("seed", seed, minimum=0)
+        self.seed = check_seed("seed", seed)
         n = len(dataset)  # type: ignore[arg-type]
         labels = torch.tensor([int(dataset[i][1]) for i in range(n)])
         self.num_classes = (

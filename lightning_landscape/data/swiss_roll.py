@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from .._checks import check_int, check_positive_float
+from .._checks import check_int, check_positive_float, check_seed
 
 __all__ = ["SwissRollDataModule", "two_spirals"]
 
@@ -56,7 +56,7 @@ class SwissRollDataModule(pl.LightningDataModule):
         self.num_train = check_int("num_train", num_train, minimum=2)
         self.num_test = check_int("num_test", num_test, minimum=2)
         self.noise = check_positive_float("noise", noise) if noise != 0 else 0.0
-        self.seed = check_int("seed", seed, minimum=0)
+        self.seed = check_seed("seed", seed)
         self.batch_size = batch_size
 
     def setup(self, stage: str | None = None) -> None:

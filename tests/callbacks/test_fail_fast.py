@@ -170,3 +170,52 @@ def test_exact_gauss_newton_trace_needs_the_fused_cross_entropy_at_construction(
     with pytest.raises(ValueError, match=r"`measure_kwargs\['trace'\]\['method'\]` 'exact_ggn'.*`loss_fn"):
         SharpnessMonitor(measure_kwargs={"trace": {"method": "exact_ggn"}})
     SharpnessMonitor(measure_kwargs={"trace": {"method": "exact_ggn"}}, loss_fn="cross_entropy")
+
+
+# ---------------------------------------------------------------- values refused at construction
+@pytest.mark.parametrize(
+    ("monitor", "kwargs", "match"),
+    [
+        (
+            SharpnessMonitor,
+            {"measure_kwargs": {"keskar": {"epsilon": -1}}},
+            r"`measure_kwargs\['keskar'\]`: `epsilon`",
+        ),
+        (
+            SharpnessMonitor,
+            {"measures": ["basin_volume"], "measure_kwargs": {"basin_volume": {"num_scan": 0}}},
+            r"`num_scan`",
+        ),
+        (
+            SharpnessMonitor,
+            {"measure_kwargs": {"top_eigenvalue": {"max_iter": 0}}},
+            r"`max_iter`",
+        ),
+        (SharpnessMonitor, {"measure_kwargs": {"top_eigenvalue": {"names": ["a", "a"]}}}, r"`names`"),
+        (
+            SharpnessMonitor,
+            {"measure_kwargs": {"trace": {"num_probes": 2}}},
+            r"`num_probes` must be an integer >= 3",
+        ),
+        (SharpnessMonitor, {"seed": 2**64}, r"`seed`"),
+        (SharpnessMonitor, {"tag": "x" * 300}, r"`tag`"),
+        (SharpnessMonitor, {"tag": "a\x00b"}, r"`tag`"),
+        (
+            LossLandscapeMonitor,
+            {"memory_budget_mb": 1e308, "points_per_forward": "auto"},
+            r"`memory_budget_mb`",
+        ),
+        (LossLandscapeMonitor, {"span": (-1e308, 1e308)}, r"`span`"),
+        (TrajectoryMonitor, {"margin": 1e308}, r"`margin`"),
+        (SharpnessMonitor, {"measure_kwargs": {"keskar": {"epsilon": 10**400}}}, r"`epsilon`.*401-digit"),
+    ],
+)
+def test_bad_values_are_refused_at_construction(monitor, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        monitor(**kwargs)
+
+
+def test_unknown_parameter_names_fail_at_setup(tmp_path):
+    monitor = SharpnessMonitor(measure_kwargs={"top_eigenvalue": {"names": ["nope"]}}, **QUICK)
+    with pytest.raises(ValueError, match=r"`measure_kwargs\['top_eigenvalue'\]\['names'\]` \['nope'\]"):
+        _fit(tmp_path, SmallCNN(), ImageData(), monitor)
