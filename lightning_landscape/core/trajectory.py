@@ -9,6 +9,7 @@ choice), so memory is O(n² + largest tensor · n).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +84,10 @@ class SnapshotBuffer:
             if self.spill_dir is None:
                 raise RuntimeError("snapshot memory budget exceeded and no `spill_dir` to spill to.")
             os.makedirs(self.spill_dir, exist_ok=True)
-            path = os.path.join(self.spill_dir, f"snapshot-{len(self._items):05d}-epoch={epoch:03d}.pt")
+            # absolute: a run resumed from another working directory still finds it
+            path = os.path.abspath(
+                os.path.join(self.spill_dir, f"snapshot-{len(self._items):05d}-epoch={epoch:03d}.pt")
+            )
             torch.save(copy, path)
             self._items.append(path)
         else:
@@ -111,10 +115,31 @@ class SnapshotBuffer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._items = list(state["items"])
-        self.epochs = list(state["epochs"])
-        self.steps = list(state["steps"])
-        self.dtype = getattr(torch, state.get("dtype", "float32"))
+        """Restore from :meth:`state_dict`. Spilled snapshots whose files are gone are dropped with a
+        warning now, at resume time (the path is drawn from the others), not found missing at the end.
+        """
+        dtype = state.get("dtype", "float32")
+        if dtype not in ("float32", "float16"):
+            raise ValueError(f"snapshot state: `dtype` must be 'float32' or 'float16', got {dtype!r}.")
+        items, epochs, steps = list(state["items"]), list(state["epochs"]), list(state["steps"])
+        if not len(items) == len(epochs) == len(steps):
+            raise ValueError(
+                f"snapshot state: {len(items)} items, {len(epochs)} epochs and {len(steps)} steps must agree."
+            )
+        missing = [i for i, item in enumerate(items) if isinstance(item, str) and not os.path.isfile(item)]
+        if missing:
+            warnings.warn(
+                f"{len(missing)} spilled weight snapshot file(s) of the trajectory are gone "
+                f"({items[missing[0]]!r}, ...); the trajectory is drawn without epochs "
+                f"{[epochs[i] for i in missing]}.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        keep = [i for i in range(len(items)) if i not in set(missing)]
+        self._items = [items[i] for i in keep]
+        self.epochs = [int(epochs[i]) for i in keep]
+        self.steps = [int(steps[i]) for i in keep]
+        self.dtype = getattr(torch, dtype)
 
 
 # ----------------------------------------------------------------------------- PCA

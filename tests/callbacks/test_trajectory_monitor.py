@@ -127,3 +127,39 @@ def test_figure_histograms_scalars_and_file_reach_tensorboard(tmp_path):
 def test_invalid_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         TrajectoryMonitor(**kwargs)
+
+
+def test_a_run_resumed_from_another_working_directory_finds_its_spilled_snapshots(tmp_path, monkeypatch):
+    def model():
+        return LitClassifier(dropout=0.0)
+
+    (tmp_path / "first").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "first")  # a relative save_dir, as in the README's configs
+    first = TrajectoryMonitor(memory_budget_mb=0.001, **SMALL)
+    logger = TensorBoardLogger("runs", name="tb")
+    trainer, _ = _fit(tmp_path / "first", [first], model=model(), logger=logger, shuffle=False, max_epochs=2)
+    assert len(first.snapshots.spilled_files) == 3
+    checkpoint = str(tmp_path / "after-epoch-2.ckpt")
+    trainer.save_checkpoint(checkpoint)
+
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    resumed = TrajectoryMonitor(memory_budget_mb=0.001, **SMALL)
+    logger = TensorBoardLogger("runs", name="tb")
+    _fit(tmp_path / "elsewhere", [resumed], model=model(), logger=logger, ckpt_path=checkpoint, max_epochs=3)
+    assert resumed.snapshots.epochs == [0, 1, 2, 3] and resumed.last_result is not None
+
+
+def test_snapshots_that_are_truly_gone_are_reported_at_resume_time(tmp_path):
+    first = TrajectoryMonitor(memory_budget_mb=0.001, **SMALL)
+    trainer, _ = _fit(tmp_path, [first], max_epochs=2)
+    state = first.state_dict()
+    os.remove(first.snapshots.spilled_files[1])
+    resumed = TrajectoryMonitor(memory_budget_mb=0.001, **SMALL)
+    with pytest.warns(
+        RuntimeWarning, match=r"1 spilled weight snapshot file\(s\) of the trajectory are gone"
+    ):
+        resumed.load_state_dict(state)
+    assert resumed.snapshots.epochs == [0, 2]
+    with pytest.raises(ValueError, match="`dtype` must be 'float32' or 'float16'"):
+        resumed.snapshots.load_state_dict({**state["snapshots"], "dtype": "manual_seed"})
