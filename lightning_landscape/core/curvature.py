@@ -8,6 +8,7 @@ validation hooks (inference mode) included.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_int, check_names, check_positive_float, check_seed
+from .._checks import check_choice, check_int, check_names, check_positive_float, check_seed, check_span
 from .distributed import guarded_sum
 from .evaluation import LossFn, cache_batches, module_device
 from .ggn_trace import layerwise_ggn_trace
@@ -163,6 +164,14 @@ def hessian_eigenvalues(
             start=op.lanczos_start(which, seed),
         )
     values = result.eigenvalues.cpu()
+    if not result.converged and bool(torch.isfinite(values).all()):
+        warnings.warn(
+            f"hessian_eigenvalues: Lanczos stopped at max_iter={max_iter} before its residuals met "
+            f"tol={tol:g} (residuals {[round(float(r), 6) for r in result.residuals]}); the values are "
+            "Ritz values, not converged eigenvalues: raise `max_iter` or `tol`.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if not return_eigenvectors:
         return values
     vectors = [
@@ -374,6 +383,7 @@ def hessian_density(
     check_int("num_probes", num_probes, minimum=1)
     check_int("num_steps", num_steps, minimum=2)
     check_seed("seed", seed)
+    check_names("names", names)
     with hessian_context(model):
         op = _operator(model, batches, loss_fn, names, num_samples)
         nodes = slq_nodes(
@@ -430,6 +440,8 @@ def eigenvalue_ratio_map(
     found by Lanczos to tolerance ``tol`` (the paper's ``eigsh`` used 1e-2).
     """
     check_int("num_points", num_points, minimum=2)
+    span = check_span("span", span)
+    check_eigenvalue_options(k=1, which="both", tol=tol, max_iter=max_iter, seed=seed)
     cached = cache_batches(batches, module_device(model), num_samples)
     coords = [grid_coordinates(span, num_points) for _ in range(2)]
     lambda_max = torch.empty(num_points, num_points, dtype=torch.float64)

@@ -410,6 +410,14 @@ def compute_landscape(
             ignore_bias_and_norm=ignore_bias_and_norm,
             directions=directions,
         )
+        for axis, direction in enumerate(used):
+            if not any(bool(t.ne(0).any()) for t in direction.values()):
+                raise ValueError(
+                    f"direction {axis} moves nothing: the model has no trainable parameter it can move "
+                    "(all frozen, none at all, or only biases and norm layers with "
+                    "`ignore_bias_and_norm=True`), or the given direction is zero; the landscape would "
+                    "be flat by construction."
+                )
         with evaluation_precision(model, autocast):
             loss, accuracy = scan_grid(
                 model,

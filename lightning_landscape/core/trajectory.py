@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_int, check_positive_float
 from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_device
 from .landscape import evaluate_points, grid_coordinates, linear_combination_writer, scan_grid
 from .params import observing, perturbable_parameters
@@ -382,6 +383,15 @@ def trajectory_landscape(
         loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy.
         on_point: called with the number of grid points done (for progress bars).
     """
+    check_int("num_points", num_points, minimum=2)
+    check_positive_float("margin", margin, maximum=100.0)
+    snapshots = list(snapshots)
+    if len(snapshots) < 3:
+        raise ValueError(
+            f"`snapshots` must hold at least 3 weight snapshots for a plane, got {len(snapshots)}."
+        )
+    if epochs is not None and len(epochs) != len(snapshots):
+        raise ValueError(f"`epochs` must give one label per snapshot ({len(snapshots)}), got {len(epochs)}.")
     device = module_device(model)
     cached = cache_batches(batches, device)
     with observing(model) as saved:

@@ -75,6 +75,11 @@ class RandomizedDataset(Dataset):
         self.num_classes = (
             int(labels.max()) + 1 if num_classes is None else check_int("num_classes", num_classes, minimum=2)
         )
+        if int(labels.min()) < 0 or int(labels.max()) >= self.num_classes:
+            raise ValueError(
+                f"`num_classes` ({self.num_classes}) must exceed every label of the data set; its labels "
+                f"span [{int(labels.min())}, {int(labels.max())}]."
+            )
         self.labels = labels.clone()
         generator = torch.Generator().manual_seed(seed)
         if corruption == "labels":

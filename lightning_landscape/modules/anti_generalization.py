@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -74,8 +75,9 @@ class AntiGeneralizationModule(pl.LightningModule):
         self.weighting = weighting
         self.lr = check_positive_float("lr", lr)
         self.optimizer_name = check_choice("optimizer", optimizer, ("adam", "sgd"))
-        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-            raise ValueError(f"`weight_decay` must be a number >= 0, got {weight_decay!r}.")
+        is_number = isinstance(weight_decay, (int, float)) and not isinstance(weight_decay, bool)
+        if not is_number or not math.isfinite(weight_decay) or weight_decay < 0:
+            raise ValueError(f"`weight_decay` must be a finite number >= 0, got {weight_decay!r}.")
         self.weight_decay = float(weight_decay)
         self.lr_schedule = check_choice("lr_schedule", lr_schedule, ("constant", "cosine"))
         self.save_hyperparameters(ignore=["model"])

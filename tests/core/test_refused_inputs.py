@@ -1,0 +1,96 @@
+"""Inputs that used to give wrong numbers with no error are refused, naming the argument, or give a
+documented warning (issue 14, defects 6 and 10)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from problems import mlp, vector_batches
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import lightning_landscape as ll
+from lightning_landscape.core.noise import gradient_noise_scale
+from lightning_landscape.data import RandomizedDataset
+
+NAME = "2.bias"
+
+
+def _snapshots(model, n=4):
+    return [
+        {k: p.detach() + 0.01 * i * (j + 1) for j, (k, p) in enumerate(model.named_parameters())}
+        for i in range(n)
+    ]
+
+
+CASES = {
+    "duplicate_names_eigenvalues": (lambda m, b: ll.hessian_eigenvalues(m, b, names=[NAME, NAME]), "`names`"),
+    "duplicate_names_evidence": (
+        lambda m, b: ll.log_evidence(m, b, prior_precision=1.0, names=[NAME, NAME]),
+        "`names`",
+    ),
+    "empty_names": (lambda m, b: ll.hessian_trace(m, b, names=[]), "`names`"),
+    "fewer_steps_than_eigenvalues": (
+        lambda m, b: ll.hessian_eigenvalues(m, b, k=3, max_iter=1),
+        r"`max_iter` \(1\)",
+    ),
+    "both_ends_in_two_steps": (
+        lambda m, b: ll.hessian_eigenvalues(m, b, k=2, which="both", max_iter=2),
+        "`max_iter`",
+    ),
+    "ratio_map_one_step": (
+        lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, max_iter=1),
+        "`max_iter`",
+    ),
+    "ratio_map_reversed_span": (
+        lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, span=(1, -1)),
+        "`span`",
+    ),
+    "ratio_map_empty_span": (lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, span=(0, 0)), "`span`"),
+    "ratio_map_negative_seed": (lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, seed=-1), "`seed`"),
+    "basin_without_scan": (lambda m, b: ll.sharpness(m, b, measure="basin_volume", num_scan=0), "`num_scan`"),
+    "sharpness_without_iterations": (lambda m, b: ll.sharpness(m, b, max_iter=0), "`max_iter`"),
+    "huge_tolerance_integer": (lambda m, b: ll.hessian_eigenvalues(m, b, tol=10**400), "`tol`"),
+    "min_iter_as_text": (lambda m, b: ll.hessian_eigenvalues(m, b, min_iter="10"), "`min_iter`"),
+    "trajectory_one_point": (
+        lambda m, b: ll.trajectory_landscape(m, b, _snapshots(m), num_points=1),
+        "`num_points`",
+    ),
+    "trajectory_nan_margin": (
+        lambda m, b: ll.trajectory_landscape(m, b, _snapshots(m), margin=float("nan")),
+        "`margin`",
+    ),
+    "trajectory_epochs_mismatch": (
+        lambda m, b: ll.trajectory_landscape(m, b, _snapshots(m), epochs=[7, 7]),
+        "`epochs`",
+    ),
+    "noise_negative_chunk": (lambda m, b: gradient_noise_scale(m, b, chunk=-1), "`chunk`"),
+    "flat_identity_landscape": (
+        lambda m, b: ll.compute_landscape(nn.Identity(), b, num_points=3),
+        "moves nothing",
+    ),
+    "all_frozen_landscape": (
+        lambda m, b: ll.compute_landscape(m.requires_grad_(False), b, num_points=3),
+        "moves nothing",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_refused_naming_the_argument(case):
+    call, match = CASES[case]
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(mlp(), vector_batches())
+
+
+def test_non_convergence_within_max_iter_is_reported():
+    with pytest.warns(RuntimeWarning, match="Lanczos stopped at max_iter=3 before its residuals met"):
+        ll.hessian_eigenvalues(mlp(), vector_batches(), k=1, max_iter=3, min_iter=1, tol=1e-12)
+
+
+def test_module_and_data_arguments():
+    with pytest.raises(ValueError, match="`weight_decay` must be a finite number"):
+        ll.AntiGeneralizationModule(nn.Linear(2, 2), weight_decay=float("nan"))
+    five_classes = TensorDataset(torch.zeros(10, 2), torch.arange(10) % 5)
+    with pytest.raises(ValueError, match=r"`num_classes` \(2\) must exceed every label"):
+        RandomizedDataset(five_classes, num_classes=2)
