@@ -9,15 +9,22 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["LandscapeResult", "library_versions", "load_arrays", "save_arrays"]
+__all__ = ["LandscapeResult", "ResultFileError", "library_versions", "load_arrays", "save_arrays"]
 
-_FORMAT = "lightning_landscape.LandscapeResult/1"
+_FORMAT_NAME = "lightning_landscape.LandscapeResult"
+_FORMAT_VERSION = 1
+_FORMAT = f"{_FORMAT_NAME}/{_FORMAT_VERSION}"
+
+
+class ResultFileError(ValueError):
+    """A result file that cannot be read: not an ``.npz`` archive, truncated, another program's,
+    another result type's, a newer format version, or missing fields or arrays."""
 
 
 def library_versions() -> dict[str, str]:
@@ -37,9 +44,42 @@ def save_arrays(path: str | os.PathLike[str], arrays: dict[str, Any]) -> str:
 
 
 def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` file, without pickle."""
-    with np.load(os.fspath(path), allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    """Read every array of an ``.npz`` file, without pickle.
+
+    Raises:
+        ResultFileError: the file is not a readable ``.npz`` archive of plain arrays (truncated,
+            another format, or holding pickled objects).
+    """
+    import zipfile
+
+    try:
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
+            return {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ResultFileError(
+            f"cannot read result file {os.fspath(path)!r}: not a readable .npz archive of plain arrays "
+            f"(truncated, another format, or pickled objects): {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def check_format(meta: dict[str, Any], name: str, version: int, path: str = "") -> None:
+    """Refuse metadata of another result type, another program or a newer format version."""
+    where = f" {path!r}" if path else ""
+    found = meta.get("format")
+    if not isinstance(found, str) or "/" not in found:
+        raise ResultFileError(f"result file{where} has no lightning_landscape format name (found {found!r}).")
+    found_name, _, found_version = found.rpartition("/")
+    if found_name != name:
+        raise ResultFileError(f"result file{where} holds a {found_name!r}, not a {name!r}.")
+    if not found_version.isdigit() or int(found_version) > version:
+        raise ResultFileError(
+            f"result file{where} has format version {found_version!r}; this lightning_landscape reads "
+            f"{name} up to version {version}: upgrade it."
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,25 +178,55 @@ class LandscapeResult:
         return arrays
 
     @classmethod
-    def from_dict(cls, arrays: dict[str, Any]) -> LandscapeResult:
-        """Inverse of :meth:`to_dict`."""
-        meta = json.loads(str(arrays["metadata"]))
-        if meta.pop("format", None) != _FORMAT:
-            raise ValueError("not a lightning_landscape LandscapeResult file.")
+    def from_dict(cls, arrays: dict[str, Any], path: str = "") -> LandscapeResult:
+        """Inverse of :meth:`to_dict`.
+
+        Metadata fields this version does not know (a newer writer's) are kept under
+        ``extra["unknown_fields"]``; a missing field, a missing array or a shape that does not fit
+        raises :class:`ResultFileError`.
+        """
+        where = f" {path!r}" if path else ""
+        if "metadata" not in arrays:
+            raise ResultFileError(
+                f"result file{where} has no lightning_landscape metadata (another program's .npz?)."
+            )
+        try:
+            meta = json.loads(str(arrays["metadata"]))
+        except json.JSONDecodeError as exc:
+            raise ResultFileError(f"result file{where}: its metadata is not JSON ({exc}).") from exc
+        if not isinstance(meta, dict):
+            raise ResultFileError(f"result file{where}: its metadata is not a JSON object.")
+        check_format(meta, _FORMAT_NAME, _FORMAT_VERSION, path)
+        meta.pop("format")
+        known = {f.name for f in fields(cls)} - {"coords", "loss", "accuracy", "directions"}
+        unknown = {k: meta.pop(k) for k in list(meta) if k not in known and k != "direction_names"}
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        missing = sorted((required & known) - set(meta)) + (
+            [] if "direction_names" in meta else ["direction_names"]
+        )
+        if missing:
+            raise ResultFileError(f"result file{where} lacks the field(s) {missing}.")
         names = meta.pop("direction_names")
-        coords = tuple(torch.from_numpy(np.asarray(arrays[f"coords/{a}"])) for a in range(len(names)))
-        directions = tuple(
-            {n: torch.from_numpy(np.array(arrays[f"directions/{a}/{n}"])) for n in axis_names}
-            for a, axis_names in enumerate(names)
-        )
+        try:
+            coords = tuple(torch.from_numpy(np.asarray(arrays[f"coords/{a}"])) for a in range(len(names)))
+            directions = tuple(
+                {n: torch.from_numpy(np.array(arrays[f"directions/{a}/{n}"])) for n in axis_names}
+                for a, axis_names in enumerate(names)
+            )
+            loss = torch.from_numpy(np.array(arrays["loss"]))
+        except KeyError as exc:
+            raise ResultFileError(f"result file{where} lacks the array {exc.args[0]!r}.") from exc
         accuracy = arrays.get("accuracy")
-        return cls(
-            coords=coords,
-            loss=torch.from_numpy(np.array(arrays["loss"])),
-            accuracy=None if accuracy is None else torch.from_numpy(np.array(accuracy)),
-            directions=directions,
-            **meta,
-        )
+        accuracy = None if accuracy is None else torch.from_numpy(np.array(accuracy))
+        shape = tuple(len(c) for c in coords)
+        if tuple(loss.shape) != shape or (accuracy is not None and tuple(accuracy.shape) != shape):
+            raise ResultFileError(
+                f"result file{where}: loss{'/accuracy' if accuracy is not None else ''} of shape "
+                f"{tuple(loss.shape)} does not fit the coordinates {shape}."
+            )
+        if unknown:
+            meta["extra"] = {**meta.get("extra", {}), "unknown_fields": unknown}
+        return cls(coords=coords, loss=loss, accuracy=accuracy, directions=directions, **meta)
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the result to ``path`` (an ``.npz`` file; parent folders are created)."""
@@ -164,8 +234,8 @@ class LandscapeResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LandscapeResult:
-        """Read a result written by :meth:`save`."""
-        return cls.from_dict(load_arrays(path))
+        """Read a result written by :meth:`save` (errors: :class:`ResultFileError`)."""
+        return cls.from_dict(load_arrays(path), os.fspath(path))
 
     def __eq__(self, other: object) -> bool:
         """Exact equality of every array (NaN equal to NaN) and every metadata field."""

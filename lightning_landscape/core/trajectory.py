@@ -22,7 +22,7 @@ from .._checks import check_int, check_positive_float
 from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_device
 from .landscape import evaluate_points, grid_coordinates, linear_combination_writer, scan_grid
 from .params import observing, perturbable_parameters
-from .results import LandscapeResult, library_versions, load_arrays, save_arrays
+from .results import LandscapeResult, ResultFileError, library_versions, load_arrays, save_arrays
 from .spectrum import finite_eigh
 
 __all__ = [
@@ -326,8 +326,14 @@ class TrajectoryResult:
         """Read a result written by :meth:`save`."""
         arrays = load_arrays(path)
         landscape = LandscapeResult.from_dict(
-            {k.removeprefix("landscape/"): v for k, v in arrays.items() if k.startswith("landscape/")}
+            {k.removeprefix("landscape/"): v for k, v in arrays.items() if k.startswith("landscape/")},
+            os.fspath(path),
         )
+        needed = ["pca/explained_variance_ratio", "pca/coords", "pca/residuals", "pca/singular_values"]
+        needed += ["pca/centered", "epochs", "snapshot_loss", "plane_loss"]
+        missing = [k for k in needed if k not in arrays]
+        if missing:
+            raise ResultFileError(f"trajectory result file {os.fspath(path)!r} lacks the array(s) {missing}.")
         pca = PCAResult(
             directions=landscape.directions,
             explained_variance_ratio=torch.from_numpy(arrays["pca/explained_variance_ratio"]),

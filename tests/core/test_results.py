@@ -50,5 +50,5 @@ def test_equality_sees_differences_and_foreign_files_are_rejected(tmp_path):
     b = compute_landscape(mlp(), vector_batches(), dims=1, num_points=3, seed=1)
     assert a != b
     np.savez(tmp_path / "other.npz", loss=np.zeros(3), metadata=np.array(json.dumps({"format": "x"})))
-    with pytest.raises(ValueError, match="not a lightning_landscape"):
+    with pytest.raises(ValueError, match="no lightning_landscape format name"):
         LandscapeResult.load(tmp_path / "other.npz")
