@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from .params import deferred_interrupts
+
 __all__ = ["folded_batchnorm"]
 
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -76,6 +78,24 @@ def _foldable(layer: nn.Module, norm: nn.Module) -> bool:
     )
 
 
+def _symbolic_trace(module: nn.Module) -> fx.GraphModule:
+    """``torch.fx.symbolic_trace`` that never leaves its global patches behind.
+
+    While tracing, torch.fx replaces ``torch.nn.Module.__call__`` and ``__getattr__`` process-wide
+    and puts them back in a ``finally``; a Ctrl-C landing there would leave every module call in the
+    process broken. The originals are put back here whatever happens, and a Ctrl-C is held until
+    they are.
+    """
+    originals = {name: vars(nn.Module)[name] for name in ("__call__", "__getattr__")}
+    try:
+        return fx.symbolic_trace(module)
+    finally:
+        with deferred_interrupts():
+            for name, original in originals.items():
+                if vars(nn.Module).get(name) is not original:
+                    setattr(nn.Module, name, original)
+
+
 def _traceable(module: nn.Module) -> bool:
     """Whether ``module.forward`` may be traced and replaced: its own class ``forward``, taking
     only required arguments (:func:`_plan` has already left compiled modules out)."""
@@ -93,7 +113,7 @@ def _fold_graph(module: nn.Module) -> tuple[fx.GraphModule, list[str]] | None:
     """``module`` traced, with every foldable layer → BatchNorm pair replaced by one call, and the
     folded BatchNorms' names; ``None`` when it does not trace."""
     try:
-        traced = fx.symbolic_trace(module)
+        traced = _symbolic_trace(module)
     except Exception:  # noqa: BLE001 - any failure to trace means: search the children instead
         return None
     submodules = dict(traced.named_modules())

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import random
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -20,6 +22,7 @@ from torch import nn
 
 __all__ = [
     "ModuleState",
+    "deferred_interrupts",
     "named_tensors",
     "perturbable_parameters",
     "preserve_module_state",
@@ -43,6 +46,40 @@ def perturbable_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
     ['bias', 'weight']
     """
     return {name: p for name, p in module.named_parameters() if p.requires_grad}
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block is done, then raise it.
+
+    Restores must not be cut in half: a ``KeyboardInterrupt`` landing between two copies would
+    leave some tensors or flags changed. In the main thread the SIGINT handler is swapped for one
+    that only records the signal; the original handler is put back and, if a signal came, called
+    once the block ends. Elsewhere (signals only reach the main thread) it does nothing.
+
+    Example:
+        >>> with deferred_interrupts():
+        ...     done = True
+        >>> done
+        True
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[tuple[int, object]] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append((signum, frame)))
+    except ValueError:  # not allowed here (an embedded interpreter): run as is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(*received[0])
+        elif received:
+            raise KeyboardInterrupt
 
 
 @dataclass(frozen=True)
@@ -77,8 +114,9 @@ class ModuleState:
             )
 
     def restore(self, module: nn.Module) -> None:
-        """Copy the saved values back into ``module`` and reset its flags and gradients."""
-        with torch.no_grad():
+        """Copy the saved values back into ``module`` and reset its flags and gradients; a Ctrl-C
+        arriving meanwhile is held until the restore is complete (:func:`deferred_interrupts`)."""
+        with deferred_interrupts(), torch.no_grad():
             params = dict(module.named_parameters())
             _copy_into(params, self.parameters)
             _copy_into(dict(module.named_buffers()), self.buffers)
@@ -143,11 +181,12 @@ def preserve_rng_state() -> Iterator[None]:
     try:
         yield
     finally:
-        torch.set_rng_state(cpu_state)
-        if cuda_states is not None:
-            torch.cuda.set_rng_state_all(cuda_states)
-        np.random.set_state(np_state)
-        random.setstate(py_state)
+        with deferred_interrupts():
+            torch.set_rng_state(cpu_state)
+            if cuda_states is not None:
+                torch.cuda.set_rng_state_all(cuda_states)
+            np.random.set_state(np_state)
+            random.setstate(py_state)
 
 
 @contextlib.contextmanager
