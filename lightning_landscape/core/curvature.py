@@ -16,7 +16,15 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_int, check_names, check_positive_float, check_seed, check_span
+from .._checks import (
+    check_callable,
+    check_choice,
+    check_int,
+    check_names,
+    check_positive_float,
+    check_seed,
+    check_span,
+)
 from .distributed import guarded_sum
 from .evaluation import LossFn, cache_batches, module_device
 from .ggn_trace import layerwise_ggn_trace
@@ -144,6 +152,7 @@ def hessian_eigenvalues(
         >>> hessian_eigenvalues(net, data, k=2).shape
         torch.Size([2])
     """
+    check_callable("loss_fn", loss_fn)
     check_eigenvalue_options(
         k=k, which=which, tol=tol, max_iter=max_iter, min_iter=min_iter, seed=seed, names=names
     )
@@ -211,6 +220,7 @@ def hessian_trace(
         A :class:`~lightning_landscape.core.spectrum.TraceEstimate` (``estimate``, ``stderr``,
         ``num_matvecs``, ``method``).
     """
+    check_callable("loss_fn", loss_fn)
     check_trace_options(num_probes=num_probes, method=method, seed=seed, names=names)
     if method == "auto":
         method = "exact_ggn" if loss_fn is None and is_piecewise_linear(model) else "hutch++"
@@ -218,6 +228,9 @@ def hessian_trace(
         raise ValueError("`method='exact_ggn'` needs the default cross-entropy loss (`loss_fn=None`).")
     with hessian_context(model):
         if method == "exact_ggn":
+            unknown = sorted(set(names or ()) - set(perturbable_parameters(model)))
+            if unknown:
+                raise ValueError(f"`names` {unknown} are not trainable parameters of the model.")
             value = exact_ggn_trace(model, cache_batches(batches, module_device(model), num_samples), names)
             return TraceEstimate(value, 0.0, 0, "exact_ggn")
         op = _operator(model, batches, loss_fn, names, num_samples)
@@ -383,6 +396,7 @@ def hessian_density(
     check_int("num_probes", num_probes, minimum=1)
     check_int("num_steps", num_steps, minimum=2)
     check_seed("seed", seed)
+    check_callable("loss_fn", loss_fn)
     check_names("names", names)
     with hessian_context(model):
         op = _operator(model, batches, loss_fn, names, num_samples)
@@ -441,6 +455,7 @@ def eigenvalue_ratio_map(
     """
     check_int("num_points", num_points, minimum=2)
     span = check_span("span", span)
+    check_callable("loss_fn", loss_fn)
     check_eigenvalue_options(k=1, which="both", tol=tol, max_iter=max_iter, seed=seed)
     cached = cache_batches(batches, module_device(model), num_samples)
     coords = [grid_coordinates(span, num_points) for _ in range(2)]

@@ -382,6 +382,8 @@ def evaluate(
         >>> loss > 0, 0.0 <= acc <= 1.0
         (True, True)
     """
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"`loss_fn` must be a callable or None, got {loss_fn!r} ({type(loss_fn).__name__}).")
     device = module_device(model)
     cached = cache_batches(batches, device, num_samples)
     with observing(model):

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_int, check_names, check_positive_float, check_seed
+from .._checks import check_callable, check_choice, check_int, check_names, check_positive_float, check_seed
 from .distributed import guarded_sum
 from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, module_device
 from .hessian import GGNOperator, HessianOperator, hessian_context
@@ -152,6 +152,7 @@ def log_evidence(
     check_int("num_probes", num_probes, minimum=1)
     check_int("num_steps", num_steps, minimum=2)
     check_seed("seed", seed)
+    check_callable("loss_fn", loss_fn)
     check_names("names", names)
     cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):

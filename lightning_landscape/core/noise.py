@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_int
+from .._checks import check_callable, check_int
 from .distributed import guarded_sum
 from .evaluation import LossFn, batch_size, cache_batches, mean_batch_loss, module_device, slice_batch
 from .hessian import autograd_batch, hessian_context
@@ -77,6 +77,7 @@ def gradient_noise_scale(
     from torch.func import functional_call, grad, vmap
 
     check_int("chunk", chunk, minimum=1)
+    check_callable("loss_fn", loss_fn)
     cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):
         trainable = perturbable_parameters(model)

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_int, check_positive_float, check_seed
+from .._checks import check_callable, check_choice, check_int, check_positive_float, check_seed
 from .directions import iter_random_directions
 from .distributed import guarded_sum, is_sharded
 from .evaluation import LossFn, batch_weights, cache_batches, mean_batch_loss, module_device
@@ -388,6 +388,7 @@ def sharpness(
         >>> sharpness(net, data, measure="keskar").value >= 0
         True
     """
+    check_callable("loss_fn", loss_fn)
     check_sharpness_options(
         measure=measure,
         seed=seed,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_int, check_positive_float
+from .._checks import check_bool, check_callable, check_int, check_positive_float
 from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_device
 from .landscape import evaluate_points, grid_coordinates, linear_combination_writer, scan_grid
 from .params import observing, perturbable_parameters
@@ -391,6 +391,9 @@ def trajectory_landscape(
     """
     check_int("num_points", num_points, minimum=2)
     check_positive_float("margin", margin, maximum=100.0)
+    check_bool("center", center)
+    check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
+    check_callable("loss_fn", loss_fn)
     snapshots = list(snapshots)
     if len(snapshots) < 3:
         raise ValueError(
