@@ -60,7 +60,8 @@ class TrajectoryMonitor(EpochMonitor):
         num_samples: size of the fixed evaluation subset of the training data.
         eval_batch_size: batch size for evaluating that subset.
         snapshot_dtype: ``"float32"`` or ``"float16"`` storage of the snapshots.
-        memory_budget_mb: snapshots kept in memory before spilling to disk.
+        memory_budget_mb: snapshots kept in memory before spilling to disk; the PCA at the end works
+            in chunks of a quarter of it (at most 16 MB), so its peak stays near the budget.
         center: centre the differences before the PCA.
         ignore_bias_and_norm: leave 1-D tensors (biases, norm layers) out of the PCA.
         log_histograms: log weight histograms at every snapshot.
@@ -192,6 +193,8 @@ class TrajectoryMonitor(EpochMonitor):
                 ignore_bias_and_norm=self.ignore_bias_and_norm,
                 loss_fn=self.loss_function(pl_module),
                 on_point=on_point,
+                # the PCA's working memory (about four chunks) stays within the snapshot budget
+                chunk_bytes=min(16 * 2**20, max(2**18, self.snapshots.budget_bytes // 4)),
             )
 
     def _scalars(self, result: TrajectoryResult) -> dict[str, float]:

@@ -167,14 +167,33 @@ class PCAResult:
     centered: bool
 
 
-def _differences(
-    snapshots: Sequence[State], final: State, name: str, device: torch.device, zero: bool
-) -> torch.Tensor:
-    """(n, numel) float64 matrix of ``θ_i[name] − θ_final[name]`` on ``device``."""
-    base = final[name].detach().to(device, torch.float64).flatten()
-    rows = [s[name].detach().to(device, torch.float64).flatten() - base for s in snapshots]
-    d = torch.stack(rows)
-    return torch.zeros_like(d) if zero else d
+def _difference_chunks(
+    snapshots: Sequence[State],
+    final: State,
+    names: Sequence[str],
+    ignored: set[str],
+    device: torch.device,
+    chunk_bytes: int,
+):
+    """``(name, start, stop, d)``: ``d`` the (n, stop − start) float64 matrix of
+    ``θ_i[name] − θ_final[name]`` over elements ``start:stop`` of the flattened tensor, chunked so
+    that ``d`` takes at most ``chunk_bytes`` (at least one element per row). Snapshots that live in
+    memory-mapped files are read slice by slice; a pass holds about four chunks at a time."""
+    n = len(snapshots)
+    step = max(1, chunk_bytes // (8 * max(n, 1)))
+    for name in names:
+        numel = final[name].numel()
+        base = final[name].detach().reshape(-1)
+        for start in range(0, numel, step):
+            stop = min(numel, start + step)
+            if name in ignored:
+                yield name, start, stop, torch.zeros(n, stop - start, dtype=torch.float64, device=device)
+                continue
+            d = torch.empty(n, stop - start, dtype=torch.float64, device=device)
+            for i, snapshot in enumerate(snapshots):
+                d[i] = snapshot[name].detach().reshape(-1)[start:stop].to(device, torch.float64)
+            d -= base[start:stop].to(device, torch.float64)
+            yield name, start, stop, d
 
 
 def pca_directions(
@@ -185,6 +204,7 @@ def pca_directions(
     center: bool = True,
     ignore_bias_and_norm: bool = False,
     device: torch.device | str | None = None,
+    chunk_bytes: int = 16 * 2**20,
 ) -> PCAResult:
     """PCA of the differences ``θ_i − θ_final`` of a trajectory (Li et al. 2018).
 
@@ -194,8 +214,12 @@ def pca_directions(
     space (not filter-normalized). Their sign is fixed so that the largest-magnitude entry of the
     corresponding left singular vector is positive (scikit-learn's convention).
 
-    The n×n Gram matrix is accumulated tensor by tensor in float64 on ``device`` (default: the
-    device of ``final``), never a P×P matrix.
+    The n×n Gram matrix is accumulated chunk by chunk in float64 on ``device`` (default: the
+    device of ``final``), never a P×P matrix: each pass reads the snapshots ``chunk_bytes`` of
+    differences at a time, so the working memory stays within about ``4 × chunk_bytes`` besides the
+    k directions returned, however many snapshots there are (spilled ones are memory-mapped: 11
+    spilled snapshots of 4 MB take 32 MB at ``chunk_bytes`` = 4 MB, against 435 MB when every
+    tensor's differences were stacked at once).
 
     Args:
         snapshots: n dicts name → tensor (e.g. one per epoch, the initialization first).
@@ -204,6 +228,7 @@ def pca_directions(
         center: subtract the mean difference before the PCA.
         ignore_bias_and_norm: leave out tensors with ``ndim <= 1`` (Li et al.'s ``--ignore biasbn``).
         device: where to compute.
+        chunk_bytes: working memory of one chunk of differences.
 
     Returns:
         A :class:`PCAResult`.
@@ -227,9 +252,9 @@ def pca_directions(
     device = torch.device(device) if device is not None else final[names[0]].device
     ignored = {nm for nm in names if ignore_bias_and_norm and final[nm].ndim <= 1}
 
+    chunks = lambda: _difference_chunks(snapshots, final, names, ignored, device, chunk_bytes)  # noqa: E731
     gram = torch.zeros(n, n, dtype=torch.float64, device=device)
-    for name in names:
-        d = _differences(snapshots, final, name, device, name in ignored)
+    for _, _, _, d in chunks():
         gram += d @ d.T
     if center:
         h = torch.eye(n, dtype=torch.float64, device=device) - 1.0 / n
@@ -249,23 +274,18 @@ def pca_directions(
     )
     inverse = torch.where(usable, 1.0 / torch.where(usable, singular, torch.ones_like(singular)), 0.0)
 
-    directions: list[dict[str, torch.Tensor]] = [{} for _ in range(k)]
-    for name in names:
-        d = _differences(snapshots, final, name, device, name in ignored)
-        if center:
-            d = d - d.mean(dim=0, keepdim=True)
-        v = (d.T @ u) * inverse  # (numel, k)
-        for j in range(k):
-            directions[j][name] = v[:, j].reshape(final[name].shape).to("cpu", torch.float32)
-
+    directions = [{nm: torch.empty(final[nm].numel(), dtype=torch.float32) for nm in names} for _ in range(k)]
     # coordinates of the uncentred differences: D v = D Dcᵀ u / s
     coords = torch.zeros(n, k, dtype=torch.float64, device=device)
     norms_sq = torch.zeros(n, dtype=torch.float64, device=device)
-    for name in names:
-        d = _differences(snapshots, final, name, device, name in ignored)
+    for name, start, stop, d in chunks():
         dc = d - d.mean(dim=0, keepdim=True) if center else d
-        coords += (d @ (dc.T @ u)) * inverse
+        v = (dc.T @ u) * inverse  # (stop − start, k)
+        for j in range(k):
+            directions[j][name][start:stop] = v[:, j].to("cpu", torch.float32)
+        coords += d @ v
         norms_sq += d.square().sum(dim=1)
+    directions = [{nm: t.reshape(final[nm].shape) for nm, t in dj.items()} for dj in directions]
     residuals = (norms_sq - coords.square().sum(dim=1)).clamp_min(0.0).sqrt()
     total = centred_gram.diagonal().sum()
     ratio = variances / total if total > 0 else torch.zeros_like(variances)
@@ -369,6 +389,7 @@ def trajectory_landscape(
     ignore_bias_and_norm: bool = False,
     loss_fn: LossFn | None = None,
     on_point: Callable[[int], None] | None = None,
+    chunk_bytes: int = 16 * 2**20,
 ) -> TrajectoryResult:
     """PCA plane of ``snapshots`` around the model's current weights, with the loss over it.
 
@@ -388,6 +409,7 @@ def trajectory_landscape(
         ignore_bias_and_norm: leave 1-D tensors out of the PCA.
         loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy.
         on_point: called with the number of grid points done (for progress bars).
+        chunk_bytes: working memory of the PCA's chunks (see :func:`pca_directions`).
     """
     check_int("num_points", num_points, minimum=2)
     check_positive_float("margin", margin, maximum=100.0)
@@ -406,7 +428,13 @@ def trajectory_landscape(
     with observing(model) as saved:
         final = {n: saved.parameters[n] for n in perturbable_parameters(model)}
         pca = pca_directions(
-            snapshots, final, k=2, center=center, ignore_bias_and_norm=ignore_bias_and_norm, device=device
+            snapshots,
+            final,
+            k=2,
+            center=center,
+            ignore_bias_and_norm=ignore_bias_and_norm,
+            device=device,
+            chunk_bytes=chunk_bytes,
         )
         axes = [{n: t.to(final[n]) for n, t in d.items()} for d in pca.directions]
         coords = [_axis_coords(pca.coords[:, j], num_points, margin) for j in range(2)]
