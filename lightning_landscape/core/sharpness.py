@@ -137,6 +137,17 @@ def _uniform_like(tensors: Sequence[torch.Tensor], generator: torch.Generator) -
     return [torch.rand(t.shape, generator=generator, device=t.device, dtype=t.dtype) * 2 - 1 for t in tensors]
 
 
+def _worst(best: float, value: float) -> float:
+    """The larger loss, NaN if either is NaN (a perturbation where the loss is undefined makes the
+    worst case undefined: never ``-inf`` from ``max`` skipping NaN)."""
+    return math.nan if math.isnan(best) or math.isnan(value) else max(best, value)
+
+
+def _warn_if_undefined(measure: str, best: float) -> None:
+    if math.isnan(best):
+        warn_nonfinite(f"sharpness {measure!r}: a perturbed loss", stacklevel=4)
+
+
 def _keskar(obj: _Objective, center: float, *, epsilon: float, num_steps: int, step_size: float, seed: int):
     half_widths = [epsilon * (b.abs() + 1.0) for b in obj.base]
     generator = torch.Generator(device=obj.base[0].device).manual_seed(seed)
@@ -144,12 +155,13 @@ def _keskar(obj: _Objective, center: float, *, epsilon: float, num_steps: int, s
     best = -math.inf
     for _ in range(num_steps):
         value, grads = obj.loss_and_grad(delta)
-        best = max(best, value)
+        best = _worst(best, value)
         delta = [
             torch.maximum(torch.minimum(d + step_size * h * g.sign(), h), -h)
             for d, h, g in zip(delta, half_widths, grads)
         ]
-    best = max(best, obj.loss(delta))
+    best = _worst(best, obj.loss(delta))
+    _warn_if_undefined("keskar", best)
     details = {"epsilon": epsilon, "num_steps": num_steps, "step_size": step_size, "max_loss": best}
     return 100.0 * (best - center) / (1.0 + center), details
 
@@ -166,7 +178,7 @@ def _adaptive(
     best = -math.inf
     for _ in range(num_steps):
         value, grads = obj.loss_and_grad([s * t for s, t in zip(scale, u)])
-        best = max(best, value)
+        best = _worst(best, value)
         g_u = [s * g for s, g in zip(scale, grads)]
         if p == math.inf:
             u = [torch.clamp(t + step_size * rho * g.sign(), -rho, rho) for t, g in zip(u, g_u)]
@@ -176,7 +188,8 @@ def _adaptive(
             u_norm = math.sqrt(sum(float(t.square().sum()) for t in u))
             if u_norm > rho:
                 u = [t * (rho / u_norm) for t in u]
-    best = max(best, obj.loss([s * t for s, t in zip(scale, u)]))
+    best = _worst(best, obj.loss([s * t for s, t in zip(scale, u)]))
+    _warn_if_undefined("adaptive_worst", best)
     details = {"rho": rho, "p": p, "num_steps": num_steps, "step_size": step_size, "max_loss": best}
     return best - center, details
 

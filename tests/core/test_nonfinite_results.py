@@ -53,3 +53,24 @@ def test_pca_of_a_diverged_trajectory_is_nan_with_a_warning():
     with pytest.warns(RuntimeWarning, match="trajectory PCA: non-finite values"):
         result = pca_directions(snapshots, final, k=2)
     assert torch.isnan(result.coords).all()
+
+
+REFERENCE = mlp()  # the weights every mlp() starts from (seeded)
+
+
+@pytest.mark.parametrize("measure", ["keskar", "adaptive_worst"])
+def test_ascent_measures_are_nan_not_minus_infinity_when_every_perturbed_loss_is_nan(measure):
+    def nan_away_from_the_weights(model, batch):
+        loss = torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+        moved = sum(float((p - p0).abs().sum()) for p, p0 in zip(model.parameters(), REFERENCE.parameters()))
+        return loss * (math.nan if moved > 0 else 1.0)
+
+    with pytest.warns(RuntimeWarning, match=f"sharpness '{measure}': a perturbed loss: non-finite"):
+        result = sharpness(
+            mlp(),
+            vector_batches(),
+            measure=measure,
+            num_steps=2,
+            loss_fn=nan_away_from_the_weights,
+        )
+    assert math.isfinite(result.center_loss) and math.isnan(result.value)
