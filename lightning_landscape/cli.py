@@ -44,7 +44,7 @@ from .core.evaluation import evaluation_subset
 from .core.hessian import check_loss_fn
 from .core.interpolation import interpolate as interpolate_states
 from .core.landscape import compute_landscape, progress_reporter
-from .core.results import LandscapeResult
+from .core.results import LandscapeResult, SharpnessRecord, result_format
 from .core.sharpness import sharpness as sharpness_measure
 from .export import export_vtk as write_vtk
 from .user_module import (
@@ -352,25 +352,42 @@ def sharpness(
 def plot(
     result: str,
     output_dir: str = "figures",
-    kind: Literal["all", "curve", "contour", "contour_filled", "surface_3d"] = "all",
+    kind: Literal[
+        "all",
+        "curve",
+        "contour",
+        "contour_filled",
+        "surface_3d",
+        "hessian_density",
+        "basin_radii",
+        "eigenvalue_ratio_map",
+    ] = "all",
     log_scale: bool = False,
     levels: int = 20,
     elev: float = 30.0,
     azim: float = -60.0,
 ) -> list[str]:
-    """Redraw a saved landscape result (``.npz``) without the model.
+    """Redraw a saved result (``.npz``) without the model: a landscape, or a sharpness record.
 
     Args:
-        result: a ``LandscapeResult`` file (a monitor's or ``surface``'s output).
+        result: a ``LandscapeResult`` file (a monitor's or ``surface``'s output) or a
+            ``SharpnessRecord`` file (a ``SharpnessMonitor``'s).
         output_dir: folder for the PNGs.
-        kind: which figure (``curve`` for 1D results; the others for 2D); ``all`` draws each.
+        kind: which figure (``curve`` for 1D results; ``contour``, ``contour_filled``,
+            ``surface_3d`` for 2D; ``hessian_density``, ``basin_radii``, ``eigenvalue_ratio_map``
+            for sharpness records that measured them); ``all`` draws each.
         log_scale: draw log10 of the loss.
         levels: number of contour levels.
         elev: elevation of the 3D view, in degrees.
         azim: azimuth of the 3D view, in degrees.
     """
+    from .plotting.curvature import sharpness_figures
     from .plotting.landscape import plot_landscape_1d, plot_landscape_contour, plot_landscape_surface
 
+    if result_format(result) == "lightning_landscape.SharpnessRecord":
+        record = SharpnessRecord.load(result)
+        drawers = {name: (lambda fig=fig: fig) for name, fig in sharpness_figures(record).items()}
+        return _draw(drawers, kind, result, output_dir, "this sharpness record")
     loaded = LandscapeResult.load(result)
     if loaded.dims == 1:
         drawers = {"curve": lambda: plot_landscape_1d(loaded, log_scale=log_scale)}
@@ -382,10 +399,12 @@ def plot(
             ),
             "surface_3d": lambda: plot_landscape_surface(loaded, log_scale=log_scale, elev=elev, azim=azim),
         }
+    return _draw(drawers, kind, result, output_dir, f"a {loaded.dims}D result")
+
+
+def _draw(drawers: dict[str, Any], kind: str, result: str, output_dir: str, what: str) -> list[str]:
     if kind != "all" and kind not in drawers:
-        raise ValueError(
-            f"`kind` {kind!r} does not fit a {loaded.dims}D result; choose from {sorted(drawers)}."
-        )
+        raise ValueError(f"`kind` {kind!r} does not fit {what}; choose from {sorted(drawers)}.")
     chosen = drawers if kind == "all" else {kind: drawers[kind]}
     os.makedirs(output_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(result))[0]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-import numpy as np
+import torch
 
 from .._checks import check_bool, check_int
 from ..core.curvature import (
@@ -20,12 +20,13 @@ from ..core.curvature import (
     hessian_eigenvalues,
     hessian_trace,
 )
+from ..core.evaluation import batch_size
 from ..core.landscape import progress_reporter
-from ..core.results import save_arrays
+from ..core.results import SharpnessRecord
 from ..core.sharpness import MEASURES, check_sharpness_options, sharpness
-from ..plotting.curvature import plot_basin_radii, plot_eigenvalue_ratio_map, plot_hessian_density
+from ..plotting.curvature import sharpness_figures
 from ..reporting import output_dir
-from ..user_module import CROSS_ENTROPY, LossSpec
+from ..user_module import CROSS_ENTROPY, LossSpec, describe_loss
 from ._base import EpochMonitor
 
 __all__ = ["SharpnessMonitor"]
@@ -40,9 +41,7 @@ MeasureName = Literal[
     "basin_volume",
 ]
 ALL_MEASURES = ("top_eigenvalue", "trace", *MEASURES)
-_Parts = tuple[
-    dict[str, float], dict[str, Callable[[], Any]], dict[str, np.ndarray]
-]  # scalars, figure drawers, arrays
+_Parts = tuple[dict[str, float], dict[str, Any], dict[str, torch.Tensor]]  # scalars, settings, arrays
 _TARGETS = {
     "top_eigenvalue": hessian_eigenvalues,
     "trace": hessian_trace,
@@ -78,7 +77,9 @@ class SharpnessMonitor(EpochMonitor):
     figure ``{tag}/hessian_density`` (stochastic Lanczos quadrature, log scale); with
     ``"basin_volume"`` the figure ``{tag}/basin_radii``; with ``eigenvalue_ratio_map=True`` the figure
     ``{tag}/eigenvalue_ratio_map`` (``|λ_min/λ_max|`` over a coarse 2D filter-normalized grid, Li et
-    al.); and ``<log_dir>/sharpness/{tag}-epoch=EEE-step=SSSSSS.npz`` with every value.
+    al.); and ``<log_dir>/sharpness/{tag}-epoch=EEE-step=SSSSSS.npz``, a self-describing
+    :class:`~lightning_landscape.SharpnessRecord` (values, the arrays of the figures, settings,
+    epoch, versions) that ``SharpnessRecord.load`` and ``lightning-landscape plot`` read.
 
     Args:
         every_n_epochs: run after every ``every_n_epochs``-th epoch.
@@ -160,6 +161,7 @@ class SharpnessMonitor(EpochMonitor):
         self.eigenvalue_ratio_map = check_bool("eigenvalue_ratio_map", eigenvalue_ratio_map)
         self.ratio_map_points = check_int("ratio_map_points", ratio_map_points, minimum=2)
         self.last_values: dict[str, float] = {}
+        self.last_record: SharpnessRecord | None = None
 
     @property
     def state_key(self) -> str:
@@ -178,25 +180,23 @@ class SharpnessMonitor(EpochMonitor):
 
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         with self.sharded(trainer):
-            values, figures, arrays = self.compute(trainer, pl_module)
+            record = self.compute(trainer, pl_module)
         self.mark_run(trainer)
-        self.last_values = values
-        self.log_values(trainer, pl_module, {f"{self.tag}/{k}": v for k, v in values.items()})
+        self.last_values = record.values
+        self.last_record = record
+        self.log_values(trainer, pl_module, {f"{self.tag}/{k}": v for k, v in record.values.items()})
         if not trainer.is_global_zero:
             return
-        tagged = {f"{self.tag}/{name}": draw() for name, draw in figures.items()}
+        tagged = {f"{self.tag}/{name}": fig for name, fig in sharpness_figures(record).items()}
         if tagged:
             self.report_figures(trainer, tagged, self.logging_step(trainer), "sharpness")
         if self.save_results:
             name = f"{self.tag}-epoch={trainer.current_epoch:03d}-step={trainer.global_step:06d}.npz"
-            arrays = {**{f"values/{k}": np.array(v) for k, v in values.items()}, **arrays}
-            self.saved_files.append(save_arrays(os.path.join(output_dir(trainer, "sharpness"), name), arrays))
+            self.saved_files.append(record.save(os.path.join(output_dir(trainer, "sharpness"), name)))
 
-    def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
-        """``(scalars, figures, arrays)`` of every configured measure at the current weights.
-
-        ``figures`` maps names to functions drawing them, so that only rank zero draws.
-        """
+    def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> SharpnessRecord:
+        """Every configured measure at the current weights, as a self-describing record (values,
+        the arrays its figures are drawn from, the settings that reproduce it)."""
         batches = self.evaluation_batches(trainer, pl_module)
         tasks = [partial(self._measure, measure) for measure in self.measures]
         if self.density:
@@ -204,17 +204,26 @@ class SharpnessMonitor(EpochMonitor):
         if self.eigenvalue_ratio_map:
             tasks.append(self._ratio_map)
         values: dict[str, float] = {}
-        figures: dict[str, Any] = {}
-        arrays: dict[str, np.ndarray] = {}
+        settings: dict[str, Any] = {
+            "measures": list(self.measures),
+            "measure_kwargs": self.measure_kwargs,
+            "seed": self.seed,
+            "num_samples": sum(batch_size(b) for b in batches),
+            "loss": describe_loss(self.loss_fn),
+            "data": self.data,
+        }
+        arrays: dict[str, torch.Tensor] = {}
         with progress_reporter(self.shows_progress(trainer), len(tasks), "sharpness") as on_point:
             for done, task in enumerate(tasks, start=1):
-                more_values, more_figures, more_arrays = task(pl_module, batches)
+                more_values, more_settings, more_arrays = task(pl_module, batches)
                 values.update(more_values)
-                figures.update(more_figures)
+                settings.update(more_settings)
                 arrays.update(more_arrays)
                 if on_point:
                     on_point(done)
-        return values, figures, arrays
+        return SharpnessRecord(
+            values, arrays, settings, epoch=trainer.current_epoch, global_step=trainer.global_step
+        )
 
     def _measure(self, measure: str, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
         options = {
@@ -235,8 +244,8 @@ class SharpnessMonitor(EpochMonitor):
             return values, {}, {}
         return (
             values,
-            {"basin_radii": partial(plot_basin_radii, result)},
-            {"basin_radii": result.radii.numpy()},
+            {"basin": result.details},
+            {"basin/radii": result.radii, "basin/crossed": result.crossed},
         )
 
     def _density(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
@@ -248,11 +257,16 @@ class SharpnessMonitor(EpochMonitor):
             loss_fn=self.loss_function(pl_module),
             seed=self.seed,
         )
-        arrays = {
-            "density/nodes": spectrum.quadrature.nodes.numpy(),
-            "density/weights": spectrum.quadrature.weights.numpy(),
+        arrays = {"density/nodes": spectrum.quadrature.nodes, "density/weights": spectrum.quadrature.weights}
+        settings = {
+            "density": {
+                "num_probes": spectrum.num_probes,
+                "num_steps": spectrum.num_steps,
+                "seed": spectrum.seed,
+                "dim": spectrum.quadrature.dim,
+            }
         }
-        return {}, {"hessian_density": partial(plot_hessian_density, spectrum)}, arrays
+        return {}, settings, arrays
 
     def _ratio_map(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
         ratio = eigenvalue_ratio_map(
@@ -263,10 +277,12 @@ class SharpnessMonitor(EpochMonitor):
             seed=self.seed,
         )
         arrays = {
-            "ratio_map/lambda_max": ratio.lambda_max.numpy(),
-            "ratio_map/lambda_min": ratio.lambda_min.numpy(),
+            "ratio_map/coords/0": ratio.coords[0],
+            "ratio_map/coords/1": ratio.coords[1],
+            "ratio_map/lambda_max": ratio.lambda_max,
+            "ratio_map/lambda_min": ratio.lambda_min,
         }
-        return {}, {"eigenvalue_ratio_map": partial(plot_eigenvalue_ratio_map, ratio)}, arrays
+        return {}, {}, arrays
 
 
 def _checked_kwargs(

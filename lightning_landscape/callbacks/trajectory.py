@@ -207,6 +207,10 @@ class TrajectoryMonitor(EpochMonitor):
             f"{self.tag}/max_plane_loss_gap": float(gap[torch.isfinite(gap)].max())
             if gap.isfinite().any()
             else float("nan"),
+            # diverged points: NaN/inf losses on the plane's grid and at the snapshots
+            f"{self.tag}/num_nonfinite": float(
+                (~torch.isfinite(result.landscape.loss)).sum() + (~torch.isfinite(result.snapshot_loss)).sum()
+            ),
         }
 
     def _report(self, trainer: pl.Trainer, result: TrajectoryResult) -> None:

@@ -20,7 +20,7 @@ from .interpolation import interpolate
 from .landscape import compute_landscape, grid_coordinates
 from .normalization import normalize_direction, normalize_directions
 from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
-from .results import LandscapeResult, ResultFileError
+from .results import LandscapeResult, ResultFileError, SharpnessRecord
 from .sharpness import SharpnessResult, sharpness
 from .trajectory import PCAResult, SnapshotBuffer, TrajectoryResult, pca_directions, trajectory_landscape
 from .volume import VolumeResult, function_volume
@@ -33,6 +33,7 @@ __all__ = [
     "log_evidence",
     "LandscapeResult",
     "ResultFileError",
+    "SharpnessRecord",
     "SharpnessResult",
     "eigenvalue_ratio_map",
     "sharpness",

@@ -15,7 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["LandscapeResult", "ResultFileError", "library_versions", "load_arrays", "save_arrays"]
+__all__ = [
+    "LandscapeResult",
+    "ResultFileError",
+    "SharpnessRecord",
+    "library_versions",
+    "load_arrays",
+    "result_format",
+    "save_arrays",
+]
 
 _FORMAT_NAME = "lightning_landscape.LandscapeResult"
 _FORMAT_VERSION = 1
@@ -247,3 +255,88 @@ class LandscapeResult:
         return all(np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") for k in a)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+_SHARPNESS_FORMAT_NAME = "lightning_landscape.SharpnessRecord"
+_SHARPNESS_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class SharpnessRecord:
+    """What one :class:`~lightning_landscape.SharpnessMonitor` run measured, self-describing.
+
+    Attributes:
+        values: measure name → value (``top_eigenvalue``, ``trace``, ``trace_stderr``, ``keskar``,
+            ``center_loss``, ...).
+        arrays: the by-products that figures are drawn from, by name: ``density/nodes`` and
+            ``density/weights`` (SLQ), ``ratio_map/coords/0|1``, ``ratio_map/lambda_max|min``,
+            ``basin/radii`` and ``basin/crossed``.
+        settings: what reproduces it: measures, their options, seed, number of samples, loss, and
+            per figure its own settings (``density``: probes, steps, dimension; ``basin``: details).
+        epoch: training epoch, when known.
+        global_step: training step, when known.
+        extra: free-form metadata (library versions).
+
+    Example:
+        >>> record = SharpnessRecord({"keskar": 0.5}, {}, {"seed": 0}, epoch=3, global_step=30)
+        >>> import tempfile, os
+        >>> path = record.save(os.path.join(tempfile.mkdtemp(), "s.npz"))
+        >>> SharpnessRecord.load(path).values
+        {'keskar': 0.5}
+    """
+
+    values: dict[str, float]
+    arrays: dict[str, torch.Tensor]
+    settings: dict[str, Any]
+    epoch: int | None = None
+    global_step: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the record to ``path`` (an ``.npz`` file: arrays plus one JSON metadata string)."""
+        meta = {
+            "format": f"{_SHARPNESS_FORMAT_NAME}/{_SHARPNESS_FORMAT_VERSION}",
+            "values": {k: float(v) for k, v in self.values.items()},
+            "settings": self.settings,
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "extra": {"versions": library_versions(), **self.extra},
+        }
+        arrays = {f"arrays/{k}": torch.as_tensor(v).numpy() for k, v in self.arrays.items()}
+        arrays.update({f"values/{k}": np.array(float(v)) for k, v in self.values.items()})
+        arrays["metadata"] = np.array(json.dumps(meta, default=str))
+        return save_arrays(path, arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SharpnessRecord:
+        """Read a record written by :meth:`save` (errors: :class:`ResultFileError`)."""
+        arrays = load_arrays(path)
+        where = os.fspath(path)
+        if "metadata" not in arrays:
+            raise ResultFileError(f"result file {where!r} has no lightning_landscape metadata.")
+        meta = json.loads(str(arrays["metadata"]))
+        check_format(meta, _SHARPNESS_FORMAT_NAME, _SHARPNESS_FORMAT_VERSION, where)
+        missing = sorted({"values", "settings"} - set(meta))
+        if missing:
+            raise ResultFileError(f"result file {where!r} lacks the field(s) {missing}.")
+        return cls(
+            values={k: float(v) for k, v in meta["values"].items()},
+            arrays={
+                k.removeprefix("arrays/"): torch.from_numpy(v)
+                for k, v in arrays.items()
+                if k.startswith("arrays/")
+            },
+            settings=meta["settings"],
+            epoch=meta.get("epoch"),
+            global_step=meta.get("global_step"),
+            extra=meta.get("extra", {}),
+        )
+
+
+def result_format(path: str | os.PathLike[str]) -> str:
+    """The format name of a result file (``"lightning_landscape.LandscapeResult"``, ...)."""
+    arrays = load_arrays(path)
+    if "metadata" not in arrays:
+        raise ResultFileError(f"result file {os.fspath(path)!r} has no lightning_landscape metadata.")
+    found = json.loads(str(arrays["metadata"])).get("format", "")
+    return str(found).rpartition("/")[0]

@@ -288,7 +288,10 @@ def pca_directions(
     directions = [{nm: t.reshape(final[nm].shape) for nm, t in dj.items()} for dj in directions]
     residuals = (norms_sq - coords.square().sum(dim=1)).clamp_min(0.0).sqrt()
     total = centred_gram.diagonal().sum()
-    ratio = variances / total if total > 0 else torch.zeros_like(variances)
+    if not bool(torch.isfinite(total)):  # a diverged trajectory: no meaningful shares
+        ratio = torch.full_like(variances, float("nan"))
+    else:
+        ratio = variances / total if total > 0 else torch.zeros_like(variances)
     return PCAResult(
         directions=tuple(directions),
         explained_variance_ratio=ratio.cpu(),

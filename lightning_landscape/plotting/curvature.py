@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from ..core.curvature import EigenvalueRatioMap, SpectralDensity
+from ..core.results import SharpnessRecord
 from ..core.sharpness import SharpnessResult
+from ..core.spectrum import SLQNodes
 
-__all__ = ["plot_basin_radii", "plot_eigenvalue_ratio_map", "plot_hessian_density"]
+__all__ = ["plot_basin_radii", "plot_eigenvalue_ratio_map", "plot_hessian_density", "sharpness_figures"]
 
 
 def plot_hessian_density(
@@ -73,3 +77,33 @@ def plot_basin_radii(result: SharpnessResult, *, bins: int = 20) -> Figure:
         fontsize=9,
     )
     return fig
+
+
+def sharpness_figures(record: SharpnessRecord) -> dict[str, Figure]:
+    """Every figure a :class:`~lightning_landscape.SharpnessRecord` holds the data of, by name:
+    ``hessian_density``, ``basin_radii``, ``eigenvalue_ratio_map`` (those that were measured)."""
+    arrays, settings, figures = record.arrays, record.settings, {}
+    if "density/nodes" in arrays:
+        density = settings["density"]
+        quadrature = SLQNodes(
+            nodes=arrays["density/nodes"], weights=arrays["density/weights"], dim=density["dim"]
+        )
+        spectrum = SpectralDensity(quadrature, density["num_probes"], density["num_steps"], density["seed"])
+        figures["hessian_density"] = plot_hessian_density(spectrum)
+    if "basin/radii" in arrays:
+        basin = SharpnessResult(
+            "basin_volume",
+            record.values.get("basin_volume", math.nan),
+            record.values.get("center_loss", math.nan),
+            details=settings.get("basin", {}),
+            radii=arrays["basin/radii"],
+            crossed=arrays.get("basin/crossed"),
+        )
+        figures["basin_radii"] = plot_basin_radii(basin)
+    if "ratio_map/lambda_max" in arrays:
+        coords = (arrays["ratio_map/coords/0"], arrays["ratio_map/coords/1"])
+        ratio = EigenvalueRatioMap(
+            coords, arrays["ratio_map/lambda_max"], arrays["ratio_map/lambda_min"], settings["seed"]
+        )
+        figures["eigenvalue_ratio_map"] = plot_eigenvalue_ratio_map(ratio)
+    return figures

@@ -158,3 +158,37 @@ def test_early_stopping_reads_a_monitor_value(tmp_path):
     stop = EarlyStopping(monitor="sharpness/center_loss", mode="min", stopping_threshold=1e9)
     trainer, _ = _fit(tmp_path, [monitor, stop], max_epochs=5)
     assert trainer.current_epoch == 1 and trainer.should_stop  # stopped after the first epoch
+
+
+def test_result_files_are_self_describing_records_that_load_and_redraw(tmp_path):
+    from lightning_landscape import SharpnessRecord
+    from lightning_landscape.cli import run as cli
+
+    monitor = SharpnessMonitor(
+        measures=["top_eigenvalue", "basin_volume"],
+        density=True,
+        density_steps=5,
+        eigenvalue_ratio_map=True,
+        ratio_map_points=2,
+        measure_kwargs={"basin_volume": QUICK["measure_kwargs"]["basin_volume"]},
+        num_samples=48,
+        eval_batch_size=16,
+    )
+    trainer, _ = _fit(tmp_path, [monitor], max_epochs=1)
+    record = SharpnessRecord.load(monitor.saved_files[-1])
+    assert record.values == pytest.approx(monitor.last_values)
+    assert record.epoch == 0 and record.global_step == trainer.global_step  # as the landscape files
+    assert record.settings["seed"] == 0 and record.settings["num_samples"] == 48
+    assert record.settings["measures"] == ["top_eigenvalue", "basin_volume"]
+    assert record.settings["density"]["num_steps"] == 5 and "versions" in record.extra
+    assert set(record.arrays) >= {
+        "density/nodes",
+        "basin/radii",
+        "ratio_map/lambda_max",
+        "ratio_map/coords/0",
+    }
+    written = cli(["plot", "--result", monitor.saved_files[-1], "--output_dir", str(tmp_path / "figures")])
+    names = sorted(p.rsplit("-", 1)[-1] for p in written)
+    assert names == ["basin_radii.png", "eigenvalue_ratio_map.png", "hessian_density.png"]
+    with pytest.raises(ValueError, match="`kind` 'contour' does not fit this sharpness record"):
+        cli(["plot", "--result", monitor.saved_files[-1], "--kind", "contour", "--output_dir", str(tmp_path)])
