@@ -402,6 +402,14 @@ def compute_landscape(
         observing(model) as saved,
     ):
         reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
+        largest = min(
+            (torch.finfo(t.dtype).max for t in reference.values() if t.is_floating_point()), default=1e38
+        )
+        if max(abs(v) for v in span) > largest:
+            raise ValueError(
+                f"`span` {span} holds coefficients beyond the largest value of the model's dtype "
+                f"({largest:g})."
+            )
         used = _resolve_directions(
             reference,
             dims=dims,

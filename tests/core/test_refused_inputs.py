@@ -94,3 +94,16 @@ def test_module_and_data_arguments():
     five_classes = TensorDataset(torch.zeros(10, 2), torch.arange(10) % 5)
     with pytest.raises(ValueError, match=r"`num_classes` \(2\) must exceed every label"):
         RandomizedDataset(five_classes, num_classes=2)
+
+
+def test_spans_beyond_what_the_weights_can_hold_are_refused():
+    # found by the fuzzer: a finite span whose coefficients do not fit in float32 overflowed deep inside
+    with pytest.raises(ValueError, match="`span`"):
+        ll.compute_landscape(mlp(), vector_batches(), num_points=3, span=(-3.402823466385289e38, 0.0))
+    half = mlp().half()
+    with pytest.raises(
+        ValueError, match=r"`span` .* beyond the largest value of the model's dtype \(65504\)"
+    ):
+        ll.compute_landscape(
+            half, [(x.half(), y) for x, y in vector_batches()], num_points=3, span=(-1e5, 1e5)
+        )
