@@ -421,12 +421,15 @@ class EigenvalueRatioMap:
         lambda_max: ``(n, n)`` largest eigenvalue at each grid point.
         lambda_min: ``(n, n)`` smallest (most negative) eigenvalue at each grid point.
         seed: seed of the directions (the same seed as a landscape gives the same plane).
+        converged: ``(n, n)`` whether Lanczos met ``tol`` within ``max_iter`` at each grid point
+            (a warning names how many did not).
     """
 
     coords: tuple[torch.Tensor, torch.Tensor]
     lambda_max: torch.Tensor
     lambda_min: torch.Tensor
     seed: int
+    converged: torch.Tensor | None = None
 
     @property
     def ratio(self) -> torch.Tensor:
@@ -461,6 +464,7 @@ def eigenvalue_ratio_map(
     coords = [grid_coordinates(span, num_points) for _ in range(2)]
     lambda_max = torch.empty(num_points, num_points, dtype=torch.float64)
     lambda_min = torch.empty(num_points, num_points, dtype=torch.float64)
+    converged = torch.zeros(num_points, num_points, dtype=torch.bool)
     with hessian_context(model):
         reference = {n: p.detach().clone() for n, p in perturbable_parameters(model).items()}
         directions = _resolve_directions(
@@ -486,6 +490,19 @@ def eigenvalue_ratio_map(
                     start=op.lanczos_start("both", seed),
                 )
                 lambda_max[i, j], lambda_min[i, j] = result.eigenvalues[0], result.eigenvalues[1]
+                converged[i, j] = result.converged
+    unconverged = int((~converged & torch.isfinite(lambda_max) & torch.isfinite(lambda_min)).sum())
+    if unconverged:
+        warnings.warn(
+            f"eigenvalue_ratio_map: Lanczos stopped at max_iter={max_iter} before tol={tol:g} at "
+            f"{unconverged} of {converged.numel()} grid points (see `converged`).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return EigenvalueRatioMap(
-        coords=(coords[0], coords[1]), lambda_max=lambda_max, lambda_min=lambda_min, seed=seed
+        coords=(coords[0], coords[1]),
+        lambda_max=lambda_max,
+        lambda_min=lambda_min,
+        seed=seed,
+        converged=converged,
     )

@@ -25,6 +25,7 @@ random stream are exactly as before, and it can be called from validation hooks 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -232,6 +233,13 @@ def _filter_normalized_eigenvalue(model, batches, loss_fn, *, tol: float, max_it
         start=op.lanczos_start("largest", seed, scale=d),
     )
     details = {"tol": tol, "max_iter": max_iter, "num_matvecs": op.num_matvecs, "converged": result.converged}
+    if not result.converged and bool(torch.isfinite(result.eigenvalues).all()):
+        warnings.warn(
+            f"sharpness 'filter_normalized_eigenvalue': Lanczos stopped at max_iter={max_iter} before "
+            f"tol={tol:g} (details['converged'] is False).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return float(result.eigenvalues[0]), details
 
 

@@ -156,6 +156,7 @@ def lanczos_eigenpairs(
         >>> [round(x, 6) for x in result.eigenvalues.tolist()]
         [10.0, 9.0, 1.0, 2.0]
     """
+    tol = float(tol)  # an integer tolerance would be multiplied in int64 and overflow
     steps_cap = min(max_iter, dim)
     wanted_count = 2 * k if which == "both" else k
     if k < 1 or wanted_count > dim:

@@ -86,6 +86,16 @@ def test_refused_naming_the_argument(case):
 def test_non_convergence_within_max_iter_is_reported():
     with pytest.warns(RuntimeWarning, match="Lanczos stopped at max_iter=3 before its residuals met"):
         ll.hessian_eigenvalues(mlp(), vector_batches(), k=1, max_iter=3, min_iter=1, tol=1e-12)
+    with pytest.warns(
+        RuntimeWarning, match="Lanczos stopped at max_iter=2 before tol=1e-12 at 4 of 4 grid points"
+    ):
+        ratio = ll.eigenvalue_ratio_map(mlp(), vector_batches(), num_points=2, max_iter=2, tol=1e-12)
+    assert not ratio.converged.any()
+    with pytest.warns(RuntimeWarning, match="filter_normalized_eigenvalue': Lanczos stopped at max_iter=2"):
+        result = ll.sharpness(
+            mlp(), vector_batches(), measure="filter_normalized_eigenvalue", max_iter=2, tol=1e-12
+        )
+    assert result.details["converged"] is False
 
 
 def test_module_and_data_arguments():
@@ -107,3 +117,9 @@ def test_spans_beyond_what_the_weights_can_hold_are_refused():
         ll.compute_landscape(
             half, [(x.half(), y) for x, y in vector_batches()], num_points=3, span=(-1e5, 1e5)
         )
+
+
+def test_an_integer_tolerance_is_a_tolerance():
+    # tol=10**30 raised OverflowError (the int was multiplied in int64); it is a very loose tolerance
+    values = ll.hessian_eigenvalues(mlp(), vector_batches(), k=1, tol=10**30)
+    assert values.shape == (1,) and torch.isfinite(values).all()
