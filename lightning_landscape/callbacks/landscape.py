@@ -10,7 +10,7 @@ import torch
 
 from .._checks import check_bool, check_choice, check_int, check_positive_float, check_span
 from ..core.evaluation import evaluation_sums
-from ..core.landscape import check_points_per_forward, compute_landscape
+from ..core.landscape import check_points_per_forward, check_span_fits, compute_landscape
 from ..core.normalization import NORMALIZATIONS
 from ..core.params import observing
 from ..core.results import LandscapeResult
@@ -143,6 +143,10 @@ class LossLandscapeMonitor(EpochMonitor):
     @property
     def state_key(self) -> str:
         return self._generate_state_key(tag=self.tag, dims=self.dims, seed=self.seed)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        check_span_fits("span", self.span, pl_module.parameters())  # before training, not at epoch end
 
     # ------------------------------------------------------------------ work
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

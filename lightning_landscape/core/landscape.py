@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -122,6 +123,16 @@ def _resolve_directions(
             used.append(out)
         return used
     return [normalize_directions(d, reference, normalization, ignore_bias_and_norm) for d in directions]
+
+
+def check_span_fits(name: str, span: tuple[float, float], tensors: Iterable[torch.Tensor]) -> None:
+    """Refuse coefficients beyond the largest value the tensors' dtype holds (they would overflow
+    inside torch when a direction is scaled by them)."""
+    largest = min((torch.finfo(t.dtype).max for t in tensors if t.is_floating_point()), default=math.inf)
+    if max(abs(v) for v in span) > largest:
+        raise ValueError(
+            f"`{name}` {span} holds coefficients beyond the largest value of the model's dtype ({largest:g})."
+        )
 
 
 PointWriter = Callable[[tuple[float, ...]], None]
@@ -402,14 +413,7 @@ def compute_landscape(
         observing(model) as saved,
     ):
         reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
-        largest = min(
-            (torch.finfo(t.dtype).max for t in reference.values() if t.is_floating_point()), default=1e38
-        )
-        if max(abs(v) for v in span) > largest:
-            raise ValueError(
-                f"`span` {span} holds coefficients beyond the largest value of the model's dtype "
-                f"({largest:g})."
-            )
+        check_span_fits("span", span, reference.values())
         used = _resolve_directions(
             reference,
             dims=dims,

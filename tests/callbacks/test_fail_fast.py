@@ -219,3 +219,9 @@ def test_unknown_parameter_names_fail_at_setup(tmp_path):
     monitor = SharpnessMonitor(measure_kwargs={"top_eigenvalue": {"names": ["nope"]}}, **QUICK)
     with pytest.raises(ValueError, match=r"`measure_kwargs\['top_eigenvalue'\]\['names'\]` \['nope'\]"):
         _fit(tmp_path, SmallCNN(), ImageData(), monitor)
+
+
+def test_a_span_the_weights_cannot_hold_fails_at_setup(tmp_path):
+    monitor = LossLandscapeMonitor(span=(-1e39, 1e39), **QUICK)  # beyond float32
+    with pytest.raises(ValueError, match=r"`span` .* beyond the largest value of the model's dtype"):
+        _fit(tmp_path, SmallCNN(), ImageData(), monitor)
