@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -50,7 +50,7 @@ _TARGETS = {
 _OPTION_CHECKS = {
     "top_eigenvalue": check_eigenvalue_options,
     "trace": check_trace_options,
-    **{m: partial(check_sharpness_options, measure=m) for m in MEASURES},
+    **dict.fromkeys(MEASURES, check_sharpness_options),
 }
 _FIXED = {"model", "batches", "measure", "loss_fn", "return_eigenvectors", "k", "which", "num_samples"}
 
@@ -285,6 +285,12 @@ class SharpnessMonitor(EpochMonitor):
         return {}, {}, arrays
 
 
+def _defaults(function: Callable[..., Any]) -> dict[str, Any]:
+    """The default value of every keyword argument of ``function`` that has one."""
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
 def _checked_kwargs(
     kwargs: Mapping[str, Mapping[str, Any]], measures: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
@@ -301,8 +307,8 @@ def _checked_kwargs(
             raise ValueError(
                 f"`measure_kwargs[{measure!r}]` has unknown option(s) {unknown}; allowed: {allowed}."
             )
-        try:  # the values, through the checks the core function itself runs
-            _OPTION_CHECKS[measure](**options)
+        try:  # the values, through the checks the core function itself runs, with its defaults
+            _OPTION_CHECKS[measure](**{**_defaults(_TARGETS[measure]), **options, "measure": measure})
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"`measure_kwargs[{measure!r}]`: {exc}") from exc
         checked[measure] = dict(options)

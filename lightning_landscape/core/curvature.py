@@ -62,19 +62,19 @@ def _operator(
 
 def check_eigenvalue_options(
     *,
-    k: int = 1,
-    which: str = "largest",
-    tol: float = 1e-4,
-    max_iter: int = 100,
-    min_iter: int = 4,
-    seed: int = 0,
-    names: Sequence[str] | None = None,
+    k: int,
+    which: str,
+    tol: float,
+    max_iter: int,
+    min_iter: int,
+    seed: int,
+    names: Sequence[str] | None,
     **_: Any,
 ) -> None:
     """The checks of :func:`hessian_eigenvalues`' options, usable before a model exists (monitors
-    run them at construction).
+    run them at construction, with the function's own defaults for the options not given).
 
-    >>> check_eigenvalue_options(k=3, max_iter=2)
+    >>> check_eigenvalue_options(k=3, which="largest", tol=1e-4, max_iter=2, min_iter=1, seed=0, names=None)
     Traceback (most recent call last):
     ...
     ValueError: `max_iter` (2) must be at least the number of wanted eigenvalues (3).
@@ -94,7 +94,7 @@ def check_eigenvalue_options(
 
 
 def check_trace_options(
-    *, num_probes: int = 99, method: str = "auto", seed: int = 0, names: Sequence[str] | None = None, **_: Any
+    *, num_probes: int, method: str, seed: int, names: Sequence[str] | None, **_: Any
 ) -> None:
     """The checks of :func:`hessian_trace`'s options, usable before a model exists."""
     check_choice("method", method, ("auto", "exact_ggn", "hutch++", "hutchinson"))
@@ -459,7 +459,7 @@ def eigenvalue_ratio_map(
     check_int("num_points", num_points, minimum=2)
     span = check_span("span", span)
     check_callable("loss_fn", loss_fn)
-    check_eigenvalue_options(k=1, which="both", tol=tol, max_iter=max_iter, seed=seed)
+    check_eigenvalue_options(k=1, which="both", tol=tol, max_iter=max_iter, min_iter=1, seed=seed, names=None)
     cached = cache_batches(batches, module_device(model), num_samples)
     coords = [grid_coordinates(span, num_points) for _ in range(2)]
     lambda_max = torch.empty(num_points, num_points, dtype=torch.float64)

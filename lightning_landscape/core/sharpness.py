@@ -309,27 +309,29 @@ def _basin_volume(
 
 def check_sharpness_options(
     *,
-    measure: str = "keskar",
-    seed: int = 0,
-    epsilon: float = 1e-3,
-    rho: float = 0.05,
-    p: float = 2,
-    num_steps: int = 20,
-    step_size: float = 0.25,
-    num_probes: int = 20,
-    tol: float = 1e-4,
-    max_iter: int = 100,
-    num_directions: int = 50,
-    threshold: float | None = None,
-    max_radius: float = 1.0,
-    num_scan: int = 30,
-    num_bisect: int = 20,
+    measure: str,
+    seed: int,
+    epsilon: float,
+    rho: float,
+    p: float,
+    num_steps: int,
+    step_size: float,
+    num_probes: int,
+    tol: float,
+    max_iter: int,
+    num_directions: int,
+    threshold: float | None,
+    max_radius: float,
+    num_scan: int,
+    num_bisect: int,
     **_: Any,
 ) -> None:
     """The checks of :func:`sharpness`' options, usable before a model exists (monitors run them
-    at construction).
+    at construction, with :func:`sharpness`' own defaults for the options not given).
 
-    >>> check_sharpness_options(measure="keskar", epsilon=-1)
+    >>> import inspect
+    >>> defaults = {n: q.default for n, q in inspect.signature(sharpness).parameters.items()}
+    >>> check_sharpness_options(**{**defaults, "epsilon": -1})
     Traceback (most recent call last):
     ...
     ValueError: `epsilon` must be a finite number > 0, got -1.

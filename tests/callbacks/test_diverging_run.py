@@ -19,16 +19,7 @@ from lightning_landscape import (
     TrajectoryMonitor,
     VolumeMonitor,
 )
-
-EVERY_MEASURE = [
-    "top_eigenvalue",
-    "trace",
-    "keskar",
-    "adaptive_worst",
-    "average",
-    "filter_normalized_eigenvalue",
-    "basin_volume",
-]
+from lightning_landscape.callbacks.sharpness import ALL_MEASURES
 
 
 class Explode(Callback):
@@ -47,7 +38,7 @@ def test_a_diverging_run_trains_to_the_end_and_the_nan_is_logged_and_counted(tmp
     monitors = [
         LossLandscapeMonitor(dims=2, num_points=3, progress_bar=False, **quick),
         SharpnessMonitor(
-            measures=EVERY_MEASURE,
+            measures=list(ALL_MEASURES),
             measure_kwargs={
                 "keskar": {"num_steps": 2},
                 "adaptive_worst": {"num_steps": 2},
