@@ -94,7 +94,7 @@ def top_eigenvalue_tools():
 
     return {
         "ours (Lanczos, tol 1e-4, gradient-informed start)": lambda m, x, y: float(
-            hessian_eigenvalues(m, [(x, y)], k=1)[0]
+            hessian_eigenvalues(m, [(x, y)], k=1).eigenvalues[0]
         ),
         "ours, BatchNorm not folded (`fold_batchnorm=False`)": _ours_batchnorm_as_written,
         "PyHessian (defaults: power, tol 1e-3)": lambda m, x, y: float(

@@ -23,6 +23,7 @@ from .callbacks import (
     VolumeMonitor,
 )
 from .core import (
+    EigenvalueResult,
     EvidenceResult,
     LandscapeResult,
     PCAResult,
@@ -70,6 +71,7 @@ __all__ = [
     "sharpness",
     "trajectory_landscape",
     # results
+    "EigenvalueResult",
     "EvidenceResult",
     "LandscapeResult",
     "PCAResult",

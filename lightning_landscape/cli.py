@@ -335,7 +335,9 @@ def sharpness(
     }
     for measure in tqdm(measures, desc="sharpness", leave=False):
         if measure == "top_eigenvalue":
-            values[measure] = float(hessian_eigenvalues(model, batches, k=1, seed=seed, loss_fn=loss)[0])
+            values[measure] = float(
+                hessian_eigenvalues(model, batches, k=1, seed=seed, loss_fn=loss).eigenvalues[0]
+            )
         elif measure == "trace":
             estimate = hessian_trace(model, batches, seed=seed, loss_fn=loss)
             values.update(trace=estimate.estimate, trace_stderr=estimate.stderr)

@@ -86,7 +86,7 @@ def measure(module, data, num_directions: int) -> dict:
     return {
         "train accuracy": train_acc,
         "test accuracy": test_acc,
-        "top eigenvalue": float(hessian_eigenvalues(module, subset, k=1)[0]),
+        "top eigenvalue": float(hessian_eigenvalues(module, subset, k=1).eigenvalues[0]),
         "basin": sharpness(
             module, subset, measure="basin_volume", num_directions=num_directions, max_radius=1.0
         ),

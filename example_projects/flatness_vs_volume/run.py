@@ -110,7 +110,7 @@ def measure(net, x_train, y_train, x_test, args: argparse.Namespace) -> dict[str
         num_steps=args.evidence_steps,
     )
     return {
-        "top_eigenvalue": float(hessian_eigenvalues(net, data)[0]),
+        "top_eigenvalue": float(hessian_eigenvalues(net, data).eigenvalues[0]),
         "keskar": sharpness(net, data, measure="keskar").value,
         "log_evidence": evidence.log_evidence,
         "log_prior": volume.log_probability,

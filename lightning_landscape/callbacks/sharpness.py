@@ -60,7 +60,8 @@ class SharpnessMonitor(EpochMonitor):
 
     Measures (any subset, in ``measures``):
 
-    - ``"top_eigenvalue"``: largest Hessian eigenvalue (Lanczos; :func:`hessian_eigenvalues`);
+    - ``"top_eigenvalue"``: largest Hessian eigenvalue (Lanczos; :func:`hessian_eigenvalues`), and
+      ``{tag}/top_eigenvalue_converged`` (1 when Lanczos met its tolerance within ``max_iter``);
     - ``"trace"``: Hutch++ trace estimate and its standard error (:func:`hessian_trace`);
     - ``"keskar"``, ``"adaptive_worst"``, ``"average"``, ``"filter_normalized_eigenvalue"``,
       ``"basin_volume"``: see :func:`lightning_landscape.sharpness`.
@@ -232,7 +233,9 @@ class SharpnessMonitor(EpochMonitor):
             **self.measure_kwargs.get(measure, {}),
         }
         if measure == "top_eigenvalue":
-            return {measure: float(hessian_eigenvalues(pl_module, batches, k=1, **options)[0])}, {}, {}
+            top = hessian_eigenvalues(pl_module, batches, k=1, **options)
+            values = {measure: float(top.eigenvalues[0]), "top_eigenvalue_converged": float(top.converged)}
+            return values, {}, {}
         if measure == "trace":
             estimate = hessian_trace(pl_module, batches, **options)
             return {"trace": estimate.estimate, "trace_stderr": estimate.stderr}, {}, {}

@@ -6,6 +6,7 @@ random stream exactly as they were, and return frozen result dataclasses holding
 
 from .curvature import (
     EigenvalueRatioMap,
+    EigenvalueResult,
     SpectralDensity,
     eigenvalue_ratio_map,
     hessian_density,
@@ -27,6 +28,7 @@ from .volume import VolumeResult, function_volume
 
 __all__ = [
     "EigenvalueRatioMap",
+    "EigenvalueResult",
     "EvidenceResult",
     "VolumeResult",
     "function_volume",

@@ -42,6 +42,7 @@ from .spectrum import (
 
 __all__ = [
     "EigenvalueRatioMap",
+    "EigenvalueResult",
     "SpectralDensity",
     "eigenvalue_ratio_map",
     "exact_ggn_trace",
@@ -58,6 +59,31 @@ def _operator(
     model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None, names, num_samples: int | None
 ) -> HessianOperator:
     return HessianOperator(model, cache_batches(batches, module_device(model), num_samples), loss_fn, names)
+
+
+@dataclass(frozen=True, eq=False)
+class EigenvalueResult:
+    """Extreme Hessian eigenvalues from :func:`hessian_eigenvalues`.
+
+    Attributes:
+        eigenvalues: float64 CPU tensor: largest first for ``"largest"``, smallest first for
+            ``"smallest"``, the ``k`` largest then the ``k`` smallest for ``"both"`` (NaN for a
+            diverged model).
+        converged: whether every wanted Ritz value met the tolerance within ``max_iter``; when
+            not, the values are Ritz values, not converged eigenvalues.
+        residuals: the residual bound of each value.
+        num_matvecs: Hessian-vector products used.
+        which: ``"largest"``, ``"smallest"`` or ``"both"``.
+        eigenvectors: with ``return_eigenvectors=True``, unit eigenvectors as dicts name → CPU
+            tensor, in the order of ``eigenvalues``; else ``None``.
+    """
+
+    eigenvalues: torch.Tensor
+    converged: bool
+    residuals: torch.Tensor
+    num_matvecs: int
+    which: str
+    eigenvectors: list[dict[str, torch.Tensor]] | None = None
 
 
 def check_eigenvalue_options(
@@ -117,7 +143,7 @@ def hessian_eigenvalues(
     return_eigenvectors: bool = False,
     names: Sequence[str] | None = None,
     num_samples: int | None = None,
-) -> torch.Tensor | tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+) -> EigenvalueResult:
     """Extreme eigenvalues of the loss Hessian by Lanczos with full reorthogonalization.
 
     Args:
@@ -135,22 +161,23 @@ def hessian_eigenvalues(
             only close to *some* eigenvalue, and from a purely random start the second eigenvalue
             can converge before the top one appears; the gradient gives the top eigenvector a large
             share (on the digits MLP and CNN: 11 and 5–6 products instead of up to 20).
-        return_eigenvectors: also return the eigenvectors as dicts name → tensor.
+        return_eigenvectors: also keep the eigenvectors (as dicts name → tensor) in the result.
         names: restrict to these parameters (default: every trainable parameter).
         num_samples: read at most this many samples from ``batches`` (needed for an iterable
             without ``len``; default: every batch of a finite collection).
 
     Returns:
-        The eigenvalues as a float64 CPU tensor (largest first for ``"largest"``, smallest first
-        for ``"smallest"``, the ``k`` largest then the ``k`` smallest for ``"both"``), and with
-        ``return_eigenvectors`` a list of unit eigenvectors as dicts name → CPU tensor.
+        An :class:`EigenvalueResult`: the eigenvalues (float64 CPU tensor), whether Lanczos met
+        ``tol`` within ``max_iter`` (``converged``; a warning says so when it did not), the
+        residual bounds, the products used and, with ``return_eigenvectors``, the eigenvectors.
 
     Example:
         >>> _ = torch.manual_seed(0)
         >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
         >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
-        >>> hessian_eigenvalues(net, data, k=2).shape
-        torch.Size([2])
+        >>> result = hessian_eigenvalues(net, data, k=2)
+        >>> result.eigenvalues.shape, result.converged
+        (torch.Size([2]), True)
     """
     check_callable("loss_fn", loss_fn)
     check_eigenvalue_options(
@@ -181,13 +208,23 @@ def hessian_eigenvalues(
             RuntimeWarning,
             stacklevel=2,
         )
-    if not return_eigenvectors:
-        return values
-    vectors = [
-        {n: piece.detach().cpu().clone() for n, piece in zip(op.names, op.split(result.eigenvectors[:, j]))}
-        for j in range(result.eigenvectors.shape[1])
-    ]
-    return values, vectors
+    vectors = None
+    if return_eigenvectors:
+        vectors = [
+            {
+                n: piece.detach().cpu().clone()
+                for n, piece in zip(op.names, op.split(result.eigenvectors[:, j]))
+            }
+            for j in range(result.eigenvectors.shape[1])
+        ]
+    return EigenvalueResult(
+        eigenvalues=values,
+        converged=result.converged,
+        residuals=result.residuals.detach().cpu().double(),
+        num_matvecs=result.num_steps,
+        which=which,
+        eigenvectors=vectors,
+    )
 
 
 def hessian_trace(

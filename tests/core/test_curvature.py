@@ -45,8 +45,8 @@ def test_top5_and_bottom2_match_the_dense_hessian(batchnorm):
             model.train()(x)  # non-trivial running statistics
     dense = torch.linalg.eigvalsh(dense_hessian(model, x, y))
     assert 250 <= dense.numel() <= 400
-    top = hessian_eigenvalues(model, batches, k=5, which="largest", tol=1e-10, max_iter=400)
-    bottom = hessian_eigenvalues(model, batches, k=2, which="smallest", tol=1e-10, max_iter=400)
+    top = hessian_eigenvalues(model, batches, k=5, which="largest", tol=1e-10, max_iter=400).eigenvalues
+    bottom = hessian_eigenvalues(model, batches, k=2, which="smallest", tol=1e-10, max_iter=400).eigenvalues
     np.testing.assert_allclose(top.numpy(), dense.flip(0)[:5].numpy(), rtol=1e-4)
     np.testing.assert_allclose(bottom.numpy(), dense[:2].numpy(), rtol=1e-4)
     assert bottom[0] < 0  # a genuinely indefinite Hessian
@@ -56,9 +56,9 @@ def test_eigenvectors_satisfy_the_eigen_equation():
     model = _model(False)
     x, y, batches = _data()
     h = dense_hessian(model, x, y)
-    values, vectors = hessian_eigenvalues(
-        model, batches, k=2, tol=1e-10, max_iter=400, return_eigenvectors=True
-    )
+    result = hessian_eigenvalues(model, batches, k=2, tol=1e-10, max_iter=400, return_eigenvectors=True)
+    values, vectors = result.eigenvalues, result.eigenvectors
+    assert hessian_eigenvalues(model, batches, k=2).eigenvectors is None  # the same type either way
     for value, vector in zip(values, vectors):
         v = torch.cat([vector[n].flatten() for n, _ in model.named_parameters()])
         np.testing.assert_allclose((h @ v).numpy(), (value * v).numpy(), atol=1e-6)
@@ -96,9 +96,9 @@ def test_curvature_never_perturbs_and_works_in_inference_mode():
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     rng = GlobalRNG.capture()
     before = snapshot(model)
-    plain = hessian_eigenvalues(model, batches, k=1)
+    plain = hessian_eigenvalues(model, batches, k=1).eigenvalues
     with torch.inference_mode():  # as in a Lightning validation hook
-        inside = hessian_eigenvalues(model, [(bx.clone(), by.clone()) for bx, by in batches], k=1)
+        inside = hessian_eigenvalues(model, [(bx.clone(), by.clone()) for bx, by in batches], k=1).eigenvalues
         hessian_trace(model, batches, num_probes=6)
         hessian_density(model, batches, num_probes=1, num_steps=5)
     assert_same_state(before, model)
@@ -222,7 +222,7 @@ def test_top_eigenvalue_of_the_trained_digits_mlp_in_few_products():
     model, train_set = sgd_trained("mlp", epochs=5)
     x, y = train_set.tensors
     batches = [(x[:1024], y[:1024])]
-    reference = hessian_eigenvalues(model, batches, k=1, tol=1e-9, min_iter=60, max_iter=60)
+    reference = hessian_eigenvalues(model, batches, k=1, tol=1e-9, min_iter=60, max_iter=60).eigenvalues
     for seed in range(4):
         with hessian_context(model):
             op = HessianOperator(model, batches)
@@ -270,7 +270,7 @@ def test_an_endless_loader_is_read_only_up_to_num_samples():
             reads.append(1)
             yield torch.randn(8, 5, generator=g, dtype=torch.float64), torch.randint(0, 3, (8,), generator=g)
 
-    values = hessian_eigenvalues(model, endless(), k=1, num_samples=20)
+    values = hessian_eigenvalues(model, endless(), k=1, num_samples=20).eigenvalues
     assert values.shape == (1,) and len(reads) == 3  # 8 + 8 + 4 samples, nothing more
     for call in (
         lambda b, **k: hessian_eigenvalues(model, b, **k),

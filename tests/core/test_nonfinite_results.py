@@ -27,8 +27,8 @@ def _diverged():
 
 
 CALLS = {
-    "top_eigenvalue": lambda m, b: float(hessian_eigenvalues(m, b, k=1)[0]),
-    "both_ends": lambda m, b: float(hessian_eigenvalues(m, b, k=1, which="both")[1]),
+    "top_eigenvalue": lambda m, b: float(hessian_eigenvalues(m, b, k=1).eigenvalues[0]),
+    "both_ends": lambda m, b: float(hessian_eigenvalues(m, b, k=1, which="both").eigenvalues[1]),
     "hutch++": lambda m, b: hessian_trace(m, b, method="hutch++", num_probes=6).estimate,
     "density": lambda m, b: float(hessian_density(m, b, num_probes=1, num_steps=4).quadrature.nodes.sum()),
     "evidence_exact": lambda m, b: log_evidence(m, b, prior_precision=1.0, method="exact").log_evidence,

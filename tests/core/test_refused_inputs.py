@@ -85,7 +85,9 @@ def test_refused_naming_the_argument(case):
 
 def test_non_convergence_within_max_iter_is_reported():
     with pytest.warns(RuntimeWarning, match="Lanczos stopped at max_iter=3 before its residuals met"):
-        ll.hessian_eigenvalues(mlp(), vector_batches(), k=1, max_iter=3, min_iter=1, tol=1e-12)
+        result = ll.hessian_eigenvalues(mlp(), vector_batches(), k=1, max_iter=3, min_iter=1, tol=1e-12)
+    assert result.converged is False and result.num_matvecs == 3  # the flag on the result
+    assert ll.hessian_eigenvalues(mlp(), vector_batches(), k=1).converged is True
     with pytest.warns(
         RuntimeWarning, match="Lanczos stopped at max_iter=2 before tol=1e-12 at 4 of 4 grid points"
     ):
@@ -121,5 +123,5 @@ def test_spans_beyond_what_the_weights_can_hold_are_refused():
 
 def test_an_integer_tolerance_is_a_tolerance():
     # tol=10**30 raised OverflowError (the int was multiplied in int64); it is a very loose tolerance
-    values = ll.hessian_eigenvalues(mlp(), vector_batches(), k=1, tol=10**30)
+    values = ll.hessian_eigenvalues(mlp(), vector_batches(), k=1, tol=10**30).eigenvalues
     assert values.shape == (1,) and torch.isfinite(values).all()

@@ -108,13 +108,13 @@ def test_rescaling_moves_the_top_eigenvalue_but_not_the_volume(c):
     model, x, y = train_binary()
     factory = lambda: nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 1))  # noqa: E731
     before = function_volume(factory, x, model=model, num_init_samples=400)
-    top_before = float(hessian_eigenvalues(model, [(x, y)], loss_fn=bce)[0])
+    top_before = float(hessian_eigenvalues(model, [(x, y)], loss_fn=bce).eigenvalues[0])
     with torch.no_grad():
         model[0].weight.mul_(c)
         model[0].bias.mul_(c)
         model[2].weight.div_(c)
     after = function_volume(factory, x, model=model, num_init_samples=400)
-    top_after = float(hessian_eigenvalues(model, [(x, y)], loss_fn=bce)[0])
+    top_after = float(hessian_eigenvalues(model, [(x, y)], loss_fn=bce).eigenvalues[0])
     assert torch.equal(after.target, before.target)
     assert after.log_probability == before.log_probability
     assert max(top_after / top_before, top_before / top_after) > 10
