@@ -251,7 +251,8 @@ def _first_crossing(
     num_scan: int,
     num_bisect: int,
 ):
-    """Smallest r in (0, max_radius] with L(θ₀ + r·d) ≥ threshold, or (max_radius, False)."""
+    """Smallest r in (0, max_radius] with L(θ₀ + r·d) ≥ threshold, or (max_radius, False); third,
+    whether the scan's crossing point had a NaN loss (counted as crossed: the loss left the basin)."""
     low = 0.0
     for j in range(1, num_scan + 1):
         radius = max_radius * (j / num_scan) ** 2  # finer near θ₀, as in Huang et al.'s code
@@ -264,9 +265,9 @@ def _first_crossing(
                     low = mid
                 else:
                     high = mid
-            return 0.5 * (low + high), True
+            return 0.5 * (low + high), True, math.isnan(value)
         low = radius
-    return max_radius, False
+    return max_radius, False, False
 
 
 def _basin_volume(
@@ -286,13 +287,14 @@ def _basin_volume(
         raise ValueError(f"`threshold` ({level}) must exceed the loss at the weights ({center}).")
     reference = dict(zip(names, obj.base))
     radii, crossed = [], []
-    count = 0
+    count = nan_crossings = 0
     for raw in iter_random_directions(reference, num_directions, seed):
         direction = normalize_directions(raw, reference, "filter", ignore_bias_and_norm=True)
         count = sum(int(torch.count_nonzero(t)) for t in direction.values())
-        radius, hit = _first_crossing(
+        radius, hit, by_nan = _first_crossing(
             obj, [direction[n] for n in names], level, max_radius, num_scan, num_bisect
         )
+        nan_crossings += by_nan
         radii.append(radius)
         crossed.append(hit)
     r = torch.tensor(radii, dtype=torch.float64)
@@ -303,7 +305,16 @@ def _basin_volume(
         "max_radius": max_radius,
         "dimension": count,
         "num_not_crossed": int(len(crossed) - sum(crossed)),
+        "num_nan_crossings": nan_crossings,
     }
+    if nan_crossings:
+        warnings.warn(
+            f"sharpness 'basin_volume': along {nan_crossings} of {num_directions} directions the loss "
+            "became NaN before reaching the threshold; those count as crossed there (the loss left the "
+            "basin): see details['num_nan_crossings'].",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return log_volume, r, torch.tensor(crossed), details
 
 

@@ -74,3 +74,22 @@ def test_ascent_measures_are_nan_not_minus_infinity_when_every_perturbed_loss_is
             loss_fn=nan_away_from_the_weights,
         )
     assert math.isfinite(result.center_loss) and math.isnan(result.value)
+
+
+def test_basin_volume_says_when_a_nan_loss_ended_a_direction():
+    def nan_far_from_the_weights(model, batch):
+        loss = torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+        moved = sum(float((p - p0).abs().sum()) for p, p0 in zip(model.parameters(), REFERENCE.parameters()))
+        return loss * (math.nan if moved > 1e-3 else 1.0)
+
+    with pytest.warns(RuntimeWarning, match="the loss became NaN before reaching the threshold"):
+        result = sharpness(
+            mlp(),
+            vector_batches(),
+            measure="basin_volume",
+            num_directions=3,
+            num_scan=4,
+            num_bisect=2,
+            loss_fn=nan_far_from_the_weights,
+        )
+    assert result.details["num_nan_crossings"] == 3 and bool(result.crossed.all())
