@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from .._checks import check_choice, check_int, check_seed
+from .._checks import check_bool, check_choice, check_int, check_seed
 
 __all__ = ["RandomizedDataset"]
 
@@ -31,25 +31,32 @@ class RandomizedDataset(Dataset):
         dataset: a map-style data set of ``(x, y)`` pairs with tensor ``x`` and integer ``y``.
         corruption: what to randomize:
 
-            - ``"labels"``: exactly ``round(fraction · n)`` items (chosen with the seed) get a new
-              label drawn uniformly from the *other* classes, so every chosen label really changes
-              (the paper's code draws from all classes, changing only about 0.9·fraction of them
-              with 10 classes);
+            - ``"labels"``: as in the paper, each label is independently, with probability
+              ``fraction``, replaced by a class drawn uniformly from *all* ``C`` classes, so it
+              keeps its value with probability ``1 − fraction + fraction/C`` (at ``fraction=1``
+              about one label in ``C`` is still right, and a network trained on them scores at
+              chance on true test labels). With ``exclude_true_label=True``: exactly
+              ``round(fraction · n)`` items get a label drawn from the *other* classes, so every
+              chosen label changes; at ``fraction=1`` that is a data set of complementary labels,
+              from which a network learns "not the true class" and scores *below* chance (a
+              ten-class test error near 100%, not 90%);
             - ``"shuffled_pixels"``: one fixed permutation of pixel positions for every image (the
               channels of a pixel stay together);
             - ``"random_pixels"``: a different fixed permutation for each image;
             - ``"gaussian"``: each image replaced by Gaussian noise with the data set's per-channel
               mean and standard deviation.
 
-        fraction: ``"labels"`` only: the fraction of labels to change (0 to 1).
+        fraction: ``"labels"`` only: the probability that a label is redrawn (0 to 1).
         seed: seed of every random choice.
+        exclude_true_label: ``"labels"`` only: the rule that changes exactly ``round(fraction·n)``
+            labels, each to another class (see above).
         num_classes: number of classes (default: largest label + 1).
 
     Example:
         >>> from torch.utils.data import TensorDataset
         >>> data = TensorDataset(torch.zeros(10, 2), torch.arange(10) % 5)
-        >>> noisy = RandomizedDataset(data, corruption="labels", fraction=0.5, seed=0)
-        >>> sum(int(noisy[i][1] != data[i][1]) for i in range(10))
+        >>> exact = RandomizedDataset(data, fraction=0.5, seed=0, exclude_true_label=True)
+        >>> sum(int(exact[i][1] != data[i][1]) for i in range(10))
         5
     """
 
@@ -61,6 +68,7 @@ class RandomizedDataset(Dataset):
         fraction: float = 1.0,
         seed: int = 0,
         num_classes: int | None = None,
+        exclude_true_label: bool = False,
     ) -> None:
         self.dataset = dataset
         self.corruption = check_choice(
@@ -70,6 +78,7 @@ class RandomizedDataset(Dataset):
             raise ValueError(f"`fraction` must be a number in [0, 1], got {fraction!r}.")
         self.fraction = float(fraction)
         self.seed = check_seed("seed", seed)
+        self.exclude_true_label = check_bool("exclude_true_label", exclude_true_label)
         n = len(dataset)  # type: ignore[arg-type]
         labels = torch.tensor([int(dataset[i][1]) for i in range(n)])
         self.num_classes = (
@@ -82,12 +91,17 @@ class RandomizedDataset(Dataset):
             )
         self.labels = labels.clone()
         generator = torch.Generator().manual_seed(seed)
-        if corruption == "labels":
+        if corruption == "labels" and exclude_true_label:
             chosen = torch.randperm(n, generator=generator)[: round(self.fraction * n)]
             # a uniform draw among the other C − 1 classes: shift by 1..C−1 modulo C
             shift = torch.randint(1, self.num_classes, (len(chosen),), generator=generator)
             self.labels[chosen] = (labels[chosen] + shift) % self.num_classes
-            self.changed = chosen.sort().values
+        elif corruption == "labels":  # Zhang et al.: each label redrawn with probability p from all C
+            redrawn = torch.rand(n, generator=generator, dtype=torch.float64) < self.fraction
+            drawn = torch.randint(0, self.num_classes, (n,), generator=generator)
+            self.labels[redrawn] = drawn[redrawn]
+        if corruption == "labels":
+            self.changed = torch.nonzero(self.labels != labels).flatten()  # labels that differ now
         positions = _pixels(torch.as_tensor(dataset[0][0]))[0].shape[1]
         self.permutation = (
             torch.randperm(positions, generator=generator) if corruption == "shuffled_pixels" else None

@@ -16,10 +16,25 @@ def _images(n=200, seed=0):
     return TensorDataset(x, torch.randint(0, 10, (n,), generator=g))
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.2, 0.6, 1.0])
+def test_each_label_is_redrawn_from_all_classes_with_probability_fraction(fraction):
+    """Zhang et al.'s rule: a label keeps its value with probability 1 − p + p/C."""
+    n, classes = 20_000, 10
+    data = TensorDataset(
+        torch.zeros(n, 1), torch.randint(0, classes, (n,), generator=torch.Generator().manual_seed(1))
+    )
+    noisy = RandomizedDataset(data, corruption="labels", fraction=fraction, seed=3)
+    kept = float((noisy.labels == data.tensors[1]).double().mean())
+    assert abs(kept - (1 - fraction + fraction / classes)) < 0.02
+    assert noisy.changed.tolist() == torch.nonzero(noisy.labels != data.tensors[1]).flatten().tolist()
+    counts = torch.bincount(noisy.labels, minlength=classes).double() / n  # uniform draws keep balance
+    assert float((counts - 0.1).abs().max()) < 0.02
+
+
 @pytest.mark.parametrize("fraction", [0.0, 0.2, 0.5, 0.8, 1.0])
 def test_exactly_round_fraction_n_labels_change_and_stay_fixed(fraction):
     data = _images(n=123)
-    noisy = RandomizedDataset(data, corruption="labels", fraction=fraction, seed=3)
+    noisy = RandomizedDataset(data, corruption="labels", fraction=fraction, seed=3, exclude_true_label=True)
     changed = [i for i in range(123) if int(noisy[i][1]) != int(data[i][1])]
     assert len(changed) == round(fraction * 123)
     assert changed == noisy.changed.tolist()
