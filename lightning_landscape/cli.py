@@ -51,8 +51,8 @@ from .user_module import (
     LossSpec,
     batch_transfer,
     check_loss_spec,
-    criterion_of,
     describe_loss,
+    move_criterion,
     resolve_loss_fn,
 )
 
@@ -147,9 +147,7 @@ def _loss(loss_fn: LossSpec, model: torch.nn.Module, device: torch.device, batch
     """The core's ``loss_fn(model, batch)`` for the ``--loss_fn`` form (``None``: the fused path),
     checked on the first batch before any work (an error names ``loss_fn``)."""
     check_loss_spec("loss_fn", loss_fn)
-    criterion = criterion_of(loss_fn)
-    if criterion is not None:
-        criterion.to(device)
+    move_criterion(loss_fn, device)
     loss = resolve_loss_fn(loss_fn, model)
     check_loss_fn(model, batches[0], loss)
     return loss

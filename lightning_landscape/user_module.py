@@ -48,7 +48,7 @@ __all__ = [
     "LossSpec",
     "batch_transfer",
     "check_loss_spec",
-    "criterion_of",
+    "move_criterion",
     "describe_loss",
     "quiet_call",
     "resolve_loss_fn",
@@ -293,9 +293,10 @@ def resolve_loss_fn(spec: LossSpec, module: nn.Module) -> LossFn | None:
     return _FunctionLoss(spec)
 
 
-def criterion_of(spec: LossSpec) -> nn.Module | None:
-    """The loss module of the criterion form (to move it with the model), else None."""
-    return spec if isinstance(spec, nn.Module) else None
+def move_criterion(spec: LossSpec, device: torch.device) -> None:
+    """Move a loss module given as ``loss_fn`` (its buffers: class weights...) to ``device``."""
+    if isinstance(spec, nn.Module):
+        spec.to(device)
 
 
 # ------------------------------------------------------------------ batches

@@ -45,7 +45,7 @@ from ..core.distributed import guarded_sum, sharded
 from ..core.evaluation import LossFn, evaluation_subset
 from ..core.hessian import check_loss_fn
 from ..reporting import log_figures, log_scalars, logging_step, prepare_output_dir
-from ..user_module import LossSpec, batch_transfer, check_loss_spec, criterion_of, resolve_loss_fn
+from ..user_module import LossSpec, batch_transfer, check_loss_spec, move_criterion, resolve_loss_fn
 
 _UNSUPPORTED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel", "XLA")
 
@@ -148,9 +148,7 @@ class EpochMonitor(Callback):
         if not self._resolved:
             self._loss = resolve_loss_fn(self.loss_fn, pl_module)
             self._resolved = True
-        criterion = criterion_of(self.loss_fn)
-        if criterion is not None:
-            criterion.to(pl_module.device)
+        move_criterion(self.loss_fn, pl_module.device)
         return self._loss
 
     # ------------------------------------------------------------------ scheduling

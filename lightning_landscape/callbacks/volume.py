@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .._checks import check_callable, check_choice, check_int, check_positive_float
-from ..core.evaluation import cross_entropy_and_correct, evaluation_subset
+from ..core.evaluation import evaluation_subset
 from ..core.evidence import log_evidence
 from ..core.hessian import check_loss_fn
 from ..core.params import observing, preserve_rng_state
@@ -174,12 +174,10 @@ class VolumeMonitor(EpochMonitor):
 
     def _check_own_loss_is_cross_entropy(self, pl_module: pl.LightningModule, batch: Any) -> None:
         own = check_loss_fn(pl_module, batch, self.loss_function(pl_module))
-        with observing(pl_module):
-            try:
-                loss, _ = cross_entropy_and_correct(pl_module(batch[0]).float(), batch[1])
-                fused = float(loss) / len(batch[1])
-            except Exception:  # not (x, y) batches of class logits
-                fused = float("nan")
+        try:
+            fused = check_loss_fn(pl_module, batch)  # the default: cross-entropy of class logits
+        except ValueError:  # not (x, y) batches of class logits
+            fused = float("nan")
         if not abs(own - fused) <= 1e-5 * max(1.0, abs(own)):
             raise ValueError(
                 "VolumeMonitor(curvature='ggn') needs the cross-entropy of class logits, and the "

@@ -8,7 +8,6 @@ validation hooks (inference mode) included.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,6 +37,7 @@ from .spectrum import (
     hutchinson_trace,
     lanczos_eigenpairs,
     slq_nodes,
+    warn_unconverged,
 )
 
 __all__ = [
@@ -201,12 +201,11 @@ def hessian_eigenvalues(
         )
     values = result.eigenvalues.cpu()
     if not result.converged and bool(torch.isfinite(values).all()):
-        warnings.warn(
-            f"hessian_eigenvalues: Lanczos stopped at max_iter={max_iter} before its residuals met "
-            f"tol={tol:g} (residuals {[round(float(r), 6) for r in result.residuals]}); the values are "
-            "Ritz values, not converged eigenvalues: raise `max_iter` or `tol`.",
-            RuntimeWarning,
-            stacklevel=2,
+        warn_unconverged(
+            "hessian_eigenvalues",
+            max_iter,
+            f"its residuals met tol={tol:g} (residuals {[round(float(r), 6) for r in result.residuals]}); "
+            "the values are Ritz values, not converged eigenvalues: raise `max_iter` or `tol`.",
         )
     vectors = None
     if return_eigenvectors:
@@ -530,11 +529,10 @@ def eigenvalue_ratio_map(
                 converged[i, j] = result.converged
     unconverged = int((~converged & torch.isfinite(lambda_max) & torch.isfinite(lambda_min)).sum())
     if unconverged:
-        warnings.warn(
-            f"eigenvalue_ratio_map: Lanczos stopped at max_iter={max_iter} before tol={tol:g} at "
-            f"{unconverged} of {converged.numel()} grid points (see `converged`).",
-            RuntimeWarning,
-            stacklevel=2,
+        warn_unconverged(
+            "eigenvalue_ratio_map",
+            max_iter,
+            f"tol={tol:g} at {unconverged} of {converged.numel()} grid points (see `converged`).",
         )
     return EigenvalueRatioMap(
         coords=(coords[0], coords[1]),

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import default_collate
 
+from .._checks import check_callable
 from .distributed import all_sum, is_sharded
 from .params import observing, preserve_rng_state
 
@@ -382,8 +383,7 @@ def evaluate(
         >>> loss > 0, 0.0 <= acc <= 1.0
         (True, True)
     """
-    if loss_fn is not None and not callable(loss_fn):
-        raise TypeError(f"`loss_fn` must be a callable or None, got {loss_fn!r} ({type(loss_fn).__name__}).")
+    check_callable("loss_fn", loss_fn)
     device = module_device(model)
     cached = cache_batches(batches, device, num_samples)
     with observing(model):

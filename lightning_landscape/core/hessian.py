@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .distributed import guarded_sum
-from .evaluation import LossFn, batch_weights, loss_output, mean_batch_loss
+from .evaluation import LossFn, batch_weights, loss_name, mean_batch_loss
 from .folding import folded_batchnorm
 from .params import named_tensors, perturbable_parameters, preserve_module_state, preserve_rng_state
 from .spectrum import informed_start
@@ -97,36 +97,27 @@ def check_loss_fn(
     trainable = [p for p in model.parameters() if p.requires_grad]
     with hessian_context(model):
         try:
-            output = (
-                mean_batch_loss(model, autograd_batch(batch))
-                if loss_fn is None
-                else loss_fn(model, autograd_batch(batch))
-            )
-            loss = loss_output(output)[0]
+            loss = mean_batch_loss(model, autograd_batch(batch), loss_fn)
         except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as exc:
             raise ValueError(
-                f"`{name}` ({_loss_label(loss_fn)}) fails on an evaluation batch "
+                f"`{name}` ({loss_name(loss_fn)}) fails on an evaluation batch "
                 f"({type(batch).__name__}): {type(exc).__name__}: {exc}"
             ) from exc
         if not loss.is_floating_point():
-            raise ValueError(f"`{name}` ({_loss_label(loss_fn)}) returned a {loss.dtype} value, not a float.")
+            raise ValueError(f"`{name}` ({loss_name(loss_fn)}) returned a {loss.dtype} value, not a float.")
         value = float(loss.detach())
         if not torch.isfinite(loss.detach()):
             raise ValueError(
-                f"`{name}` ({_loss_label(loss_fn)}) is {value} on an evaluation batch at the current "
+                f"`{name}` ({loss_name(loss_fn)}) is {value} on an evaluation batch at the current "
                 "weights: it must be finite."
             )
         grads = torch.autograd.grad(loss, trainable, allow_unused=True) if loss.requires_grad else []
         if not trainable or all(g is None for g in grads):
             raise ValueError(
-                f"`{name}` ({_loss_label(loss_fn)}) does not depend on the model's trainable "
+                f"`{name}` ({loss_name(loss_fn)}) does not depend on the model's trainable "
                 "parameters: it must be computed from the model's outputs."
             )
     return value
-
-
-def _loss_label(loss_fn: LossFn | None) -> str:
-    return "cross_entropy" if loss_fn is None else getattr(loss_fn, "__qualname__", type(loss_fn).__name__)
 
 
 class _FlatParameters:

@@ -74,6 +74,22 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         ) from exc
 
 
+def read_metadata(arrays: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """The JSON metadata object of a result file's arrays; :class:`ResultFileError` without one."""
+    where = f" {path!r}" if path else ""
+    if "metadata" not in arrays:
+        raise ResultFileError(
+            f"result file{where} has no lightning_landscape metadata (another program's .npz?)."
+        )
+    try:
+        meta = json.loads(str(arrays["metadata"]))
+    except json.JSONDecodeError as exc:
+        raise ResultFileError(f"result file{where}: its metadata is not JSON ({exc}).") from exc
+    if not isinstance(meta, dict):
+        raise ResultFileError(f"result file{where}: its metadata is not a JSON object.")
+    return meta
+
+
 def check_format(meta: dict[str, Any], name: str, version: int, path: str = "") -> None:
     """Refuse metadata of another result type, another program or a newer format version."""
     where = f" {path!r}" if path else ""
@@ -194,16 +210,7 @@ class LandscapeResult:
         raises :class:`ResultFileError`.
         """
         where = f" {path!r}" if path else ""
-        if "metadata" not in arrays:
-            raise ResultFileError(
-                f"result file{where} has no lightning_landscape metadata (another program's .npz?)."
-            )
-        try:
-            meta = json.loads(str(arrays["metadata"]))
-        except json.JSONDecodeError as exc:
-            raise ResultFileError(f"result file{where}: its metadata is not JSON ({exc}).") from exc
-        if not isinstance(meta, dict):
-            raise ResultFileError(f"result file{where}: its metadata is not a JSON object.")
+        meta = read_metadata(arrays, path)
         check_format(meta, _FORMAT_NAME, _FORMAT_VERSION, path)
         meta.pop("format")
         known = {f.name for f in fields(cls)} - {"coords", "loss", "accuracy", "directions"}
@@ -312,9 +319,7 @@ class SharpnessRecord:
         """Read a record written by :meth:`save` (errors: :class:`ResultFileError`)."""
         arrays = load_arrays(path)
         where = os.fspath(path)
-        if "metadata" not in arrays:
-            raise ResultFileError(f"result file {where!r} has no lightning_landscape metadata.")
-        meta = json.loads(str(arrays["metadata"]))
+        meta = read_metadata(arrays, where)
         check_format(meta, _SHARPNESS_FORMAT_NAME, _SHARPNESS_FORMAT_VERSION, where)
         missing = sorted({"values", "settings"} - set(meta))
         if missing:
@@ -335,8 +340,5 @@ class SharpnessRecord:
 
 def result_format(path: str | os.PathLike[str]) -> str:
     """The format name of a result file (``"lightning_landscape.LandscapeResult"``, ...)."""
-    arrays = load_arrays(path)
-    if "metadata" not in arrays:
-        raise ResultFileError(f"result file {os.fspath(path)!r} has no lightning_landscape metadata.")
-    found = json.loads(str(arrays["metadata"])).get("format", "")
+    found = read_metadata(load_arrays(path), os.fspath(path)).get("format", "")
     return str(found).rpartition("/")[0]

@@ -40,7 +40,7 @@ from .evaluation import LossFn, batch_weights, cache_batches, mean_batch_loss, m
 from .hessian import HessianOperator, autograd_batch, hessian_context
 from .normalization import normalize_directions
 from .params import perturbable_parameters
-from .spectrum import lanczos_eigenpairs, warn_nonfinite
+from .spectrum import lanczos_eigenpairs, warn_nonfinite, warn_unconverged
 
 __all__ = ["MEASURES", "SharpnessResult", "sharpness"]
 
@@ -234,11 +234,11 @@ def _filter_normalized_eigenvalue(model, batches, loss_fn, *, tol: float, max_it
     )
     details = {"tol": tol, "max_iter": max_iter, "num_matvecs": op.num_matvecs, "converged": result.converged}
     if not result.converged and bool(torch.isfinite(result.eigenvalues).all()):
-        warnings.warn(
-            f"sharpness 'filter_normalized_eigenvalue': Lanczos stopped at max_iter={max_iter} before "
+        warn_unconverged(
+            "sharpness 'filter_normalized_eigenvalue'",
+            max_iter,
             f"tol={tol:g} (details['converged'] is False).",
-            RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return float(result.eigenvalues[0]), details
 

@@ -198,6 +198,16 @@ def warn_nonfinite(what: str, stacklevel: int = 3) -> None:
     )
 
 
+def warn_unconverged(what: str, max_iter: int, detail: str, stacklevel: int = 3) -> None:
+    """The one warning for Lanczos stopping at ``max_iter`` before its tolerance: the values are Ritz
+    values, not converged eigenvalues."""
+    warnings.warn(
+        f"{what}: Lanczos stopped at max_iter={max_iter} before {detail}",
+        RuntimeWarning,
+        stacklevel=stacklevel,
+    )
+
+
 def finite_eigh(matrix: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.linalg.eigh`` of a symmetric matrix; NaN eigenpairs and a warning when it is not finite.
 

@@ -136,7 +136,8 @@ class SnapshotBuffer:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        keep = [i for i in range(len(items)) if i not in set(missing)]
+        gone = set(missing)
+        keep = [i for i in range(len(items)) if i not in gone]
         self._items = [items[i] for i in keep]
         self.epochs = [int(epochs[i]) for i in keep]
         self.steps = [int(steps[i]) for i in keep]
