@@ -70,10 +70,13 @@ def prepare_output_dir(trainer: pl.Trainer) -> None:
     chosen = None
     if trainer.is_global_zero:
         version = 0
-        while os.path.exists(os.path.join(root, f"version_{version}")):
-            version += 1
-        chosen = os.path.join(root, f"version_{version}")
-        os.makedirs(chosen)
+        while chosen is None:  # another run may take a version between the check and the creation
+            candidate = os.path.join(root, f"version_{version}")
+            try:
+                os.makedirs(candidate)
+                chosen = candidate
+            except FileExistsError:
+                version += 1
     if trainer.world_size > 1:
         chosen = trainer.strategy.broadcast(chosen)
     _RUN_DIRS[trainer] = chosen

@@ -123,7 +123,8 @@ class EpochMonitor(Callback):
         if self.uses_loss:
             self._resolved = False
             self.loss_function(pl_module)
-        prepare_output_dir(trainer)
+        if self.save_results:  # a monitor that writes no file makes no folder
+            prepare_output_dir(trainer)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Fail fast: evaluate the loss once on one evaluation batch, before the first step."""

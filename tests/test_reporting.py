@@ -1,0 +1,26 @@
+"""Where results go without a logger: a fresh version folder, chosen safely when runs start together."""
+
+import os
+
+from lightning.pytorch import Trainer
+
+from lightning_landscape import reporting
+
+
+def test_a_version_taken_by_another_run_meanwhile_is_skipped(tmp_path, monkeypatch):
+    root = tmp_path / "lightning_landscape"
+    root.mkdir()
+    real_makedirs = os.makedirs
+    calls = []
+
+    def another_run_wins_first(path, *args, **kwargs):
+        calls.append(os.path.basename(path))
+        if len(calls) == 1:  # a concurrent run creates version_0 just before we do
+            real_makedirs(path)
+        return real_makedirs(path, *args, **kwargs)
+
+    monkeypatch.setattr(reporting.os, "makedirs", another_run_wins_first)
+    trainer = Trainer(default_root_dir=str(tmp_path), logger=False, enable_progress_bar=False)
+    reporting.prepare_output_dir(trainer)
+    assert calls == ["version_0", "version_1"]
+    assert reporting.output_dir(trainer, "x") == str(root / "version_1" / "x")
