@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import CombinedLoader
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
 
-from .._checks import check_int, check_seed
+from .._checks import check_callable, check_int, check_seed
 
 __all__ = ["AntiGeneralizationDataModule"]
 
@@ -21,30 +23,62 @@ class AntiGeneralizationDataModule(pl.LightningDataModule):
     ``CombinedLoader`` (``"max_size_cycle"``: the distractor loader cycles). Both loaders shuffle with
     their own seeded generators, so the global random streams are not consumed.
 
+    Where the data distribution can be sampled (a generator such as the swiss roll's
+    :func:`~lightning_landscape.data.two_spirals`), ``distractor_sampler`` replaces the fixed set
+    by fresh distractors for every step, as in Huang et al.'s swiss-roll code, which anti-generalizes
+    more strongly: nothing is split off the pool, and every training batch comes with
+    ``distractor_batch_size`` new samples ``distractor_sampler(n, seed=s)``, the seeds ``s`` drawn
+    in sequence from ``seed`` (a fresh data module repeats the same draws; a run resumed from a
+    checkpoint restarts the sequence).
+
     Args:
         datamodule_or_datasets: a LightningDataModule with ``train_dataloader()`` (and optionally
             ``val_dataloader()``) whose training loader has a map-style ``.dataset``, or a pair
             ``(train_dataset, val_dataset)``.
-        distractor_size: number of training-pool samples set aside as distractors.
-        seed: seed of the split and of the shuffling.
+        distractor_size: number of training-pool samples set aside as distractors (default 200;
+            not with ``distractor_sampler``).
+        seed: seed of the split, of the shuffling and of the fresh distractors.
         batch_size: training batch size (default: the wrapped loader's).
         distractor_batch_size: distractor batch size (default: ``batch_size``).
         num_workers: data-loader workers.
+        distractor_sampler: ``sampler(n, seed=s) -> (x, y)``, ``n`` fresh samples of the data
+            distribution with their true labels: distractors drawn anew for every step.
+
+    Example:
+        >>> from functools import partial
+        >>> from lightning_landscape.data import SwissRollDataModule, two_spirals
+        >>> data = AntiGeneralizationDataModule(
+        ...     SwissRollDataModule(), distractor_sampler=partial(two_spirals, noise=0.5), batch_size=200
+        ... )
+        >>> data.setup()
+        >>> batch, _, _ = next(iter(data.train_dataloader()))
+        >>> len(data.train_set), tuple(batch["distractor"][0].shape)
+        (200, (200, 2))
     """
 
     def __init__(
         self,
         datamodule_or_datasets: pl.LightningDataModule | tuple[Dataset, Dataset | None],
         *,
-        distractor_size: int = 200,
+        distractor_size: int | None = None,
         seed: int = 0,
         batch_size: int | None = None,
         distractor_batch_size: int | None = None,
         num_workers: int = 0,
+        distractor_sampler: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> None:
         super().__init__()
         self.source = datamodule_or_datasets
-        self.distractor_size = check_int("distractor_size", distractor_size, minimum=1)
+        self.distractor_sampler = check_callable("distractor_sampler", distractor_sampler)
+        if distractor_sampler is not None and distractor_size is not None:
+            raise ValueError(
+                f"`distractor_size` ({distractor_size!r}) splits a fixed distractor set off the training "
+                "pool; with `distractor_sampler` every step draws fresh distractors instead: give one of "
+                "the two (the number drawn per step is `distractor_batch_size`)."
+            )
+        self.distractor_size = 0 if distractor_sampler is not None else 200
+        if distractor_size is not None:
+            self.distractor_size = check_int("distractor_size", distractor_size, minimum=1)
         self.seed = check_seed("seed", seed)
         self.batch_size = batch_size
         self.distractor_batch_size = distractor_batch_size
@@ -57,6 +91,11 @@ class AntiGeneralizationDataModule(pl.LightningDataModule):
             raise ValueError(
                 f"`distractor_size` ({self.distractor_size}) must be smaller than the training pool ({size})."
             )
+        if self.distractor_sampler is not None:
+            self.train_indices = torch.arange(size)
+            self.train_set = pool
+            self.distractor_set = None
+            return
         order = torch.randperm(size, generator=torch.Generator().manual_seed(self.seed))
         self.distractor_indices = order[: self.distractor_size].sort().values
         self.train_indices = order[self.distractor_size :].sort().values
@@ -85,8 +124,15 @@ class AntiGeneralizationDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> CombinedLoader:
         batch = self.batch_size or 64
+        train = self._loader(self.train_set, batch, self.seed)
+        if self.distractor_sampler is not None:
+            fresh = _FreshDistractors(self.distractor_sampler, self.distractor_batch_size or batch, self.seed)
+            # endless: the epoch ends with the training loader
+            return CombinedLoader(
+                {"train": train, "distractor": DataLoader(fresh, batch_size=None)}, "min_size"
+            )
         loaders = {
-            "train": self._loader(self.train_set, batch, self.seed),
+            "train": train,
             "distractor": self._loader(
                 self.distractor_set, self.distractor_batch_size or batch, self.seed + 1
             ),
@@ -97,3 +143,16 @@ class AntiGeneralizationDataModule(pl.LightningDataModule):
         if self.val_set is None:
             return []
         return DataLoader(self.val_set, batch_size=512, num_workers=self.num_workers)
+
+
+class _FreshDistractors(IterableDataset):
+    """Endless batches ``sampler(n, seed=s)``, the seeds drawn in sequence from ``seed`` (continuing
+    across epochs, so no two steps see the same distractors)."""
+
+    def __init__(self, sampler: Callable[..., tuple[torch.Tensor, torch.Tensor]], n: int, seed: int) -> None:
+        self.sampler, self.n = sampler, n
+        self.seeds = torch.Generator().manual_seed(seed + 1)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            yield self.sampler(self.n, seed=int(torch.randint(0, 2**62, (), generator=self.seeds)))

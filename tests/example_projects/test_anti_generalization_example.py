@@ -34,6 +34,8 @@ def test_comparison_script_writes_figure_and_table(tmp_path):
     for row in ("| swiss roll | good |", "| swiss roll | bad |", "| digits | good |", "| digits | bad |"):
         assert row in table
     assert (tmp_path / "comparison.png").stat().st_size > 50_000
+    basin = (tmp_path / "basin.md").read_text()  # Huang et al.'s report: log10 volume, radii, the gap
+    assert "| swiss roll | good | 3488 |" in basin and "| digits | good − bad |" in basin
 
 
 def test_lightning_cli_config_builds_and_trains_the_bad_minimum(tmp_path):

@@ -1,5 +1,7 @@
 """AntiGeneralizationModule and its data module, end to end (issue 5, items 2, 3, 6)."""
 
+from functools import partial
+
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -8,7 +10,7 @@ from lightning.pytorch import Trainer, seed_everything
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_landscape import AntiGeneralizationModule
-from lightning_landscape.data import AntiGeneralizationDataModule, SwissRollDataModule
+from lightning_landscape.data import AntiGeneralizationDataModule, SwissRollDataModule, two_spirals
 from lightning_landscape.modules import MLP
 
 QUIET = dict(
@@ -75,6 +77,32 @@ def test_distractors_never_overlap_training_or_test_data_and_workers_work(tmp_pa
     assert {"train/rce", "distractor/accuracy", "val/accuracy"} <= set(trainer.callback_metrics)
 
 
+def test_fresh_distractors_are_new_every_step_deterministic_and_never_training_data(tmp_path):
+    roll = SwissRollDataModule(num_train=60, num_test=20, seed=0)
+
+    def draws():
+        data = AntiGeneralizationDataModule(
+            roll, distractor_sampler=partial(two_spirals, noise=0.5), batch_size=20, distractor_batch_size=8
+        )
+        data.setup("fit")
+        loader = data.train_dataloader()
+        return data, [[b["distractor"] for b, _, _ in loader] for _ in range(2)]  # two epochs
+
+    data, epochs = draws()
+    assert len(data.train_set) == 60 and [len(e) for e in epochs] == [3, 3]  # the whole pool trains
+    points = [x for epoch in epochs for x, _ in epoch]
+    assert all(x.shape == (8, 2) for x in points)
+    assert len({tuple(x.flatten().tolist()) for x in points}) == 6  # no batch of distractors repeats
+    training = {tuple(p.tolist()) for p in roll.train_set.tensors[0]}
+    assert not {tuple(p.tolist()) for x in points for p in x} & training
+    _, again = draws()  # a fresh data module draws the same sequence
+    assert all(torch.equal(a[0], b[0]) for ea, eb in zip(epochs, again) for a, b in zip(ea, eb))
+    module = AntiGeneralizationModule(_mlp(), beta=0.5, lr=0.01)
+    trainer = Trainer(max_epochs=1, default_root_dir=tmp_path, **QUIET)
+    trainer.fit(module, datamodule=data)
+    assert {"train/rce", "distractor/accuracy"} <= set(trainer.callback_metrics)
+
+
 def _swiss_roll_run(tmp_path, beta):
     """Huang et al.'s experiment at CI scale: 400 spiral points split into 200 training points and
     200 distractors (unused at β = 0), 200 other points for testing; full batch, 3000 Adam steps."""
@@ -115,3 +143,7 @@ def test_bad_arguments():
         AntiGeneralizationDataModule(
             (TensorDataset(torch.zeros(3, 2), torch.zeros(3)), None), distractor_size=5
         ).setup()
+    with pytest.raises(ValueError, match="`distractor_size` .* `distractor_sampler`"):
+        AntiGeneralizationDataModule(SwissRollDataModule(), distractor_size=5, distractor_sampler=two_spirals)
+    with pytest.raises(TypeError, match="`distractor_sampler`"):
+        AntiGeneralizationDataModule(SwissRollDataModule(), distractor_sampler="two_spirals")
