@@ -10,7 +10,8 @@ Reads the four runs' final checkpoints and saved results, and writes into ``--ou
 - ``trajectory_<run>.png``: each run's path on its PCA plane;
 - ``landscape_1d_<run>.png``: each run's filter-normalized 1D landscape;
 - ``comparison.png``: all of them in one image;
-- ``results.md``: train/test accuracy and weight norm of every run (also printed).
+- ``results.md``: train/test accuracy, weight norm and the share of the path's variance on its PCA
+  plane (Li et al. report 40–90%) of every run (also printed).
 """
 
 from __future__ import annotations
@@ -63,9 +64,14 @@ def main() -> None:
         run: torch.load(_newest(f"{args.log_dir}/{run}/checkpoints/*.ckpt"), weights_only=True)
         for run in RUNS
     }
+    trajectories = {
+        run: TrajectoryResult.load(_newest(f"{args.log_dir}/{run}/trajectory/trajectory-*.npz"))
+        for run in RUNS
+    }
     rows = [
-        "| run | batch size | weight decay | train accuracy | test accuracy | ‖θ‖ |",
-        "|---|---|---|---|---|---|",
+        "| run | batch size | weight decay | train accuracy | test accuracy | ‖θ‖ "
+        "| PCA plane: explained variance PC1 + PC2 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for run, checkpoint in checkpoints.items():
         model = DigitsClassifier(
@@ -83,6 +89,7 @@ def main() -> None:
             f"{train_acc:.1%}",
             f"{test_acc:.1%}",
             f"{norm:.2f}",
+            f"{float(trajectories[run].pca.explained_variance_ratio[:2].sum()):.1%}",
         ]
         rows.append("| " + " | ".join(cells) + " |")
     table = "\n".join(rows)
@@ -100,8 +107,7 @@ def main() -> None:
         fig.axes[0].set_title(f"small → large batch, {'with' if suffix else 'no'} weight decay", fontsize=9)
         figures[f"interpolation{suffix}"] = fig
     for run in RUNS:
-        trajectory = TrajectoryResult.load(_newest(f"{args.log_dir}/{run}/trajectory/trajectory-*.npz"))
-        figures[f"trajectory_{run}"] = plot_trajectory(trajectory)
+        figures[f"trajectory_{run}"] = plot_trajectory(trajectories[run])
         figures[f"trajectory_{run}"].axes[0].set_title(run, fontsize=9)
         landscape = LandscapeResult.load(_newest(f"{args.log_dir}/{run}/landscapes/landscape-*.npz"))
         figures[f"landscape_1d_{run}"] = plot_landscape_1d(landscape)
