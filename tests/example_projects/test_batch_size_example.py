@@ -58,3 +58,6 @@ def test_four_runs_then_comparison(tmp_path):
     assert {f"trajectory_{run}.png" for run in RUNS} <= names
     table = (out / "results.md").read_text()
     assert all(f"| {run} |" in table for run in RUNS)
+    for line in table.splitlines()[2:]:  # the PCA plane's share of the path's variance, a percentage
+        share = float(line.rstrip(" |").rsplit("| ", 1)[1].rstrip("%"))
+        assert 0.0 < share <= 100.0
