@@ -109,3 +109,48 @@ class RecordingLandscapeMonitor(LossLandscapeMonitor):
                 fh.write(f"{type(exc).__name__}: {exc}")
             time.sleep(self.linger_s)
             raise
+
+
+class FakeClock(pl.Callback):
+    """Replaces the budget ledger's clock in this process by a fake one that only this callback's
+    training batches (``per_batch[rank]`` seconds each) and :class:`FakeCostMonitor` advance."""
+
+    now = 0.0
+
+    def __init__(self, per_batch: tuple[float, ...] = (1.0,)) -> None:
+        self.per_batch = per_batch
+
+    @staticmethod
+    def read() -> float:
+        return FakeClock.now
+
+    def setup(self, trainer, pl_module, stage):
+        from lightning_landscape.callbacks import _budget
+
+        _budget.clock = FakeClock.read
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        FakeClock.now += self.per_batch[min(trainer.global_rank, len(self.per_batch) - 1)]
+
+
+class FakeCostMonitor(LossLandscapeMonitor):
+    """A budgeted landscape monitor whose pilot costs ``pilot_cost`` and whose runs cost ``run_cost``
+    seconds of :class:`FakeClock`, computing nothing; it records the epoch of every run (``-1`` for
+    the one at the end of training), and with ``record_dir`` writes them to ``runs<rank>.txt``."""
+
+    def __init__(self, run_cost: float, pilot_cost: float, record_dir: str | None = None, **kwargs) -> None:
+        super().__init__(dims=1, num_points=3, num_samples=8, eval_batch_size=8, progress_bar=False, **kwargs)
+        self.run_cost, self.pilot_cost, self.record_dir = run_cost, pilot_cost, record_dir
+        self.runs: list[int] = []
+
+    def pilot_pass(self, trainer, pl_module):
+        FakeClock.now += self.pilot_cost
+
+    def run(self, trainer, pl_module):
+        FakeClock.now += self.run_cost
+        self.mark_run(trainer)
+        self.runs.append(trainer.current_epoch if self._hook == "epoch_end" else -1)
+        if self.record_dir is not None:
+            path = os.path.join(self.record_dir, f"runs{trainer.global_rank}.txt")
+            with open(path, "w") as fh:
+                fh.write(" ".join(map(str, self.runs)))

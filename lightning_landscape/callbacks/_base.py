@@ -1,8 +1,21 @@
 """Scheduling and data plumbing shared by the monitors.
 
-A monitor runs at the end of every ``every_n_epochs``-th training epoch and, with
-``at_train_end=True``, once more when training ends (unless it already ran at that step). It never
-runs during the sanity check or under ``fast_dev_run``. Its evaluation subset is drawn once from the
+When a monitor runs (never during the sanity check or under ``fast_dev_run``):
+
+- ``budget`` (the default, 0.1): at the end of an epoch, if what all the monitors of the trainer
+  have spent so far, plus this run's estimated cost, stays within ``budget`` times the training
+  time so far; otherwise the run is skipped (and counted in ``skipped_epochs`` and
+  ``{tag}/num_skipped``). The estimate is the monitor's measured seconds per unit of work (a unit:
+  one forward pass over one sample of the evaluation subset, so a 21×21 landscape on 1024 samples
+  is 441 × 1024 units) times the units of the run; before the first run it comes from a timed
+  pilot, one forward pass over the subset;
+- ``every_n_epochs=N`` given: after every N-th epoch, whatever it costs (the budget is ignored);
+- ``budget=None`` without ``every_n_epochs``: after every epoch;
+- with ``at_train_end=True``, once more when training ends (unless it already ran at that step),
+  whatever the schedule, so every run ends with a picture.
+
+Every monitor charges its time to the trainer's ledger (:mod:`._budget`) and logs its own share of
+the training time so far as ``{tag}/overhead``. Its evaluation subset is drawn once from the
 training (or validation) data set (see :func:`lightning_landscape.core.evaluation.evaluation_subset`),
 passed through the module's and datamodule's batch hooks as training batches are, and kept on the
 module's device.
@@ -22,8 +35,9 @@ go to the logger's version folder, or without a logger to a fresh
 
 Under DDP every process holds a disjoint shard of that subset and the sums over samples go through
 ``trainer.strategy.reduce`` (see :meth:`EpochMonitor.sharded`), so every process computes the
-single-process numbers; the decisions to run depend only on the epoch and step, which all processes
-share, and figures and files are made on global rank zero only.
+single-process numbers; a budgeted decision is taken on global rank zero and broadcast, the others
+depend only on the epoch and step, which all processes share; figures and files are made on global
+rank zero only.
 """
 
 from __future__ import annotations
@@ -31,7 +45,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -40,12 +54,22 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
-from .._checks import check_bool, check_choice, check_int, check_seed, check_tag
+from .._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_optional_int,
+    check_positive_float,
+    check_seed,
+    check_tag,
+)
 from ..core.distributed import guarded_sum, sharded
-from ..core.evaluation import LossFn, evaluation_subset
+from ..core.evaluation import LossFn, evaluation_subset, evaluation_sums
 from ..core.hessian import check_loss_fn
+from ..core.params import observing
 from ..reporting import log_figures, log_scalars, logging_step, prepare_output_dir
 from ..user_module import LossSpec, batch_transfer, check_loss_spec, move_criterion, resolve_loss_fn
+from . import _budget
 
 _UNSUPPORTED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel", "XLA")
 
@@ -54,7 +78,10 @@ class EpochMonitor(Callback):
     """Base class: decides when to run and captures the fixed evaluation subset.
 
     Args:
-        every_n_epochs: run after every ``every_n_epochs``-th training epoch.
+        every_n_epochs: run after every ``every_n_epochs``-th training epoch (a fixed schedule; the
+            budget is then ignored); ``None``: the budgeted schedule.
+        budget: with ``every_n_epochs=None``, the share of training time the monitors of the
+            trainer may spend together (see the module docstring); ``None``: run every epoch.
         at_train_end: also run when training ends, if the last run was at an earlier step.
         num_samples: size of the evaluation subset drawn from the training data.
         eval_batch_size: batch size used to evaluate that subset.
@@ -73,8 +100,9 @@ class EpochMonitor(Callback):
     def __init__(
         self,
         *,
-        every_n_epochs: int,
+        every_n_epochs: int | None,
         at_train_end: bool,
+        budget: float | None = 0.1,
         num_samples: int,
         eval_batch_size: int,
         seed: int,
@@ -86,7 +114,8 @@ class EpochMonitor(Callback):
         data: Literal["train", "val"] = "train",
     ) -> None:
         super().__init__()
-        self.every_n_epochs = check_int("every_n_epochs", every_n_epochs, minimum=1)
+        self.every_n_epochs = check_optional_int("every_n_epochs", every_n_epochs, minimum=1)
+        self.budget = None if budget is None else check_positive_float("budget", budget, maximum=100.0)
         self.at_train_end = check_bool("at_train_end", at_train_end)
         self.num_samples = check_int("num_samples", num_samples, minimum=1)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, minimum=1)
@@ -105,6 +134,16 @@ class EpochMonitor(Callback):
         self._loss: LossFn | None = None
         self._resolved = False
         self._hook: str | None = None
+        self.skipped_epochs: list[int] = []  # epochs whose due run the budget did not allow
+        self.spent_seconds = 0.0  # this monitor's time, resumed runs included
+        self._seconds_per_unit: float | None = None  # measured cost of one unit of work
+        self._restored: tuple[float, float] | None = None  # (spent, training seconds) of a checkpoint
+        self._training_seconds = 0.0  # the ledger's training time at the last epoch end
+
+    @property
+    def is_budgeted(self) -> bool:
+        """Whether its epoch-end runs are decided by the budget."""
+        return self.every_n_epochs is None and self.budget is not None
 
     @property
     def uses_loss(self) -> bool:
@@ -125,11 +164,45 @@ class EpochMonitor(Callback):
             self.loss_function(pl_module)
         if self.save_results:  # a monitor that writes no file makes no folder
             prepare_output_dir(trainer)
+        if stage == "fit":
+            _budget.new_ledger(trainer)
+            self.check_watchers(trainer)
+
+    def check_watchers(self, trainer: pl.Trainer) -> None:
+        """A budgeted monitor skips epochs: refuse an ``EarlyStopping`` or ``ModelCheckpoint`` that
+        needs one of its values every epoch (they fail on a missing value), before training."""
+        if not self.is_budgeted:
+            return
+        from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+        for callback in trainer.callbacks:
+            monitored = getattr(callback, "monitor", None)
+            strict = isinstance(callback, ModelCheckpoint) or getattr(callback, "strict", False)
+            if not isinstance(callback, (EarlyStopping, ModelCheckpoint)) or not strict:
+                continue
+            if (
+                isinstance(monitored, str)
+                and monitored.startswith(f"{self.tag}/")
+                and not monitored.endswith(("/overhead", "/num_skipped"))
+            ):
+                raise ValueError(
+                    f"{type(callback).__name__}(monitor={monitored!r}) needs that value at every epoch, and "
+                    f"{type(self).__name__}(tag={self.tag!r}) runs on its budget, skipping epochs: give the "
+                    "monitor `every_n_epochs` (e.g. 1) for a fixed schedule."
+                )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Fail fast: evaluate the loss once on one evaluation batch, before the first step."""
+        """Start the ledger's clock; fail fast: evaluate the loss once on one evaluation batch."""
+        ledger = _budget.ledger_of(trainer)
+        if self._restored is not None:
+            ledger.register(self.state_key, *self._restored)
+            self._restored = None
+        if self.is_budgeted:
+            ledger.budgeted.add(self.state_key)
+        ledger.start()
         if self.uses_loss:
-            self.check_loss(trainer, pl_module)
+            with self.timed(trainer):
+                self.check_loss(trainer, pl_module)
 
     def check_loss(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Evaluate the loss on the first evaluation batch; raise naming ``loss_fn`` when it cannot
@@ -153,10 +226,84 @@ class EpochMonitor(Callback):
         return self._loss
 
     # ------------------------------------------------------------------ scheduling
-    def should_run_at_epoch_end(self, trainer: pl.Trainer) -> bool:
+    def should_run_at_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return False
-        return (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        if self.every_n_epochs is not None:
+            return (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        if self.budget is None:
+            return True
+        return self.budget_allows(trainer, pl_module)
+
+    def cost_units(self) -> float:
+        """Forward-pass equivalents over the evaluation subset one run costs (0: free, never
+        skipped); the estimate is this times ``num_samples`` times the measured seconds per unit."""
+        return 1.0
+
+    def budget_allows(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
+        """Whether the run due now fits the budget; decided on rank zero, the same on every process.
+
+        A skipped run is recorded in ``skipped_epochs``.
+        """
+        units = self.cost_units() * self.num_samples
+        if units == 0:
+            return True
+        if self._seconds_per_unit is None:
+            self.pilot(trainer, pl_module)
+        estimate = (self._seconds_per_unit or 0.0) * units
+        ledger = _budget.ledger_of(trainer)
+        take = trainer.is_global_zero and ledger.affords(self.state_key, self.budget or 0.0, estimate)
+        if trainer.world_size > 1:
+            take = bool(trainer.strategy.broadcast(take, src=0))
+        if not take:
+            self.skipped_epochs.append(trainer.current_epoch)
+        return take
+
+    def pilot(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The first estimate of the seconds per unit: :meth:`pilot_pass`, timed and charged."""
+        with self.timed(trainer, units=float(self.num_samples)):
+            self.pilot_pass(trainer, pl_module)
+
+    def pilot_pass(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """One forward pass over the evaluation subset, on every process (a collective under DDP)."""
+        batches = self.evaluation_batches(trainer, pl_module)
+        with self.sharded(trainer), observing(pl_module), torch.inference_mode(False), torch.no_grad():
+            evaluation_sums(pl_module, batches, self.loss_function(pl_module))
+
+    @contextlib.contextmanager
+    def timed(self, trainer: pl.Trainer, units: float = 0.0) -> Iterator[None]:
+        """Charge the time inside to this monitor in the trainer's ledger; with ``units`` of work,
+        measure the seconds per unit from it."""
+        start = _budget.clock()
+        try:
+            yield
+        finally:
+            seconds = _budget.clock() - start
+            self.spent_seconds += seconds
+            _budget.ledger_of(trainer).charge(self.state_key, seconds)
+            if units > 0:
+                self._seconds_per_unit = seconds / units
+
+    def log_overhead(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``{tag}/overhead``: this monitor's time over the training time so far (and, budgeted,
+        ``{tag}/num_skipped``)."""
+        training = self._training_seconds = _budget.ledger_of(trainer).training_seconds()
+        values = {f"{self.tag}/overhead": self.spent_seconds / training if training > 0 else 0.0}
+        if self.is_budgeted:
+            values[f"{self.tag}/num_skipped"] = float(len(self.skipped_epochs))
+        if self._hook == "epoch_end":
+            for name, value in values.items():
+                pl_module.log(
+                    name,
+                    torch.tensor(value, dtype=torch.float64),
+                    on_step=False,
+                    on_epoch=True,
+                    logger=bool(trainer.loggers),
+                    sync_dist=trainer.world_size > 1,
+                    batch_size=1,
+                )
+        elif trainer.is_global_zero:
+            log_scalars(trainer, values, self.logging_step(trainer))
 
     def should_run_at_train_end(self, trainer: pl.Trainer) -> bool:
         if not self.at_train_end or trainer.fast_dev_run:
@@ -169,14 +316,19 @@ class EpochMonitor(Callback):
 
     # ------------------------------------------------------------------ hooks
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.should_run_at_epoch_end(trainer):
-            with self.in_hook("epoch_end"):
-                self.run(trainer, pl_module)
+        with self.in_hook("epoch_end"):
+            if self.should_run_at_epoch_end(trainer, pl_module):
+                with self.timed(trainer, self.cost_units() * self.num_samples):
+                    self.run(trainer, pl_module)
+            if not trainer.sanity_checking and not trainer.fast_dev_run:
+                self.log_overhead(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.should_run_at_train_end(trainer):
             with self.in_hook("train_end"):
-                self.run(trainer, pl_module)
+                with self.timed(trainer, self.cost_units() * self.num_samples):
+                    self.run(trainer, pl_module)
+                self.log_overhead(trainer, pl_module)
 
     @contextlib.contextmanager
     def in_hook(self, hook: str):
@@ -291,11 +443,23 @@ class EpochMonitor(Callback):
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
-        return {"last_step": self._last_step, "saved_files": list(self.saved_files)}
+        return {
+            "last_step": self._last_step,
+            "saved_files": list(self.saved_files),
+            # the budget's ledger, so a resumed run keeps its budget
+            "spent_seconds": self.spent_seconds,
+            "training_seconds": self._training_seconds,
+            "seconds_per_unit": self._seconds_per_unit,
+            "skipped_epochs": list(self.skipped_epochs),
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_step = state_dict.get("last_step")
         self.saved_files = list(state_dict.get("saved_files", []))
+        self.spent_seconds = float(state_dict.get("spent_seconds", 0.0))
+        self._seconds_per_unit = state_dict.get("seconds_per_unit")
+        self.skipped_epochs = list(state_dict.get("skipped_epochs", []))
+        self._restored = (self.spent_seconds, float(state_dict.get("training_seconds", 0.0)))
 
 
 def _first_loader(loaders: Any) -> Any:

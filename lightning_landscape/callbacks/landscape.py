@@ -26,8 +26,10 @@ __all__ = ["LossLandscapeMonitor"]
 class LossLandscapeMonitor(EpochMonitor):
     """Log a filter-normalized loss landscape (Li et al. 2018) every few epochs.
 
-    At the end of every ``every_n_epochs``-th training epoch (and at the end of training), the
-    landscape around the current weights is computed on the training accelerator, on a fixed subset
+    At the end of an epoch when the budget allows it (by default the monitors of a trainer spend at
+    most a tenth of the training time; a 21×21 plane costs 441 forward passes over ``num_samples``)
+    or of every ``every_n_epochs``-th epoch, and at the end of training, the landscape around the
+    current weights is computed on the training accelerator, on a fixed subset
     of ``num_samples`` training samples, in eval mode (BatchNorm on running statistics, dropout
     off), along directions drawn from ``seed``; the same seed gives the same raw directions at every
     epoch, re-normalized to the current weights, so pictures over training are comparable. Training
@@ -54,7 +56,11 @@ class LossLandscapeMonitor(EpochMonitor):
     Diverging grid points (NaN/inf loss) are recorded, masked in the figures and never stop training.
 
     Args:
-        every_n_epochs: run after every ``every_n_epochs``-th epoch.
+        every_n_epochs: run after every ``every_n_epochs``-th epoch, whatever it costs; ``None``
+            (default): the budgeted schedule.
+        budget: with ``every_n_epochs=None`` (the default), the share of training time the monitors
+            of the trainer may spend together: a run that is due is skipped when it would exceed it
+            (see :mod:`lightning_landscape.callbacks._base`); ``None``: every epoch.
         dims: 1 or 2 directions.
         num_points: grid points per axis (>= 2; odd puts a point exactly on the weights).
         span: ``(low, high)`` coefficient range per axis.
@@ -95,7 +101,7 @@ class LossLandscapeMonitor(EpochMonitor):
 
     def __init__(
         self,
-        every_n_epochs: int = 1,
+        every_n_epochs: int | None = None,
         dims: Literal[1, 2] = 2,
         num_points: int = 21,
         span: tuple[float, float] = (-1.0, 1.0),
@@ -115,9 +121,11 @@ class LossLandscapeMonitor(EpochMonitor):
         autocast: Literal["bf16", "fp16"] | None = None,
         compile: bool = False,
         data: Literal["train", "val"] = "train",
+        budget: float | None = 0.1,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
+            budget=budget,
             at_train_end=at_train_end,
             num_samples=num_samples,
             eval_batch_size=eval_batch_size,
@@ -143,6 +151,10 @@ class LossLandscapeMonitor(EpochMonitor):
     @property
     def state_key(self) -> str:
         return self._generate_state_key(tag=self.tag, dims=self.dims, seed=self.seed)
+
+    def cost_units(self) -> float:
+        """One forward pass per grid point (and one more for the centre's metrics)."""
+        return float(self.num_points**self.dims + 1)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

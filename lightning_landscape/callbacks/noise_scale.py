@@ -30,6 +30,10 @@ class NoiseScaleMonitor(EpochMonitor):
       vectorized and much faster) on a fixed subset of ``num_samples`` training samples
       (``measure_gradient_noise=True``).
 
+    It runs at epoch ends as the other monitors do (``every_n_epochs``, or by default within the
+    trainers' monitor ``budget``: see :mod:`lightning_landscape.callbacks._base`); without
+    ``measure_gradient_noise`` it costs nothing and runs every epoch.
+
     Example:
         >>> from lightning.pytorch import Trainer
         >>> trainer = Trainer(callbacks=[NoiseScaleMonitor(every_n_epochs=2)], logger=False,
@@ -38,7 +42,7 @@ class NoiseScaleMonitor(EpochMonitor):
 
     def __init__(
         self,
-        every_n_epochs: int = 1,
+        every_n_epochs: int | None = None,
         measure_gradient_noise: bool = True,
         num_samples: int = 256,
         eval_batch_size: int = 256,
@@ -47,9 +51,11 @@ class NoiseScaleMonitor(EpochMonitor):
         loss_fn: LossSpec = None,
         tag: str = "noise_scale",
         data: Literal["train", "val"] = "train",
+        budget: float | None = 0.1,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
+            budget=budget,
             at_train_end=at_train_end,
             num_samples=num_samples,
             eval_batch_size=eval_batch_size,
@@ -65,6 +71,10 @@ class NoiseScaleMonitor(EpochMonitor):
         self.last_values: dict[str, float] = {}
         self._counted = 0  # training samples seen on this process during the first epoch
         self._dataset_size: int | None = None
+
+    def cost_units(self) -> float:
+        """Free without per-sample gradients (never skipped); else about three forward passes."""
+        return 3.0 if self.measure_gradient_noise else 0.0
 
     @property
     def uses_loss(self) -> bool:

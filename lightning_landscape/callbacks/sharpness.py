@@ -56,7 +56,7 @@ _FIXED = {"model", "batches", "measure", "loss_fn", "return_eigenvectors", "k", 
 
 
 class SharpnessMonitor(EpochMonitor):
-    """Log Hessian curvature and sharpness measures every ``every_n_epochs`` epochs.
+    """Log Hessian curvature and sharpness measures at epoch ends, within a time budget.
 
     Measures (any subset, in ``measures``):
 
@@ -83,7 +83,11 @@ class SharpnessMonitor(EpochMonitor):
     epoch, versions) that ``SharpnessRecord.load`` and ``lightning-landscape plot`` read.
 
     Args:
-        every_n_epochs: run after every ``every_n_epochs``-th epoch.
+        every_n_epochs: run after every ``every_n_epochs``-th epoch, whatever it costs; ``None``
+            (default): the budgeted schedule.
+        budget: with ``every_n_epochs=None`` (the default), the share of training time the monitors
+            of the trainer may spend together: a run that is due is skipped when it would exceed it
+            (see :mod:`lightning_landscape.callbacks._base`); ``None``: every epoch.
         measures: which measures to compute.
         measure_kwargs: per-measure options.
         density: also log the Hessian spectral density.
@@ -114,7 +118,7 @@ class SharpnessMonitor(EpochMonitor):
 
     def __init__(
         self,
-        every_n_epochs: int = 1,
+        every_n_epochs: int | None = None,
         measures: Sequence[MeasureName] = ("top_eigenvalue", "trace", "keskar"),
         measure_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
         density: bool = False,
@@ -131,9 +135,11 @@ class SharpnessMonitor(EpochMonitor):
         progress_bar: bool = True,
         tag: str = "sharpness",
         data: Literal["train", "val"] = "train",
+        budget: float | None = 0.1,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
+            budget=budget,
             at_train_end=at_train_end,
             num_samples=num_samples,
             eval_batch_size=eval_batch_size,
@@ -167,6 +173,17 @@ class SharpnessMonitor(EpochMonitor):
     @property
     def state_key(self) -> str:
         return self._generate_state_key(tag=self.tag, measures=self.measures)
+
+    def cost_units(self) -> float:
+        """A rough count, corrected by every measured run: 60 forward-pass equivalents per measure
+        (tens of Hessian-vector products or ascent steps), three per Lanczos step of the density,
+        and two Lanczos runs per point of the ratio map."""
+        units = 60.0 * len(self.measures)
+        if self.density:
+            units += 3.0 * self.density_probes * self.density_steps
+        if self.eigenvalue_ratio_map:
+            units += 120.0 * self.ratio_map_points**2
+        return units
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

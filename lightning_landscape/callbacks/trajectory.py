@@ -53,8 +53,13 @@ class TrajectoryMonitor(EpochMonitor):
     ``state_dict`` (spilled ones by path), so a run resumed from a checkpoint draws the same path.
 
     Args:
-        every_n_epochs: snapshot after every ``every_n_epochs``-th epoch.
-        plot_every_n_epochs: also draw the plane every so many epochs (``None``: at the end only).
+        every_n_epochs: snapshot after every ``every_n_epochs``-th epoch (a copy of the weights:
+            cheap, never budgeted).
+        plot_every_n_epochs: also draw the plane every so many epochs (``None``: at the end only,
+            or as the budget allows).
+        budget: with ``plot_every_n_epochs=None``, also draw the plane at epoch ends while the
+            monitors of the trainer stay within this share of the training time (see
+            :mod:`lightning_landscape.callbacks._base`); ``None`` (default): at the end only.
         num_points: grid points per axis of the plane.
         margin: room around the projected path, as a fraction of its extent.
         num_samples: size of the fixed evaluation subset of the training data.
@@ -101,9 +106,11 @@ class TrajectoryMonitor(EpochMonitor):
         progress_bar: bool = True,
         tag: str = "trajectory",
         data: Literal["train", "val"] = "train",
+        budget: float | None = None,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
+            budget=budget,
             at_train_end=True,
             num_samples=num_samples,
             eval_batch_size=eval_batch_size,
@@ -142,22 +149,40 @@ class TrajectoryMonitor(EpochMonitor):
         if len(self.snapshots) == 0 and not trainer.fast_dev_run:  # a resumed run has its snapshots
             self._snapshot(trainer, pl_module, completed_epochs=0)
 
+    @property
+    def is_budgeted(self) -> bool:
+        """Its intermediate planes are, when ``budget`` is given without ``plot_every_n_epochs``."""
+        return self.budget is not None and self.plot_every_n_epochs is None
+
+    def cost_units(self) -> float:
+        """One forward pass per point of the plane's grid and per snapshot (the PCA is not counted)."""
+        return float(self.num_points**2 + len(self.snapshots))
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.should_run_at_epoch_end(trainer):
-            self._snapshot(trainer, pl_module, completed_epochs=trainer.current_epoch + 1)
-        plot_every = self.plot_every_n_epochs
-        if plot_every and not trainer.fast_dev_run and (trainer.current_epoch + 1) % plot_every == 0:
-            with self.in_hook("epoch_end"):
-                self._plot(trainer, pl_module)
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        epoch = trainer.current_epoch + 1
+        with self.in_hook("epoch_end"):
+            if epoch % (self.every_n_epochs or 1) == 0:  # a weight copy: cheap, never budgeted
+                with self.timed(trainer):
+                    self._snapshot(trainer, pl_module, completed_epochs=epoch)
+            plot_every = self.plot_every_n_epochs
+            due = epoch % plot_every == 0 if plot_every else self.budget is not None
+            if due and len(self.snapshots) >= 3 and (plot_every or self.budget_allows(trainer, pl_module)):
+                with self.timed(trainer, self.cost_units() * self.num_samples):
+                    self._plot(trainer, pl_module)
+            self.log_overhead(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.fast_dev_run or len(self.snapshots) == 0:
             return
-        if self.snapshots.steps[-1] != trainer.global_step:
-            self._snapshot(trainer, pl_module, completed_epochs=trainer.current_epoch)
-        if self._last_plot_step != trainer.global_step:
-            with self.in_hook("train_end"):
-                self._plot(trainer, pl_module)
+        with self.in_hook("train_end"):
+            with self.timed(trainer, self.cost_units() * self.num_samples):
+                if self.snapshots.steps[-1] != trainer.global_step:
+                    self._snapshot(trainer, pl_module, completed_epochs=trainer.current_epoch)
+                if self._last_plot_step != trainer.global_step:
+                    self._plot(trainer, pl_module)
+            self.log_overhead(trainer, pl_module)
 
     # ------------------------------------------------------------------ work
     def _snapshot(self, trainer: pl.Trainer, pl_module: pl.LightningModule, completed_epochs: int) -> None:

@@ -39,7 +39,11 @@ class VolumeMonitor(EpochMonitor):
     - ``{tag}/log_evidence_ratio`` against the uniform-label model, for class logits.
 
     Args:
-        every_n_epochs: run after every ``every_n_epochs``-th epoch.
+        every_n_epochs: run after every ``every_n_epochs``-th epoch, whatever it costs; ``None``
+            (default): the budgeted schedule.
+        budget: with ``every_n_epochs=None`` (the default), the share of training time the monitors
+            of the trainer may spend together: a run that is due is skipped when it would exceed it
+            (see :mod:`lightning_landscape.callbacks._base`); ``None``: every epoch.
         model_factory: returns a freshly initialized network of the same architecture (the prior);
             default ``type(module)(**hparams)`` with the module's saved hyperparameters that its
             constructor takes (LightningCLI's extra keys are dropped), which needs a module that
@@ -79,7 +83,7 @@ class VolumeMonitor(EpochMonitor):
 
     def __init__(
         self,
-        every_n_epochs: int = 1,
+        every_n_epochs: int | None = None,
         model_factory: Callable[[], nn.Module] | None = None,
         num_inputs: int = 64,
         num_init_samples: int = 2000,
@@ -95,9 +99,11 @@ class VolumeMonitor(EpochMonitor):
         loss_fn: LossSpec = None,
         tag: str = "volume",
         data: Literal["train", "val"] = "train",
+        budget: float | None = 0.1,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
+            budget=budget,
             at_train_end=at_train_end,
             num_samples=num_samples,
             eval_batch_size=eval_batch_size,
@@ -133,6 +139,11 @@ class VolumeMonitor(EpochMonitor):
     @property
     def state_key(self) -> str:
         return self._generate_state_key(tag=self.tag)
+
+    def cost_units(self) -> float:
+        """The random networks' forward passes over the inputs, in subset passes, plus a rough 90
+        for the evidence's log-determinant (corrected by every measured run)."""
+        return self.num_init_samples * self.num_inputs / self.num_samples + 90.0
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

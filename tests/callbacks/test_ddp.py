@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def monitors(**extra):
-    common = dict(num_samples=48, eval_batch_size=10, progress_bar=False, **extra)
+    common = dict(num_samples=48, eval_batch_size=10, progress_bar=False, every_n_epochs=1, **extra)
     return [
         LossLandscapeMonitor(num_points=5, **common),
         SharpnessMonitor(measures=("top_eigenvalue", "keskar"), **common),
@@ -102,7 +102,7 @@ def test_ddp_failure_on_one_rank_fails_every_rank_without_hanging(tmp_path, when
     records.mkdir()
     loss_fn = fails_on_rank_one if when == "at_train_start" else fails_on_rank_one_after_a_step
     monitor = RecordingLandscapeMonitor(
-        str(records), num_points=3, num_samples=32, loss_fn=loss_fn, progress_bar=False
+        str(records), num_points=3, num_samples=32, loss_fn=loss_fn, progress_bar=False, every_n_epochs=1
     )
     start = time.monotonic()
     with pytest.raises(Exception, match="corrupt batch on rank 1|ShardFailure"):

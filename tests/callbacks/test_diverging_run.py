@@ -34,7 +34,7 @@ class Explode(Callback):
 
 def test_a_diverging_run_trains_to_the_end_and_the_nan_is_logged_and_counted(tmp_path):
     seed_everything(0)
-    quick = dict(num_samples=32, eval_batch_size=16)
+    quick = dict(num_samples=32, eval_batch_size=16, every_n_epochs=1)
     monitors = [
         LossLandscapeMonitor(dims=2, num_points=3, progress_bar=False, **quick),
         SharpnessMonitor(
@@ -54,8 +54,10 @@ def test_a_diverging_run_trains_to_the_end_and_the_nan_is_logged_and_counted(tmp
             **quick,
         ),
         TrajectoryMonitor(num_points=3, progress_bar=False, **quick),
-        NoiseScaleMonitor(num_samples=8),
-        VolumeMonitor(num_inputs=4, num_init_samples=8, num_samples=32, curvature="hessian"),
+        NoiseScaleMonitor(num_samples=8, every_n_epochs=1),
+        VolumeMonitor(
+            num_inputs=4, num_init_samples=8, num_samples=32, curvature="hessian", every_n_epochs=1
+        ),
     ]
     logger = TensorBoardLogger(str(tmp_path), name="tb")
     trainer = Trainer(

@@ -67,7 +67,9 @@ def test_logs_figures_scalars_and_result_files_to_tensorboard(tmp_path):
     # Lightning's own epoch-end metrics (the global step less one)
     assert [e.step for e in events.Images("landscape/2d/contour")] == [11, 17]
     assert [e.step for e in events.Scalars("landscape/center_loss")] == [11, 17]
-    assert [e.step for e in events.Scalars("epoch")] == [11]  # Lightning's own, beside ours
+    # Lightning's own, beside ours: every monitor logs its overhead at every epoch end
+    assert [e.step for e in events.Scalars("epoch")] == [5, 11, 17]
+    assert [e.step for e in events.Scalars("landscape/overhead")][:3] == [5, 11, 17]
     scalars = events.Tags()["scalars"]
     for name in ("center_loss", "max_loss_rise", "num_nonfinite", "center_accuracy"):
         assert f"landscape/{name}" in scalars

@@ -12,7 +12,7 @@ def test_logs_g_for_the_optimizer_and_b_simple_without_perturbing_training(tmp_p
     _, plain = fit_classifier(tmp_path / "plain", [], seed=5, max_epochs=2)
     rng_plain = GlobalRNG.capture()
     plain_end = training_end(plain)
-    monitor = NoiseScaleMonitor(num_samples=48, eval_batch_size=16)
+    monitor = NoiseScaleMonitor(num_samples=48, eval_batch_size=16, every_n_epochs=1)
     logger = CSVLogger(str(tmp_path / "watched"), name="csv")
     trainer, watched = fit_classifier(tmp_path / "watched", [monitor], seed=5, max_epochs=2, logger=logger)
     assert_same_training_end(plain_end, training_end(watched))

@@ -29,6 +29,7 @@ QUICK = {
     },
     "num_samples": 48,
     "eval_batch_size": 16,
+    "every_n_epochs": 1,
 }
 EVERYTHING = [
     "top_eigenvalue",
@@ -126,7 +127,9 @@ def test_model_checkpoint_picks_the_flattest_epoch_from_callback_metrics_and_csv
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    monitor = SharpnessMonitor(measures=["top_eigenvalue"], num_samples=48, eval_batch_size=16)
+    monitor = SharpnessMonitor(
+        measures=["top_eigenvalue"], num_samples=48, eval_batch_size=16, every_n_epochs=1
+    )
     checkpoint = ModelCheckpoint(
         dirpath=str(tmp_path / "ckpt"),
         monitor="sharpness/top_eigenvalue",
@@ -155,7 +158,7 @@ def test_early_stopping_reads_a_monitor_value(tmp_path):
     from lightning.pytorch.callbacks import EarlyStopping
 
     monitor = SharpnessMonitor(
-        measures=["keskar"], measure_kwargs={"keskar": {"num_steps": 2}}, num_samples=16
+        measures=["keskar"], measure_kwargs={"keskar": {"num_steps": 2}}, num_samples=16, every_n_epochs=1
     )
     stop = EarlyStopping(monitor="sharpness/center_loss", mode="min", stopping_threshold=1e9)
     trainer, _ = _fit(tmp_path, [monitor, stop], max_epochs=5)
@@ -175,6 +178,7 @@ def test_result_files_are_self_describing_records_that_load_and_redraw(tmp_path)
         measure_kwargs={"basin_volume": QUICK["measure_kwargs"]["basin_volume"]},
         num_samples=48,
         eval_batch_size=16,
+        every_n_epochs=1,
     )
     trainer, _ = _fit(tmp_path, [monitor], max_epochs=1)
     record = SharpnessRecord.load(monitor.saved_files[-1])

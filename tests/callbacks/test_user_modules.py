@@ -18,9 +18,12 @@ from user_modules import ImageData, RegressionData, TokenData, expected_grid_los
 
 MONITORS = """
 - class_path: lightning_landscape.LossLandscapeMonitor
-  init_args: {{dims: 1, num_points: 3, num_samples: 64, eval_batch_size: 32, progress_bar: false{loss}}}
+  init_args:
+    {{dims: 1, num_points: 3, num_samples: 64, eval_batch_size: 32, progress_bar: false,
+      every_n_epochs: 1{loss}}}
 - class_path: lightning_landscape.SharpnessMonitor
   init_args:
+    every_n_epochs: 1
     measures: [top_eigenvalue, keskar]
     measure_kwargs: {{keskar: {{num_steps: 2}}}}
     num_samples: 64
@@ -29,11 +32,12 @@ MONITORS = """
 - class_path: lightning_landscape.TrajectoryMonitor
   init_args: {{num_points: 3, num_samples: 64, eval_batch_size: 32, progress_bar: false{loss}}}
 - class_path: lightning_landscape.NoiseScaleMonitor
-  init_args: {{num_samples: 8{loss}}}
+  init_args: {{num_samples: 8, every_n_epochs: 1{loss}}}
 """
 VOLUME = """
 - class_path: lightning_landscape.VolumeMonitor
-  init_args: {{num_inputs: 6, num_init_samples: 16, num_samples: 64, curvature: {curvature}{loss}}}
+  init_args:
+    {{num_inputs: 6, num_init_samples: 16, num_samples: 64, curvature: {curvature}, every_n_epochs: 1{loss}}}
 """
 CRITERION = "{class_path: torch.nn.CrossEntropyLoss, init_args: {label_smoothing: 0.2}}"
 

@@ -58,7 +58,9 @@ def fit(tmp_path, callbacks, logger=False):
 
 def test_logs_log_prior_and_log_evidence_and_leaves_training_alone(tmp_path):
     _, plain = fit(tmp_path / "plain", [])
-    monitor = VolumeMonitor(num_inputs=12, num_init_samples=200, num_samples=64, prior_precision=50.0)
+    monitor = VolumeMonitor(
+        num_inputs=12, num_init_samples=200, num_samples=64, prior_precision=50.0, every_n_epochs=1
+    )
     logger = TensorBoardLogger(str(tmp_path), name="tb")
     trainer, watched = fit(tmp_path / "watched", [monitor], logger=logger)
     assert_same_training_end(training_end(plain), training_end(watched))
