@@ -150,13 +150,13 @@ def main() -> None:
             finals[schedule] = {m.tag: final_result(m) for m in monitors}
             for m in monitors:
                 training = walls[schedule] - sum(x.spent_seconds for x in monitors)
-                runs = (
-                    epochs - len(m.skipped_epochs) if m.every_n_epochs is None else epochs // m.every_n_epochs
-                )
+                if m.every_n_epochs is None:
+                    runs = f"{epochs - len(m.skipped_epochs)} + final"
+                else:  # no extra final run where the last epoch-end run was at the last epoch
+                    extra = "" if epochs % m.every_n_epochs == 0 else " + final"
+                    runs = f"{epochs // m.every_n_epochs}{extra}"
                 share = 100 * m.spent_seconds / training
-                rows.append(
-                    f"| {schedule} | {m.tag} | {m.spent_seconds:.1f} | {share:.1f}% | {runs} + final |"
-                )
+                rows.append(f"| {schedule} | {m.tag} | {m.spent_seconds:.1f} | {share:.1f}% | {runs} |")
             print(f"{schedule}: {walls[schedule]:.1f} s", flush=True)
     size = len(data.train_set) if hasattr(data, "train_set") else "?"
     print(
