@@ -240,12 +240,16 @@ class EpochMonitor(Callback):
         skipped); the estimate is this times ``num_samples`` times the measured seconds per unit."""
         return 1.0
 
+    def work_units(self) -> float:
+        """A run's units of work: ``cost_units()`` forward passes over ``num_samples`` samples."""
+        return self.cost_units() * self.num_samples
+
     def budget_allows(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
         """Whether the run due now fits the budget; decided on rank zero, the same on every process.
 
         A skipped run is recorded in ``skipped_epochs``.
         """
-        units = self.cost_units() * self.num_samples
+        units = self.work_units()
         if units == 0:
             return True
         if self._seconds_per_unit is None:
@@ -291,19 +295,7 @@ class EpochMonitor(Callback):
         values = {f"{self.tag}/overhead": self.spent_seconds / training if training > 0 else 0.0}
         if self.is_budgeted:
             values[f"{self.tag}/num_skipped"] = float(len(self.skipped_epochs))
-        if self._hook == "epoch_end":
-            for name, value in values.items():
-                pl_module.log(
-                    name,
-                    torch.tensor(value, dtype=torch.float64),
-                    on_step=False,
-                    on_epoch=True,
-                    logger=bool(trainer.loggers),
-                    sync_dist=trainer.world_size > 1,
-                    batch_size=1,
-                )
-        elif trainer.is_global_zero:
-            log_scalars(trainer, values, self.logging_step(trainer))
+        self._send(trainer, pl_module, values)
 
     def should_run_at_train_end(self, trainer: pl.Trainer) -> bool:
         if not self.at_train_end or trainer.fast_dev_run:
@@ -318,7 +310,7 @@ class EpochMonitor(Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         with self.in_hook("epoch_end"):
             if self.should_run_at_epoch_end(trainer, pl_module):
-                with self.timed(trainer, self.cost_units() * self.num_samples):
+                with self.timed(trainer, self.work_units()):
                     self.run(trainer, pl_module)
             if not trainer.sanity_checking and not trainer.fast_dev_run:
                 self.log_overhead(trainer, pl_module)
@@ -326,7 +318,7 @@ class EpochMonitor(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.should_run_at_train_end(trainer):
             with self.in_hook("train_end"):
-                with self.timed(trainer, self.cost_units() * self.num_samples):
+                with self.timed(trainer, self.work_units()):
                     self.run(trainer, pl_module)
                 self.log_overhead(trainer, pl_module)
 
@@ -365,6 +357,10 @@ class EpochMonitor(Callback):
         values.setdefault(
             f"{self.tag}/num_nonfinite", float(sum(not math.isfinite(v) for v in values.values()))
         )
+        self._send(trainer, pl_module, values)
+
+    def _send(self, trainer: pl.Trainer, pl_module: pl.LightningModule, values: Mapping[str, float]) -> None:
+        """``pl_module.log`` at epoch end, else straight to the loggers at the same step (rank zero)."""
         if self._hook == "epoch_end":
             for name, value in values.items():
                 pl_module.log(

@@ -169,7 +169,7 @@ class TrajectoryMonitor(EpochMonitor):
             plot_every = self.plot_every_n_epochs
             due = epoch % plot_every == 0 if plot_every else self.budget is not None
             if due and len(self.snapshots) >= 3 and (plot_every or self.budget_allows(trainer, pl_module)):
-                with self.timed(trainer, self.cost_units() * self.num_samples):
+                with self.timed(trainer, self.work_units()):
                     self._plot(trainer, pl_module)
             self.log_overhead(trainer, pl_module)
 
@@ -177,7 +177,7 @@ class TrajectoryMonitor(EpochMonitor):
         if trainer.fast_dev_run or len(self.snapshots) == 0:
             return
         with self.in_hook("train_end"):
-            with self.timed(trainer, self.cost_units() * self.num_samples):
+            with self.timed(trainer, self.work_units()):
                 if self.snapshots.steps[-1] != trainer.global_step:
                     self._snapshot(trainer, pl_module, completed_epochs=trainer.current_epoch)
                 if self._last_plot_step != trainer.global_step:
