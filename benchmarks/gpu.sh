@@ -16,6 +16,17 @@ tests_rc=$?
 set -e
 tail -n 3 "$out/gpu_tests.txt"
 python benchmarks/gpu.py $mode --out "$out/gpu_benchmarks.md"
+# paper-scale: the surface command on the whole (synthetic) 50 000-image set, full precision and
+# the batched bf16 path; the smoke mode checks the script on a few images on this machine
+if [ -n "$mode" ]; then
+  python benchmarks/paper_scale.py --smoke --devices 1 --accelerator auto --out "$out/paper_scale.md"
+else
+  python benchmarks/paper_scale.py --accelerator gpu --devices 1 --num_points 5 --batch_size 1000 \
+    --out "$out/paper_scale_fp32.md"
+  python benchmarks/paper_scale.py --accelerator gpu --devices 1 --num_points 9 --batch_size 1000 \
+    --points_per_forward auto --autocast bf16 --out "$out/paper_scale_bf16.md"
+  cat "$out/paper_scale_fp32.md" "$out/paper_scale_bf16.md" > "$out/paper_scale.md"
+fi
 {
   echo "# GPU checks ($(date -u +%Y-%m-%d), mode: ${mode:-full})"
   echo
@@ -24,6 +35,10 @@ python benchmarks/gpu.py $mode --out "$out/gpu_benchmarks.md"
   echo "gpu-marked tests: $(tail -n 1 "$out/gpu_tests.txt")"
   echo
   cat "$out/gpu_benchmarks.md"
+  echo
+  echo "## Paper-scale landscapes (benchmarks/paper_scale.py)"
+  echo
+  cat "$out/paper_scale.md"
 } > "$out/summary.md"
 cat "$out/summary.md"
 exit $tests_rc

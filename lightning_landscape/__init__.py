@@ -5,7 +5,8 @@ Callbacks (add to ``Trainer(callbacks=[...])``):
     :class:`NoiseScaleMonitor`
 
 Functions (the same computations without a trainer):
-    :func:`compute_landscape`, :func:`interpolate`, :func:`pca_directions`,
+    :func:`compute_landscape`, :func:`compute_landscape_in_chunks` (whole data sets, resumable,
+    several processes), :func:`stream_batches`, :func:`interpolate`, :func:`pca_directions`,
     :func:`trajectory_landscape`, :func:`hessian_eigenvalues`, :func:`hessian_trace`,
     :func:`hessian_density`, :func:`sharpness`, :func:`eigenvalue_ratio_map`, :func:`evaluate`
 
@@ -34,6 +35,7 @@ from .core import (
     TrajectoryResult,
     VolumeResult,
     compute_landscape,
+    compute_landscape_in_chunks,
     eigenvalue_ratio_map,
     evaluate,
     function_volume,
@@ -44,6 +46,7 @@ from .core import (
     log_evidence,
     pca_directions,
     sharpness,
+    stream_batches,
     trajectory_landscape,
 )
 from .modules import AntiGeneralizationModule
@@ -59,6 +62,7 @@ __all__ = [
     "VolumeMonitor",
     # functions
     "compute_landscape",
+    "compute_landscape_in_chunks",
     "eigenvalue_ratio_map",
     "evaluate",
     "function_volume",
@@ -69,6 +73,7 @@ __all__ = [
     "log_evidence",
     "pca_directions",
     "sharpness",
+    "stream_batches",
     "trajectory_landscape",
     # results
     "EigenvalueResult",

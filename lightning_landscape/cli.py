@@ -34,16 +34,19 @@ import importlib
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
 
 from .core.curvature import hessian_eigenvalues, hessian_trace
-from .core.evaluation import evaluation_subset
+from .core.distributed import sharded
+from .core.evaluation import evaluation_subset, stream_batches
+from .core.grid import compute_landscape_in_chunks
 from .core.hessian import check_loss_fn
 from .core.interpolation import interpolate as interpolate_states
-from .core.landscape import compute_landscape, progress_reporter
+from .core.landscape import progress_reporter
 from .core.results import LandscapeResult, SharpnessRecord, result_format
 from .core.sharpness import sharpness as sharpness_measure
 from .export import export_vtk as write_vtk
@@ -81,7 +84,11 @@ def _instantiate(section: Any, class_path: str | None, what: str) -> Any:
 
 
 def load_model_and_data(
-    model_config: str, ckpt_path: str | None, model_class: str | None, data_class: str | None, device: str
+    model_config: str,
+    ckpt_path: str | None,
+    model_class: str | None,
+    data_class: str | None,
+    device: torch.device,
 ) -> tuple[torch.nn.Module, Any]:
     """The model (weights from ``ckpt_path``, on ``device``, eval mode) and the data module."""
     import yaml
@@ -95,7 +102,7 @@ def load_model_and_data(
     data = _instantiate(config.get("data"), data_class, "data")
     if ckpt_path is not None:
         model.load_state_dict(_state_dict(ckpt_path))
-    return model.to(_device(device)).eval(), data
+    return model.to(device).eval(), data
 
 
 def _state_dict(ckpt_path: str, name: str = "ckpt_path") -> dict[str, torch.Tensor]:
@@ -123,33 +130,129 @@ def _state_dict(ckpt_path: str, name: str = "ckpt_path") -> dict[str, torch.Tens
     return state
 
 
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+class _Engine:
+    """The processes a command runs on, launched by Lightning Fabric: this process's device, rank
+    and the sum over processes (``None`` with one process)."""
+
+    def __init__(self, accelerator: str, devices: Any, num_nodes: int, strategy: str) -> None:
+        from lightning.fabric import Fabric
+
+        self.fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
+        self.fabric.launch()  # under ddp: starts the other processes, each running this command
+        self.device = self.fabric.device
+        self.rank, self.world_size = self.fabric.global_rank, self.fabric.world_size
+
+    @property
+    def is_writer(self) -> bool:
+        """Only global rank zero writes files and prints."""
+        return self.rank == 0
+
+    def reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.fabric.all_reduce(tensor, reduce_op="sum")
+
+    def sharded(self):
+        """The context in which core functions sum over this engine's processes."""
+        return sharded(self.reduce_sum if self.world_size > 1 else None)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            self.fabric.barrier()
+
+    def from_rank_zero(self, read: Any) -> Any:
+        """``read()`` on rank zero, its value (or its error) on every process: the others may not
+        see rank zero's files (other nodes), and an error raised on one rank alone would leave the
+        others waiting."""
+        value = error = None
+        if self.is_writer:
+            try:
+                value = read()
+            except Exception as exc:  # raised below, on every process
+                error = exc
+        if self.world_size > 1:
+            value, error = self.fabric.broadcast((value, error), src=0)
+        if error is not None:
+            raise error
+        return value
 
 
-def _batches(
-    data: Any, model: torch.nn.Module, num_samples: int, batch_size: int, seed: int, device: torch.device
-) -> list[Any]:
-    """The evaluation subset of the training data, through the batch hooks training uses."""
-    if hasattr(data, "prepare_data"):
+def _data(
+    data: Any,
+    model: torch.nn.Module,
+    num_samples: int | str,
+    batch_size: int,
+    seed: int,
+    engine: _Engine,
+    *,
+    stream: bool,
+    num_workers: int | None = None,
+) -> Any:
+    """This process's shard of the training data, through the batch hooks training uses: a cached
+    subset of ``num_samples``, or with ``num_samples="all"`` every sample (streamed when ``stream``,
+    else cached)."""
+    if num_samples != "all" and (
+        isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
+    ):
+        raise ValueError(f"`num_samples` must be an integer >= 1 or 'all', got {num_samples!r}.")
+    if hasattr(data, "prepare_data") and engine.is_writer:
         data.prepare_data()
+    engine.barrier()
     if hasattr(data, "setup"):
         data.setup("fit")
-    transfer = batch_transfer(model, device, data)
+    loader = data.train_dataloader()
+    transfer = batch_transfer(model, engine.device, data)
+    if num_samples == "all" and stream:
+        return stream_batches(
+            loader,
+            batch_size,
+            engine.device,
+            rank=engine.rank,
+            world_size=engine.world_size,
+            num_workers=num_workers,
+            transfer=transfer,
+        )
+    if num_samples == "all":
+        num_samples = _data_set_size(loader)
     return evaluation_subset(
-        data.train_dataloader(), num_samples, batch_size, seed, device, transfer=transfer
+        loader,
+        num_samples,
+        batch_size,
+        seed,
+        engine.device,
+        rank=engine.rank,
+        world_size=engine.world_size,
+        transfer=transfer,
     )
 
 
-def _loss(loss_fn: LossSpec, model: torch.nn.Module, device: torch.device, batches: list[Any]):
+def _data_set_size(loader: Any) -> int:
+    dataset = getattr(loader, "dataset", None)
+    if dataset is None or not hasattr(dataset, "__len__"):
+        raise ValueError(
+            "`num_samples='all'` needs a loader over a data set with a length; "
+            f"{type(dataset if dataset is not None else loader).__name__} has none: give an integer "
+            "`num_samples`."
+        )
+    return len(dataset)
+
+
+def _file_hash(path: str) -> str:
+    """SHA-256 of a file's bytes (what identifies a checkpoint in a resumable result)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _loss(loss_fn: LossSpec, model: torch.nn.Module, device: torch.device, batches: Any):
     """The core's ``loss_fn(model, batch)`` for the ``--loss_fn`` form (``None``: the fused path),
     checked on the first batch before any work (an error names ``loss_fn``)."""
     check_loss_spec("loss_fn", loss_fn)
     move_criterion(loss_fn, device)
     loss = resolve_loss_fn(loss_fn, model)
-    check_loss_fn(model, batches[0], loss)
+    check_loss_fn(model, next(iter(batches)), loss)
     return loss
 
 
@@ -169,6 +272,15 @@ def _save_figures(figures: dict[str, Any], output_dir: str, prefix: str) -> list
 
 
 # ------------------------------------------------------------------ commands
+_ENGINE_ARGS = """
+        accelerator: ``auto``, ``cpu``, ``gpu``/``cuda``, ``mps``... (Lightning Fabric's).
+        devices: devices per node: a number, a list of indices (``[1]``) or ``auto``.
+        num_nodes: machines (each runs ``devices`` processes under ``ddp``).
+        strategy: ``auto`` (one process per device as Fabric chooses), ``ddp``...: each process
+            evaluates its shard of the data, sums go through Fabric's all-reduce and rank zero
+            writes the files."""
+
+
 def surface(
     model_config: str,
     ckpt_path: str,
@@ -179,15 +291,27 @@ def surface(
     num_points: int = 21,
     span: tuple[float, float] = (-1.0, 1.0),
     normalization: Literal["filter", "layer"] | None = "filter",
-    num_samples: int = 1024,
+    num_samples: int | Literal["all"] = 1024,
     batch_size: int = 256,
     seed: int = 0,
     points_per_forward: int | Literal["auto"] = 1,
+    autocast: Literal["bf16", "fp16"] | None = None,
+    chunk_points: int = 64,
+    resume: bool = False,
+    num_workers: int | None = None,
     log_scale: bool = False,
-    device: str = "auto",
+    accelerator: str = "auto",
+    devices: int | list[int] | str = 1,
+    num_nodes: int = 1,
+    strategy: str = "auto",
     loss_fn: LossSpec = None,
 ) -> list[str]:
     """The filter-normalized landscape of a checkpoint: ``surface.npz`` and its figures.
+
+    The grid is evaluated in chunks of ``chunk_points`` points; after each chunk the result so far
+    (a ``computed`` mask, the losses, accuracies, directions and settings) replaces
+    ``surface.npz`` whole (written to a temporary file, then renamed), so a killed run loses at
+    most one chunk: run the same command with ``--resume true`` to continue it.
 
     Args:
         model_config: LightningCLI YAML with the ``model`` and ``data`` sections.
@@ -199,36 +323,105 @@ def surface(
         num_points: grid points per axis.
         span: coefficient range per axis.
         normalization: filter, layer or null.
-        num_samples: evaluation subset drawn from the training data.
+        num_samples: evaluation subset drawn from the training data, cached on the device; ``all``:
+            the whole training set, streamed from the loader for every chunk (memory does not
+            grow with the data set).
         batch_size: evaluation batch size.
         seed: seed of the directions and the subset.
         points_per_forward: grid points per forward (``auto``: vmap chunks from a memory budget).
-        log_scale: draw log10 of the loss.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
+        autocast: evaluate under ``bf16`` or ``fp16`` autocast (null: full precision).
+        chunk_points: grid points per chunk: per pass over the data and per save.
+        resume: continue the partial ``surface.npz`` in ``output_dir`` (refused if it was made
+            with other settings, directions or checkpoint); without it a partial file is refused.
+        num_workers: loader workers of the streamed data (default: the data module's loader's).
+        log_scale: draw log10 of the loss.{engine}
         loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
             a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
-            module's ``{class_path, init_args}``.
+            module's ``{{class_path, init_args}}``.
     """
     from .plotting.landscape import landscape_figures
 
-    model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, device)
-    batches = _batches(data, model, num_samples, batch_size, seed, _device(device))
-    result = compute_landscape(
-        model,
-        batches,
-        loss_fn=_loss(loss_fn, model, _device(device), batches),
-        dims=dims,
-        num_points=num_points,
-        span=span,
-        normalization=normalization,
-        seed=seed,
-        progress=True,
-        points_per_forward=points_per_forward,
+    engine = _Engine(accelerator, devices, num_nodes, strategy)
+    path = os.path.join(output_dir, "surface.npz")
+    earlier = engine.from_rank_zero(lambda: _earlier_result(path, resume))
+    model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, engine.device)
+    batches = _data(data, model, num_samples, batch_size, seed, engine, stream=True, num_workers=num_workers)
+    settings = {
+        "checkpoint_sha256": _file_hash(ckpt_path),
+        "data": "train",
+        "num_samples": num_samples,
+        "batch_size": batch_size,
+        "loss_fn": describe_loss(loss_fn),
+    }
+    total = num_points**dims
+    done = 0 if earlier is None else _points_done(earlier)
+    bar = _points_bar(total, done, engine.is_writer)
+
+    def save(partial: LandscapeResult) -> None:
+        if engine.is_writer:
+            partial.save(path)
+            bar.update(_points_done(partial) - bar.n)
+
+    started = time.perf_counter()
+    with engine.sharded():
+        result = compute_landscape_in_chunks(
+            model,
+            batches,
+            loss_fn=_loss(loss_fn, model, engine.device, batches),
+            dims=dims,
+            num_points=num_points,
+            span=span,
+            normalization=normalization,
+            seed=seed,
+            chunk_points=chunk_points,
+            points_per_forward=points_per_forward,
+            autocast=autocast,
+            settings=settings,
+            resume=earlier,
+            on_chunk=save,
+        )
+    bar.close()
+    if not engine.is_writer:
+        return []
+    seconds = time.perf_counter() - started
+    print(
+        f"lightning-landscape: {total - done} grid points in {seconds:.1f} s "
+        f"({(total - done) / seconds:.4g} points/s) on {engine.world_size} process(es)",
+        file=sys.stderr,
     )
-    os.makedirs(output_dir, exist_ok=True)
-    paths = [result.save(os.path.join(output_dir, "surface.npz"))]
+    paths = [result.save(path)]
     paths += _save_figures(landscape_figures(result, log_scale=log_scale), output_dir, "surface")
     return _written(paths)
+
+
+surface.__doc__ = surface.__doc__.format(engine=_ENGINE_ARGS)
+
+
+def _earlier_result(path: str, resume: bool) -> LandscapeResult | None:
+    """The partial result to continue with ``resume``; a partial one without it is refused."""
+    if not os.path.exists(path):
+        return None
+    earlier = LandscapeResult.load(path)
+    if resume:
+        return earlier
+    if not earlier.is_complete:
+        raise ValueError(
+            f"`resume` is false but {path!r} holds a partial landscape "
+            f"({int(earlier.computed.sum())} of {earlier.loss.numel()} points): give `--resume true` to "
+            "continue it, or another `--output_dir` (or delete the file) to start afresh."
+        )
+    return None
+
+
+def _points_done(result: LandscapeResult) -> int:
+    return result.loss.numel() if result.computed is None else int(result.computed.sum())
+
+
+def _points_bar(total: int, done: int, show: bool):
+    """A progress bar over grid points (points/s and ETA), on the writing process only."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, desc="loss landscape", unit="pt", disable=not show, smoothing=0.1)
 
 
 def interpolate(
@@ -240,10 +433,14 @@ def interpolate(
     data_class: str | None = None,
     num_points: int = 51,
     alpha_range: tuple[float, float] = (-0.5, 1.5),
-    num_samples: int = 1024,
+    num_samples: int | Literal["all"] = 1024,
     batch_size: int = 256,
     seed: int = 0,
-    device: str = "auto",
+    num_workers: int | None = None,
+    accelerator: str = "auto",
+    devices: int | list[int] | str = 1,
+    num_nodes: int = 1,
+    strategy: str = "auto",
     loss_fn: LossSpec = None,
 ) -> list[str]:
     """The loss along ``(1−α)·start + α·end`` (every float buffer too): ``interpolation.npz`` + figure.
@@ -257,19 +454,21 @@ def interpolate(
         data_class: dotted path of the LightningDataModule when the config names none.
         num_points: points along the line.
         alpha_range: α range (both end points are always on the grid).
-        num_samples: evaluation subset drawn from the training data.
+        num_samples: evaluation subset drawn from the training data; ``all``: the whole training
+            set, streamed from the loader for every point.
         batch_size: evaluation batch size.
         seed: seed of the subset.
-        device: ``auto``, ``cpu``, ``cuda``...
+        num_workers: loader workers of the streamed data (default: the data module's loader's).{engine}
         loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
             a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
-            module's ``{class_path, init_args}``.
+            module's ``{{class_path, init_args}}``.
     """
     from .plotting.trajectory import plot_interpolation
 
-    model, data = load_model_and_data(model_config, None, model_class, data_class, device)
-    batches = _batches(data, model, num_samples, batch_size, seed, _device(device))
-    with progress_reporter(True, num_points, "interpolation") as on_point:
+    engine = _Engine(accelerator, devices, num_nodes, strategy)
+    model, data = load_model_and_data(model_config, None, model_class, data_class, engine.device)
+    batches = _data(data, model, num_samples, batch_size, seed, engine, stream=True, num_workers=num_workers)
+    with progress_reporter(engine.is_writer, num_points, "interpolation") as on_point, engine.sharded():
         result = interpolate_states(
             model,
             _state_dict(start, "start"),
@@ -277,15 +476,20 @@ def interpolate(
             batches,
             num_points=num_points,
             alpha_range=alpha_range,
-            loss_fn=_loss(loss_fn, model, _device(device), batches),
+            loss_fn=_loss(loss_fn, model, engine.device, batches),
             on_point=on_point,
         )
+    if not engine.is_writer:
+        return []
     os.makedirs(output_dir, exist_ok=True)
     paths = [result.save(os.path.join(output_dir, "interpolation.npz"))]
     figure = plot_interpolation(result)
     paths.append(os.path.join(output_dir, "interpolation.png"))
     figure.savefig(paths[-1], dpi=120)
     return _written(paths)
+
+
+interpolate.__doc__ = interpolate.__doc__.format(engine=_ENGINE_ARGS)
 
 
 def sharpness(
@@ -295,10 +499,13 @@ def sharpness(
     model_class: str | None = None,
     data_class: str | None = None,
     measures: list[str] | None = None,
-    num_samples: int = 1024,
+    num_samples: int | Literal["all"] = 1024,
     batch_size: int = 256,
     seed: int = 0,
-    device: str = "auto",
+    accelerator: str = "auto",
+    devices: int | list[int] | str = 1,
+    num_nodes: int = 1,
+    strategy: str = "auto",
     loss_fn: LossSpec = None,
 ) -> list[str]:
     """Curvature and sharpness of a checkpoint: ``sharpness.json`` with every value.
@@ -311,42 +518,49 @@ def sharpness(
         data_class: dotted path of the LightningDataModule when the config names none.
         measures: any of top_eigenvalue, trace, keskar, adaptive_worst, average,
             filter_normalized_eigenvalue, basin_volume (default: the first three).
-        num_samples: evaluation subset drawn from the training data.
+        num_samples: evaluation subset drawn from the training data; ``all``: the whole training
+            set (each process caches its shard on its device).
         batch_size: evaluation batch size.
-        seed: seed of the subset and the estimators.
-        device: ``auto``, ``cpu``, ``cuda``...
+        seed: seed of the subset and the estimators.{engine}
         loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
             a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
-            module's ``{class_path, init_args}``.
+            module's ``{{class_path, init_args}}``.
     """
     from tqdm.auto import tqdm
 
     measures = list(measures or ["top_eigenvalue", "trace", "keskar"])
-    model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, device)
-    batches = _batches(data, model, num_samples, batch_size, seed, _device(device))
-    loss = _loss(loss_fn, model, _device(device), batches)
+    engine = _Engine(accelerator, devices, num_nodes, strategy)
+    model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, engine.device)
+    batches = _data(data, model, num_samples, batch_size, seed, engine, stream=False)
+    loss = _loss(loss_fn, model, engine.device, batches)
     values: dict[str, Any] = {
         "checkpoint": os.path.abspath(ckpt_path),
         "num_samples": num_samples,
         "seed": seed,
         "loss_fn": describe_loss(loss_fn),
     }
-    for measure in tqdm(measures, desc="sharpness", leave=False):
-        if measure == "top_eigenvalue":
-            values[measure] = float(
-                hessian_eigenvalues(model, batches, k=1, seed=seed, loss_fn=loss).eigenvalues[0]
-            )
-        elif measure == "trace":
-            estimate = hessian_trace(model, batches, seed=seed, loss_fn=loss)
-            values.update(trace=estimate.estimate, trace_stderr=estimate.stderr)
-        else:
-            result = sharpness_measure(model, batches, measure=measure, seed=seed, loss_fn=loss)
-            values.update({measure: result.value, "center_loss": result.center_loss})
+    with engine.sharded():
+        for measure in tqdm(measures, desc="sharpness", leave=False, disable=not engine.is_writer):
+            if measure == "top_eigenvalue":
+                values[measure] = float(
+                    hessian_eigenvalues(model, batches, k=1, seed=seed, loss_fn=loss).eigenvalues[0]
+                )
+            elif measure == "trace":
+                estimate = hessian_trace(model, batches, seed=seed, loss_fn=loss)
+                values.update(trace=estimate.estimate, trace_stderr=estimate.stderr)
+            else:
+                result = sharpness_measure(model, batches, measure=measure, seed=seed, loss_fn=loss)
+                values.update({measure: result.value, "center_loss": result.center_loss})
+    if not engine.is_writer:
+        return []
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "sharpness.json")
     with open(path, "w") as fh:
         json.dump(values, fh, indent=2)
     return _written([path])
+
+
+sharpness.__doc__ = sharpness.__doc__.format(engine=_ENGINE_ARGS)
 
 
 def plot(

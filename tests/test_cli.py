@@ -54,7 +54,7 @@ def test_surface_writes_a_result_equal_to_compute_landscape_and_figures(digits_r
     out = root / "surface"
     args = ["--model_config", config, "--ckpt_path", last, "--output_dir", str(out), *CLASSES]
     written = main(
-        ["surface", *args, "--num_points", "5", "--num_samples", "128", "--device", "cpu"]
+        ["surface", *args, "--num_points", "5", "--num_samples", "128", "--accelerator", "cpu"]
         + ["--loss_fn", "cross_entropy"]
     )
     names = sorted(os.path.basename(p) for p in written)
@@ -84,7 +84,7 @@ def test_interpolate_passes_through_both_checkpoints(digits_run):
     written = main(
         ["interpolate", "--model_config", config, "--start", first, "--end", last, "--output_dir", str(out)]
         + CLASSES
-        + ["--num_points", "5", "--alpha_range", "[0.0, 1.0]", "--num_samples", "128", "--device", "cpu"]
+        + ["--num_points", "5", "--alpha_range", "[0.0, 1.0]", "--num_samples", "128", "--accelerator", "cpu"]
     )
     assert sorted(os.path.basename(p) for p in written) == ["interpolation.npz", "interpolation.png"]
     result = LandscapeResult.load(out / "interpolation.npz")
@@ -98,7 +98,7 @@ def test_sharpness_writes_its_values(digits_run):
     main(
         ["sharpness", "--model_config", config, "--ckpt_path", last, "--output_dir", str(out)]
         + CLASSES
-        + ["--measures", "[top_eigenvalue, keskar]", "--num_samples", "128", "--device", "cpu"]
+        + ["--measures", "[top_eigenvalue, keskar]", "--num_samples", "128", "--accelerator", "cpu"]
     )
     values = json.loads((out / "sharpness.json").read_text())
     assert values["top_eigenvalue"] > 0 and values["keskar"] >= 0 and values["num_samples"] == 128
@@ -196,7 +196,17 @@ def test_surface_and_sharpness_of_a_regression_checkpoint(regression_run, loss_f
     root, config, _, last, model = regression_run
     extra = [] if loss_fn is None else ["--loss_fn", loss_fn]
     out = root / f"surface-{loss_fn}"
-    common = ["--model_config", config, "--ckpt_path", last, "--num_samples", "64", "--device", "cpu", *extra]
+    common = [
+        "--model_config",
+        config,
+        "--ckpt_path",
+        last,
+        "--num_samples",
+        "64",
+        "--accelerator",
+        "cpu",
+        *extra,
+    ]
     main(["surface", *common, "--output_dir", str(out), "--dims", "1", "--num_points", "3"])
     result = LandscapeResult.load(out / "surface.npz")
     data = RegressionData(dict_batches=True).dataset()
@@ -222,7 +232,7 @@ def test_interpolate_a_regression_checkpoint_with_its_own_loss(regression_run):
     out = root / "interp"
     main(
         ["interpolate", "--model_config", config, "--start", first, "--end", last, "--output_dir", str(out)]
-        + ["--num_points", "3", "--alpha_range", "[0.0, 1.0]", "--num_samples", "64", "--device", "cpu"]
+        + ["--num_points", "3", "--alpha_range", "[0.0, 1.0]", "--num_samples", "64", "--accelerator", "cpu"]
         + ["--loss_fn", "training_step"]
     )
     result = LandscapeResult.load(out / "interpolation.npz")
@@ -241,7 +251,7 @@ def test_a_loss_that_does_not_fit_the_batches_is_refused_naming_loss_fn(regressi
     with pytest.raises(ValueError, match=r"`loss_fn` \(MSELoss\) fails on an evaluation batch"):
         main(
             ["sharpness", "--model_config", config, "--ckpt_path", last, "--output_dir", str(root / "bad")]
-            + ["--measures", "[top_eigenvalue]", "--num_samples", "16", "--device", "cpu"]
+            + ["--measures", "[top_eigenvalue]", "--num_samples", "16", "--accelerator", "cpu"]
             + ["--loss_fn", "torch.nn.MSELoss"]
         )
 
@@ -272,7 +282,7 @@ def test_a_checkpoint_carrying_a_pickle_payload_is_refused_by_every_command(
         config,
         "--num_samples",
         "16",
-        "--device",
+        "--accelerator",
         "cpu",
         "--output_dir",
         str(tmp_path / "o"),

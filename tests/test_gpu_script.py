@@ -23,3 +23,5 @@ def test_gpu_script_in_smoke_mode_writes_a_summary(tmp_path):
                 model,
                 what,
             )
+    assert "## Paper-scale landscapes" in summary
+    assert any(line.startswith("| 1 | 2 |") and line.endswith(" h |") for line in summary.splitlines())

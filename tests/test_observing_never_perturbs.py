@@ -37,6 +37,9 @@ CALLS = {
     "compute_landscape": lambda m, b: ll.compute_landscape(m, b, dims=2, num_points=3),
     "compute_landscape_batched": lambda m, b: ll.compute_landscape(m, b, num_points=3, points_per_forward=4),
     "compute_landscape_bf16": lambda m, b: ll.compute_landscape(m, b, num_points=3, autocast="bf16"),
+    "compute_landscape_in_chunks": lambda m, b: ll.compute_landscape_in_chunks(
+        m, b, num_points=3, chunk_points=4, points_per_forward=2
+    ),
     "interpolate": lambda m, b: ll.interpolate(m, m.state_dict(), OTHER_STATE, b, num_points=3),
     "trajectory_landscape": lambda m, b: ll.trajectory_landscape(
         m,

@@ -179,8 +179,14 @@ class CifarClassifier(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def _training(self) -> bool:
+        try:
+            return self.trainer.training
+        except RuntimeError:  # not attached to a Trainer (the lightning-landscape command)
+            return False
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        if self.trainer is not None and self.trainer.training and self.hparams.augment:
+        if self._training() and self.hparams.augment:
             x, y = batch
             padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
             i, j = torch.randint(0, 9, (2,)).tolist()

@@ -15,8 +15,9 @@ from .curvature import (
 )
 from .directions import cosine_similarity, random_directions
 from .distributed import sharded
-from .evaluation import cache_batches, evaluate
+from .evaluation import StreamedBatches, cache_batches, evaluate, stream_batches
 from .evidence import EvidenceResult, log_evidence
+from .grid import compute_landscape_in_chunks
 from .interpolation import interpolate
 from .landscape import compute_landscape, grid_coordinates
 from .normalization import normalize_direction, normalize_directions
@@ -46,8 +47,11 @@ __all__ = [
     "interpolate",
     "pca_directions",
     "trajectory_landscape",
+    "StreamedBatches",
     "cache_batches",
     "compute_landscape",
+    "compute_landscape_in_chunks",
+    "stream_batches",
     "cosine_similarity",
     "evaluate",
     "hessian_density",

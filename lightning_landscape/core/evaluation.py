@@ -14,7 +14,7 @@ caller asks for the numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -29,10 +29,12 @@ from .params import observing, preserve_rng_state
 __all__ = [
     "LossFn",
     "EvaluationSums",
+    "StreamedBatches",
     "batch_size",
     "batch_weights",
     "cache_batches",
     "check_class_logits",
+    "count_samples",
     "cross_entropy_and_correct",
     "evaluate",
     "evaluation_subset",
@@ -43,6 +45,7 @@ __all__ = [
     "module_device",
     "move_to_device",
     "slice_batch",
+    "stream_batches",
 ]
 
 LossFn = Callable[[nn.Module, Any], Any]
@@ -262,6 +265,8 @@ def cache_batches(
     >>> [batch_size(b) for b in cache_batches(data, torch.device("cpu"), num_samples=6)]
     [4, 2]
     """
+    if isinstance(batches, StreamedBatches) and num_samples is None:
+        return batches  # read afresh, batch by batch, on every pass: nothing is cached
     if num_samples is None and not hasattr(batches, "__len__"):
         raise ValueError(
             f"`batches` ({type(batches).__name__}) has no length and may never end: give `num_samples`, "
@@ -453,3 +458,107 @@ def evaluation_subset(
             for start in range(0, len(indices), batch_size)
         ]
         return cache_batches(batches, device, transfer=transfer)
+
+
+class StreamedBatches:
+    """A data loader read afresh on every pass, each batch moved to the device as it comes.
+
+    What core functions take instead of a cached list when the data does not fit on the device
+    (the whole training set of a paper-scale landscape): :func:`cache_batches` passes it through,
+    so every pass over ``batches`` reads the loader again and at most the loader's prefetched
+    batches live on the device at once. The loader must yield the same batches in the same order
+    on every pass (no shuffling, no random augmentation outside the batch hooks, whose random
+    streams ``transfer`` restores); :func:`stream_batches` builds one.
+
+    Args:
+        loader: a re-iterable of batches on the host (a ``DataLoader``).
+        num_samples: the number of samples one pass yields (it is not counted by reading them).
+        device: where batches go with :func:`move_to_device` when ``transfer`` is not given.
+        transfer: ``transfer(batch)`` moves each batch (e.g. through Lightning's batch hooks).
+
+    Example:
+        >>> data = [(torch.zeros(4, 2), torch.zeros(4)), (torch.zeros(2, 2), torch.zeros(2))]
+        >>> stream = StreamedBatches(data, 6, torch.device("cpu"))
+        >>> [batch_size(b) for b in stream], count_samples(stream)
+        ([4, 2], 6)
+    """
+
+    def __init__(
+        self,
+        loader: Iterable[Any],
+        num_samples: int,
+        device: torch.device | None = None,
+        transfer: Callable[[Any], Any] | None = None,
+    ) -> None:
+        if transfer is None and device is None:
+            raise ValueError("StreamedBatches needs `device` or `transfer` to move its batches.")
+        self.loader = loader
+        self.num_samples = int(num_samples)
+        self.transfer = transfer if transfer is not None else (lambda batch: move_to_device(batch, device))
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            yield self.transfer(batch)
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+
+def count_samples(batches: Iterable[Any]) -> int:
+    """The number of samples in ``batches`` (a stream tells it without being read)."""
+    if isinstance(batches, StreamedBatches):
+        return batches.num_samples
+    return sum(batch_size(b) for b in batches)
+
+
+def stream_batches(
+    loader: Any,
+    batch_size: int,
+    device: torch.device,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int | None = None,
+    transfer: Callable[[Any], Any] | None = None,
+) -> StreamedBatches:
+    """Every sample of ``loader``'s data set, streamed in a fixed order (the whole-data counterpart
+    of :func:`evaluation_subset`).
+
+    Reads ``loader.dataset`` (map-style) in index order, in batches of ``batch_size`` collated with
+    the loader's ``collate_fn``, with ``num_workers`` loader workers (default: the loader's own,
+    kept alive between passes) and pinned host memory when ``device`` is a GPU, so that copies to
+    it are asynchronous. Process ``rank`` of ``world_size`` reads every ``world_size``-th index
+    from ``rank``: the shards are disjoint and together hold the data set once (no padding).
+    The loader's sampler and every global random stream are untouched.
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> data = TensorDataset(torch.arange(10.0), torch.zeros(10))
+        >>> stream = stream_batches(DataLoader(data, shuffle=True), 4, torch.device("cpu"))
+        >>> [b[0].tolist() for b in stream][0], count_samples(stream)
+        ([0.0, 1.0, 2.0, 3.0], 10)
+    """
+    from torch.utils.data import DataLoader, IterableDataset, Subset
+
+    dataset = getattr(loader, "dataset", None)
+    if dataset is None or isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
+        raise ValueError(
+            "`num_samples='all'` streams the whole data set in a fixed order and needs a loader over a "
+            f"map-style data set (with len and indexing); got {type(dataset).__name__}. Give an integer "
+            "`num_samples` instead."
+        )
+    if not 0 <= rank < world_size:
+        raise ValueError(f"`rank` must lie in [0, world_size={world_size}), got {rank}.")
+    indices = list(range(rank, len(dataset), world_size))
+    workers = getattr(loader, "num_workers", 0) if num_workers is None else num_workers
+    shard = DataLoader(
+        Subset(dataset, indices),
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=getattr(loader, "collate_fn", None) or default_collate,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(0),  # the workers' seeds: never the global stream
+    )
+    return StreamedBatches(shard, len(indices), device, transfer)

@@ -37,7 +37,7 @@ from .batched import (
 )
 from .directions import cosine_similarity, moving_names, random_directions
 from .distributed import guarded_sum, is_sharded
-from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, loss_name, module_device
+from .evaluation import LossFn, cache_batches, count_samples, evaluation_sums, loss_name, module_device
 from .normalization import (
     NORMALIZATIONS,
     Normalization,
@@ -51,6 +51,7 @@ __all__ = [
     "compute_landscape",
     "evaluate_points",
     "grid_coordinates",
+    "landscape_directions",
     "linear_combination_writer",
     "named_tensors",
     "progress_reporter",
@@ -66,6 +67,33 @@ def check_points_per_forward(value: Any) -> int | str:
     if value == "auto" and isinstance(value, str):
         return value
     return check_int("points_per_forward", value, minimum=1)
+
+
+def check_grid_arguments(
+    *,
+    dims: Any,
+    num_points: Any,
+    span: Any,
+    normalization: Any,
+    ignore_bias_and_norm: Any,
+    seed: Any,
+    loss_fn: Any,
+    points_per_forward: Any,
+    memory_budget_mb: Any,
+    autocast: Any,
+) -> tuple[float, float]:
+    """Refuse a bad argument of a landscape grid, naming it; returns ``span`` as floats."""
+    check_choice("dims", dims, (1, 2))
+    check_int("num_points", num_points, minimum=2)
+    span = check_span("span", span)
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
+    check_seed("seed", seed)
+    check_callable("loss_fn", loss_fn)
+    check_points_per_forward(points_per_forward)
+    check_positive_float("memory_budget_mb", memory_budget_mb, maximum=2.0**30)
+    check_choice("autocast", autocast, (None, "bf16", "fp16"))
+    return span
 
 
 @contextlib.contextmanager
@@ -123,6 +151,39 @@ def _resolve_directions(
             used.append(out)
         return used
     return [normalize_directions(d, reference, normalization, ignore_bias_and_norm) for d in directions]
+
+
+def landscape_directions(
+    reference: Mapping[str, torch.Tensor],
+    *,
+    span: tuple[float, float],
+    dims: int,
+    seed: int,
+    normalization: Normalization,
+    ignore_bias_and_norm: bool,
+    directions: Sequence[Direction] | None = None,
+) -> list[dict[str, torch.Tensor]]:
+    """The axes of a landscape around the saved θ₀ ``reference``: seeded random directions (or the
+    given ones), normalized as asked; refuses a ``span`` the dtype cannot hold and an axis that
+    moves nothing."""
+    check_span_fits("span", span, reference.values())
+    used = _resolve_directions(
+        reference,
+        dims=dims,
+        seed=seed,
+        normalization=normalization,
+        ignore_bias_and_norm=ignore_bias_and_norm,
+        directions=directions,
+    )
+    for axis, direction in enumerate(used):
+        if not any(bool(t.ne(0).any()) for t in direction.values()):
+            raise ValueError(
+                f"direction {axis} moves nothing: the model has no trainable parameter it can move "
+                "(all frozen, none at all, or only biases and norm layers with "
+                "`ignore_bias_and_norm=True`), or the given direction is zero; the landscape would "
+                "be flat by construction."
+            )
+    return used
 
 
 def check_span_fits(name: str, span: tuple[float, float], tensors: Iterable[torch.Tensor]) -> None:
@@ -213,7 +274,7 @@ def _collect(scan: Callable[[], tuple[torch.Tensor, torch.Tensor | None]], num_p
 
 def _sum_over_shards(scan, num_points: int, batches: Sequence[Any], device: torch.device):
     """``scan()``'s per-shard means turned into means over all shards' samples."""
-    count = float(sum(batch_size(b) for b in batches))
+    count = float(count_samples(batches))
 
     def local_sums() -> torch.Tensor:
         loss, accuracy = scan()
@@ -386,17 +447,19 @@ def compute_landscape(
         >>> tuple(result.loss.shape), result.center_index
         ((5, 5), (2, 2))
     """
-    check_choice("dims", dims, (1, 2))
-    check_int("num_points", num_points, minimum=2)
-    span = check_span("span", span)
-    check_choice("normalization", normalization, NORMALIZATIONS)
-    check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
-    check_seed("seed", seed)
-    check_callable("loss_fn", loss_fn)
+    span = check_grid_arguments(
+        dims=dims,
+        num_points=num_points,
+        span=span,
+        normalization=normalization,
+        ignore_bias_and_norm=ignore_bias_and_norm,
+        seed=seed,
+        loss_fn=loss_fn,
+        points_per_forward=points_per_forward,
+        memory_budget_mb=memory_budget_mb,
+        autocast=autocast,
+    )
     check_optional_int("num_samples", num_samples, minimum=1)
-    check_points_per_forward(points_per_forward)
-    check_positive_float("memory_budget_mb", memory_budget_mb, maximum=2.0**30)
-    check_choice("autocast", autocast, (None, "bf16", "fp16"))
     check_bool("compile", compile)
     if directions is not None and (isinstance(directions, Mapping) or len(directions) != dims):
         raise ValueError(
@@ -413,23 +476,15 @@ def compute_landscape(
         observing(model) as saved,
     ):
         reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
-        check_span_fits("span", span, reference.values())
-        used = _resolve_directions(
+        used = landscape_directions(
             reference,
+            span=span,
             dims=dims,
             seed=seed,
             normalization=normalization,
             ignore_bias_and_norm=ignore_bias_and_norm,
             directions=directions,
         )
-        for axis, direction in enumerate(used):
-            if not any(bool(t.ne(0).any()) for t in direction.values()):
-                raise ValueError(
-                    f"direction {axis} moves nothing: the model has no trainable parameter it can move "
-                    "(all frozen, none at all, or only biases and norm layers with "
-                    "`ignore_bias_and_norm=True`), or the given direction is zero; the landscape would "
-                    "be flat by construction."
-                )
         with evaluation_precision(model, autocast):
             loss, accuracy = scan_grid(
                 model,
@@ -458,7 +513,7 @@ def compute_landscape(
         normalization=normalization,
         ignore_bias_and_norm=ignore_bias_and_norm,
         bn_mode="eval",
-        num_samples=sum(batch_size(b) for b in cached),
+        num_samples=count_samples(cached),
         loss_name=loss_name(loss_fn),
         epoch=epoch,
         global_step=global_step,

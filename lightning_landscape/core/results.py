@@ -28,6 +28,7 @@ __all__ = [
 _FORMAT_NAME = "lightning_landscape.LandscapeResult"
 _FORMAT_VERSION = 1
 _FORMAT = f"{_FORMAT_NAME}/{_FORMAT_VERSION}"
+_ARRAY_FIELDS = ("coords", "loss", "accuracy", "directions", "computed")
 
 
 class ResultFileError(ValueError):
@@ -43,11 +44,21 @@ def library_versions() -> dict[str, str]:
 
 
 def save_arrays(path: str | os.PathLike[str], arrays: dict[str, Any]) -> str:
-    """Write named arrays to an uncompressed ``.npz`` file, creating parent folders."""
+    """Write named arrays to an uncompressed ``.npz`` file, creating parent folders.
+
+    The file is written under a temporary name beside ``path`` and renamed onto it, so ``path``
+    holds either its former content or the new one, whole, even if the writer is killed.
+    """
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+    partial = f"{path}.{os.getpid()}.tmp"  # written whole, then renamed: a reader never sees half a file
+    try:
+        with open(partial, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
     return path
 
 
@@ -131,6 +142,9 @@ class LandscapeResult:
         epoch: training epoch at which the landscape was taken, when known.
         global_step: training step at which the landscape was taken, when known.
         extra: free-form JSON-serializable metadata (e.g. library versions, direction cosine).
+        computed: for a partial result (a chunked run not finished yet), a bool tensor shaped like
+            ``loss`` that is True where the point was evaluated (``loss`` is NaN elsewhere);
+            ``None`` for a complete result.
     """
 
     coords: tuple[torch.Tensor, ...]
@@ -146,6 +160,12 @@ class LandscapeResult:
     epoch: int | None = None
     global_step: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    computed: torch.Tensor | None = None
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether every grid point was evaluated (``computed`` is ``None`` or all True)."""
+        return self.computed is None or bool(self.computed.all())
 
     @property
     def dims(self) -> int:
@@ -186,6 +206,8 @@ class LandscapeResult:
         arrays: dict[str, Any] = {"loss": self.loss.numpy()}
         if self.accuracy is not None:
             arrays["accuracy"] = self.accuracy.numpy()
+        if self.computed is not None:
+            arrays["computed"] = self.computed.numpy()
         for axis, (c, d) in enumerate(zip(self.coords, self.directions)):
             arrays[f"coords/{axis}"] = c.numpy()
             for name, t in d.items():
@@ -196,7 +218,7 @@ class LandscapeResult:
             "direction_names": [list(d) for d in self.directions],
         }
         for f in fields(self):
-            if f.name not in ("coords", "loss", "accuracy", "directions"):
+            if f.name not in _ARRAY_FIELDS:
                 meta[f.name] = getattr(self, f.name)
         arrays["metadata"] = np.array(json.dumps(meta))
         return arrays
@@ -213,7 +235,7 @@ class LandscapeResult:
         meta = read_metadata(arrays, path)
         check_format(meta, _FORMAT_NAME, _FORMAT_VERSION, path)
         meta.pop("format")
-        known = {f.name for f in fields(cls)} - {"coords", "loss", "accuracy", "directions"}
+        known = {f.name for f in fields(cls)} - set(_ARRAY_FIELDS)
         unknown = {k: meta.pop(k) for k in list(meta) if k not in known and k != "direction_names"}
         required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
         missing = sorted((required & known) - set(meta)) + (
@@ -231,17 +253,21 @@ class LandscapeResult:
             loss = torch.from_numpy(np.array(arrays["loss"]))
         except KeyError as exc:
             raise ResultFileError(f"result file{where} lacks the array {exc.args[0]!r}.") from exc
-        accuracy = arrays.get("accuracy")
+        accuracy, computed = (arrays.get(k) for k in ("accuracy", "computed"))
         accuracy = None if accuracy is None else torch.from_numpy(np.array(accuracy))
+        computed = None if computed is None else torch.from_numpy(np.array(computed, dtype=bool))
         shape = tuple(len(c) for c in coords)
-        if tuple(loss.shape) != shape or (accuracy is not None and tuple(accuracy.shape) != shape):
-            raise ResultFileError(
-                f"result file{where}: loss{'/accuracy' if accuracy is not None else ''} of shape "
-                f"{tuple(loss.shape)} does not fit the coordinates {shape}."
-            )
+        for label, array in (("loss", loss), ("accuracy", accuracy), ("computed", computed)):
+            if array is not None and tuple(array.shape) != shape:
+                raise ResultFileError(
+                    f"result file{where}: {label} of shape {tuple(array.shape)} does not fit the "
+                    f"coordinates {shape}."
+                )
         if unknown:
             meta["extra"] = {**meta.get("extra", {}), "unknown_fields": unknown}
-        return cls(coords=coords, loss=loss, accuracy=accuracy, directions=directions, **meta)
+        return cls(
+            coords=coords, loss=loss, accuracy=accuracy, directions=directions, computed=computed, **meta
+        )
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the result to ``path`` (an ``.npz`` file; parent folders are created)."""

@@ -1,0 +1,330 @@
+"""A landscape evaluated chunk by chunk: resumable, over streamed data, sharded over processes.
+
+Li et al. computed their figures on the whole training set (51×51 grids on 50 000 CIFAR-10
+images), over several GPUs, saving partial surfaces so that a long job could be restarted.
+:func:`compute_landscape_in_chunks` does the same on any engine that gives a sum over processes:
+
+- the grid's points, in row-major order, are cut into fixed chunks of ``chunk_points``; one pass
+  over the data evaluates a whole chunk (each batch is read once and every point of the chunk is
+  evaluated on it), so streamed data (:class:`~lightning_landscape.core.evaluation.StreamedBatches`)
+  is read once per chunk, not once per point;
+- after each chunk the sums go through :func:`~lightning_landscape.core.distributed.guarded_sum`
+  (inside :func:`~lightning_landscape.core.distributed.sharded` each process holds a shard of the
+  data and every process ends with the single-process numbers), and ``on_chunk`` receives the
+  partial result, with a ``computed`` mask, for the caller to save;
+- ``resume`` takes such a partial result and evaluates only the chunks it lacks, after checking
+  that it was computed with the same settings and directions. Chunk boundaries do not depend on
+  what was done before, so a resumed run gives the uninterrupted run's numbers bit for bit (with
+  the same number of processes: sharding changes the order of the sums).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .._checks import (
+    check_callable,
+    check_int,
+)
+from .batched import BatchingUnsupported, evaluate_grid_batched, points_per_chunk, warn_fallback
+from .directions import cosine_similarity, moving_names
+from .distributed import guarded_sum
+from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, loss_name, module_device
+from .landscape import (
+    check_grid_arguments,
+    evaluation_precision,
+    grid_coordinates,
+    landscape_directions,
+    linear_combination_writer,
+)
+from .normalization import Normalization
+from .params import observing, perturbable_parameters
+from .results import LandscapeResult, library_versions
+
+__all__ = ["compute_landscape_in_chunks", "check_resumable"]
+
+ChunkFn = Callable[[LandscapeResult], None]
+
+
+def _chunk_sums(
+    model: nn.Module,
+    batches: Iterable[Any],
+    points: torch.Tensor,
+    write_point: Callable[[tuple[float, ...]], None],
+    batched: tuple[dict, list[dict], int] | None,
+    loss_fn: LossFn | None,
+) -> torch.Tensor:
+    """One pass over ``batches`` evaluating every row of ``points``: per point, the columns
+    ``[loss sum, correct sum, has accuracy, samples, 1]`` of this process (float64, device)."""
+    num_points = points.shape[0]
+    device = points.device
+    loss = torch.zeros(num_points, dtype=torch.float64, device=device)
+    correct = torch.zeros_like(loss)
+    count, with_accuracy = 0, True
+    as_tuples = [tuple(p) for p in points.tolist()]
+    for batch in batches:
+        size = batch_size(batch)
+        if batched is not None:
+            base, axes, chunk = batched
+            means, accuracy = evaluate_grid_batched(model, [batch], base, axes, points, chunk, loss_fn)
+        else:
+            sums = []
+            for point in as_tuples:
+                write_point(point)
+                sums.append(evaluation_sums(model, [batch], loss_fn))
+            means = torch.stack([s.loss for s in sums])
+            recorded = all(s.accuracy is not None for s in sums)
+            accuracy = torch.stack([s.accuracy for s in sums]) if recorded else None
+        loss += means.double() * size
+        if accuracy is None:
+            with_accuracy = False
+        else:
+            correct += accuracy.double() * size
+        count += size
+    has_accuracy = torch.full_like(loss, float(with_accuracy))
+    ones = torch.ones_like(loss)
+    return torch.stack([loss, correct, has_accuracy, ones * count, ones], dim=1)
+
+
+def _settings(**values: Any) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
+
+
+def check_resumable(
+    partial: LandscapeResult, settings: Mapping[str, Any], directions: Sequence[Mapping[str, torch.Tensor]]
+) -> None:
+    """Refuse to continue ``partial`` unless it was computed with ``settings`` and ``directions``.
+
+    Raises:
+        ValueError: naming each setting whose value differs (the file's and this run's), or the
+            directions that differ.
+    """
+    found = partial.extra.get("settings")
+    if not isinstance(found, Mapping):
+        raise ValueError("`resume`: the result holds no chunked-run settings; it cannot be continued.")
+    differing = [
+        f"{key}: {found.get(key)!r} in the file, {value!r} now"
+        for key, value in settings.items()
+        if found.get(key) != value
+    ]
+    differing += [f"{key}: only in the file ({found[key]!r})" for key in found if key not in settings]
+    if differing:
+        raise ValueError(
+            "`resume`: the partial result was computed with other settings ("
+            + "; ".join(differing)
+            + "). Continue it with the same settings, or start afresh in another file."
+        )
+    for axis, (saved, now) in enumerate(zip(partial.directions, directions)):
+        same = saved.keys() == now.keys() and all(
+            torch.equal(saved[n], now[n].detach().cpu().to(saved[n].dtype)) for n in saved
+        )
+        if not same:
+            raise ValueError(
+                f"`resume`: direction {axis} of the partial result differs from this run's (other weights, "
+                "another seed or another model): it cannot be continued."
+            )
+
+
+def compute_landscape_in_chunks(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    dims: int = 2,
+    num_points: int = 21,
+    span: tuple[float, float] = (-1.0, 1.0),
+    normalization: Normalization = "filter",
+    ignore_bias_and_norm: bool = True,
+    seed: int = 0,
+    loss_fn: LossFn | None = None,
+    chunk_points: int = 64,
+    points_per_forward: int | Literal["auto"] = 1,
+    memory_budget_mb: float = 1024.0,
+    autocast: Literal["bf16", "fp16"] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    resume: LandscapeResult | None = None,
+    on_chunk: ChunkFn | None = None,
+) -> LandscapeResult:
+    """The landscape of :func:`~lightning_landscape.core.landscape.compute_landscape`, evaluated in
+    chunks of grid points, each chunk in one pass over ``batches``.
+
+    The numbers are those of ``compute_landscape`` with the same arguments (to float rounding:
+    sums are taken per batch in float64). ``batches`` may be a cached list or a
+    :class:`~lightning_landscape.core.evaluation.StreamedBatches` (the whole data set, read once
+    per chunk); inside :func:`~lightning_landscape.core.distributed.sharded` it is this process's
+    shard and the result is the one of all shards together.
+
+    Args:
+        model: the network; its parameters with ``requires_grad=True`` are perturbed, and restored
+            exactly afterwards.
+        batches: the evaluation data (on the model's device, or streamed to it).
+        dims, num_points, span, normalization, ignore_bias_and_norm, seed, loss_fn,
+            points_per_forward, memory_budget_mb, autocast: as for ``compute_landscape``.
+        chunk_points: grid points per chunk (per pass over the data, and per call of ``on_chunk``).
+        settings: what else identifies the run (a checkpoint's hash, the data split...), stored
+            with the other settings under ``extra["settings"]`` and compared on ``resume``.
+        resume: a partial result of an earlier call with the same settings: its chunks are kept
+            and only the missing ones evaluated. A result with other settings or directions is
+            refused (:func:`check_resumable`).
+        on_chunk: called after each chunk with the partial result so far (``computed`` marks the
+            points done), e.g. to save it; on every process alike.
+
+    Returns:
+        The complete :class:`LandscapeResult` (``computed`` is ``None``).
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        >>> data = [(torch.randn(16, 4), torch.randint(0, 3, (16,)))]
+        >>> saved = []
+        >>> result = compute_landscape_in_chunks(
+        ...     net, data, num_points=5, chunk_points=10, on_chunk=saved.append
+        ... )
+        >>> [int(r.loss.isfinite().sum()) for r in saved], result.is_complete
+        ([10, 20, 25], True)
+    """
+    axes = {"dims": dims, "span": span, "normalization": normalization, "seed": seed}
+    axes["span"] = check_grid_arguments(
+        **axes,
+        num_points=num_points,
+        ignore_bias_and_norm=ignore_bias_and_norm,
+        loss_fn=loss_fn,
+        points_per_forward=points_per_forward,
+        memory_budget_mb=memory_budget_mb,
+        autocast=autocast,
+    )
+    span = axes["span"]
+    check_int("chunk_points", chunk_points, minimum=1)
+    check_callable("on_chunk", on_chunk)
+    if resume is not None and not isinstance(resume, LandscapeResult):
+        raise TypeError(f"`resume` must be a LandscapeResult (a partial one), got {type(resume).__name__}.")
+
+    device = module_device(model)
+    data = cache_batches(batches, device)
+    coords = [grid_coordinates(span, num_points) for _ in range(dims)]
+    shape = [num_points] * dims
+    run_settings = _settings(
+        **axes,
+        num_points=num_points,
+        ignore_bias_and_norm=ignore_bias_and_norm,
+        loss_name=loss_name(loss_fn),
+        chunk_points=chunk_points,
+        points_per_forward=points_per_forward,
+        autocast=autocast,
+        **dict(settings or {}),
+    )
+    total = math.prod(shape)
+    state = _Progress.empty(total)
+    with observing(model) as saved:
+        reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
+        used = landscape_directions(reference, **axes, ignore_bias_and_norm=ignore_bias_and_norm)
+        if resume is not None:
+            check_resumable(resume, run_settings, used)
+            state = _Progress.of(resume, total)
+        extra: dict[str, Any] = {"versions": library_versions(), "span": list(span), "settings": run_settings}
+        if dims == 2:
+            extra["direction_cosine"] = cosine_similarity(used[0], used[1])
+        fields = dict(
+            coords=tuple(coords),
+            directions=tuple({n: t.detach().cpu() for n, t in d.items()} for d in used),
+            seed=seed,
+            normalization=normalization,
+            ignore_bias_and_norm=ignore_bias_and_norm,
+            bn_mode="eval",
+            loss_name=loss_name(loss_fn),
+            extra=extra,
+        )
+        grid = torch.cartesian_prod(*coords).reshape(-1, dims).to(device)
+        writer = linear_combination_writer(model, reference, used)
+        batched = _batched_setup(model, data, reference, used, points_per_forward, memory_budget_mb, loss_fn)
+        with evaluation_precision(model, autocast):
+            for start in range(0, total, chunk_points):
+                stop = min(start + chunk_points, total)
+                if bool(state.computed[start:stop].all()):
+                    continue
+                points = grid[start:stop]
+
+                def local(points=points, batched=batched):
+                    return _chunk_sums(model, data, points, writer, batched, loss_fn)
+
+                try:
+                    sums = guarded_sum(local, shape=(stop - start, 5), dtype=torch.float64, device=device)
+                except BatchingUnsupported as exc:
+                    warn_fallback(model, exc.__cause__ or exc)
+                    batched = None  # for this chunk and the next ones
+                    sums = guarded_sum(
+                        lambda points=points: _chunk_sums(model, data, points, writer, None, loss_fn),
+                        shape=(stop - start, 5),
+                        dtype=torch.float64,
+                        device=device,
+                    )
+                state.record(start, sums.cpu())
+                if on_chunk is not None:
+                    on_chunk(state.result(shape, fields))
+    return state.result(shape, fields)
+
+
+class _Progress:
+    """The points done so far: per-point means (NaN where not done), the samples per point and
+    whether every process reported an accuracy."""
+
+    def __init__(self, loss, accuracy, computed, num_samples, with_accuracy):
+        self.loss, self.accuracy, self.computed = loss, accuracy, computed
+        self.num_samples, self.with_accuracy = num_samples, with_accuracy
+
+    @classmethod
+    def empty(cls, total: int) -> _Progress:
+        nan = torch.full((total,), math.nan, dtype=torch.float64)
+        return cls(nan, nan.clone(), torch.zeros(total, dtype=torch.bool), 0, True)
+
+    @classmethod
+    def of(cls, partial: LandscapeResult, total: int) -> _Progress:
+        """Continue from a partial result: its means are kept as they are (bit for bit)."""
+        computed = partial.computed
+        done = torch.ones(total, dtype=torch.bool) if computed is None else computed.reshape(-1).clone()
+        loss = partial.loss.reshape(-1).to(torch.float64).clone()
+        accuracy = torch.full_like(loss, math.nan)
+        if partial.accuracy is not None:
+            accuracy = partial.accuracy.reshape(-1).to(torch.float64).clone()
+        with_accuracy = partial.accuracy is not None or not bool(done.any())
+        return cls(loss, accuracy, done, partial.num_samples, with_accuracy)
+
+    def record(self, start: int, sums: torch.Tensor) -> None:
+        """Store a chunk's sums over processes (columns of :func:`_chunk_sums`) from ``start``."""
+        loss_sum, correct, has_accuracy, samples, processes = sums.unbind(dim=1)
+        stop = start + sums.shape[0]
+        self.loss[start:stop] = loss_sum / samples
+        # NaN logits make argmax meaningless: no accuracy where the loss is NaN
+        self.accuracy[start:stop] = (correct / samples).masked_fill(self.loss[start:stop].isnan(), math.nan)
+        self.with_accuracy = self.with_accuracy and bool((has_accuracy == processes).all())
+        self.num_samples = int(samples[0])
+        self.computed[start:stop] = True
+
+    def result(self, shape: list[int], fields: dict[str, Any]) -> LandscapeResult:
+        complete = bool(self.computed.all())
+        return LandscapeResult(
+            loss=self.loss.reshape(shape).clone(),
+            accuracy=self.accuracy.reshape(shape).clone() if self.with_accuracy else None,
+            num_samples=self.num_samples,
+            computed=None if complete else self.computed.reshape(shape).clone(),
+            **fields,
+        )
+
+
+def _batched_setup(model, data, reference, used, points_per_forward, memory_budget_mb, loss_fn):
+    """``(base, axes, chunk)`` for the vmapped path, or ``None`` for one point per forward."""
+    if points_per_forward == 1:
+        return None
+    moving = moving_names(reference, used)
+    base = {n: reference[n] for n in moving}
+    axes = [{n: d[n] for n in moving} for d in used]
+    chunk = points_per_forward
+    if chunk == "auto":
+        first = next(iter(data))  # one batch prices the activations (a stream is not read through)
+        budget = int(memory_budget_mb * 2**20)
+        chunk = points_per_chunk(model, [first], sum(t.numel() for t in base.values()), budget, loss_fn)
+    return base, axes, chunk
