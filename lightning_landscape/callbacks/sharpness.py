@@ -20,7 +20,7 @@ from ..core.curvature import (
     hessian_eigenvalues,
     hessian_trace,
 )
-from ..core.evaluation import batch_size
+from ..core.evaluation import total_samples
 from ..core.landscape import progress_reporter
 from ..core.results import SharpnessRecord
 from ..core.sharpness import MEASURES, check_sharpness_options, sharpness
@@ -226,7 +226,7 @@ class SharpnessMonitor(EpochMonitor):
             "measures": list(self.measures),
             "measure_kwargs": self.measure_kwargs,
             "seed": self.seed,
-            "num_samples": sum(batch_size(b) for b in batches),
+            "num_samples": total_samples(batches),
             "loss": describe_loss(self.loss_fn),
             "data": self.data,
         }

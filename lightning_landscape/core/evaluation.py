@@ -46,6 +46,7 @@ __all__ = [
     "move_to_device",
     "slice_batch",
     "stream_batches",
+    "total_samples",
 ]
 
 LossFn = Callable[[nn.Module, Any], Any]
@@ -509,6 +510,17 @@ def count_samples(batches: Iterable[Any]) -> int:
     if isinstance(batches, StreamedBatches):
         return batches.num_samples
     return sum(batch_size(b) for b in batches)
+
+
+def total_samples(batches: Iterable[Any]) -> int:
+    """The samples of ``batches`` on every process together: inside
+    :func:`~lightning_landscape.core.distributed.sharded` the sum of every shard's count (a
+    collective: every process calls it), else :func:`count_samples`. What results record as their
+    ``num_samples``."""
+    count = count_samples(batches)
+    if is_sharded():
+        count = int(all_sum(torch.tensor([float(count)], dtype=torch.float64)).item())
+    return count
 
 
 def stream_batches(

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .._checks import check_callable, check_int, check_span
-from .evaluation import LossFn, cache_batches, count_samples, loss_name, module_device
+from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
 from .landscape import PointWriter, evaluate_points, grid_coordinates
 from .params import named_tensors, observing
 from .results import LandscapeResult, library_versions
@@ -150,7 +150,7 @@ def interpolate(
         normalization=None,
         ignore_bias_and_norm=False,
         bn_mode="eval",
-        num_samples=count_samples(cached),
+        num_samples=total_samples(cached),
         loss_name=loss_name(loss_fn),
         extra={"versions": library_versions(), "kind": "interpolation", "alpha_range": list(alpha_range)},
     )

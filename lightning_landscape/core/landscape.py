@@ -37,7 +37,15 @@ from .batched import (
 )
 from .directions import cosine_similarity, moving_names, random_directions
 from .distributed import guarded_sum, is_sharded
-from .evaluation import LossFn, cache_batches, count_samples, evaluation_sums, loss_name, module_device
+from .evaluation import (
+    LossFn,
+    cache_batches,
+    count_samples,
+    evaluation_sums,
+    loss_name,
+    module_device,
+    total_samples,
+)
 from .normalization import (
     NORMALIZATIONS,
     Normalization,
@@ -513,7 +521,7 @@ def compute_landscape(
         normalization=normalization,
         ignore_bias_and_norm=ignore_bias_and_norm,
         bn_mode="eval",
-        num_samples=count_samples(cached),
+        num_samples=total_samples(cached),
         loss_name=loss_name(loss_fn),
         epoch=epoch,
         global_step=global_step,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .._checks import check_bool, check_callable, check_int, check_positive_float
-from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_device
+from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
 from .landscape import evaluate_points, grid_coordinates, linear_combination_writer, scan_grid
 from .params import observing, perturbable_parameters
 from .results import LandscapeResult, ResultFileError, library_versions, load_arrays, save_arrays
@@ -458,7 +458,7 @@ def trajectory_landscape(
         normalization=None,
         ignore_bias_and_norm=ignore_bias_and_norm,
         bn_mode="eval",
-        num_samples=sum(batch_size(b) for b in cached),
+        num_samples=total_samples(cached),
         loss_name=loss_name(loss_fn),
         extra={"versions": library_versions(), "kind": "pca_plane", "margin": margin},
     )

@@ -108,7 +108,7 @@ def test_landscape_of_two_shards_equals_one_process(problem):
     for half in halves:
         torch.testing.assert_close(half.loss, whole.loss, rtol=1e-5, atol=0)
         torch.testing.assert_close(half.accuracy, whole.accuracy, rtol=1e-5, atol=0)
-        assert half.num_samples == 14  # the metadata records this process's shard
+        assert half.num_samples == 28  # the metadata records every shard's samples together
 
 
 def test_curvature_of_two_shards_equals_one_process(problem):
