@@ -14,76 +14,100 @@ Results:
     :class:`LandscapeResult`, :class:`PCAResult`, :class:`TrajectoryResult`, :class:`SpectralDensity`
 """
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING
 
-from .callbacks import (
-    LossLandscapeMonitor,
-    NoiseScaleMonitor,
-    SharpnessMonitor,
-    TrajectoryMonitor,
-    VolumeMonitor,
-)
-from .core import (
-    EigenvalueResult,
-    EvidenceResult,
-    LandscapeResult,
-    PCAResult,
-    ResultFileError,
-    SharpnessRecord,
-    SharpnessResult,
-    SpectralDensity,
-    TrajectoryResult,
-    VolumeResult,
-    compute_landscape,
-    compute_landscape_in_chunks,
-    eigenvalue_ratio_map,
-    evaluate,
-    function_volume,
-    hessian_density,
-    hessian_eigenvalues,
-    hessian_trace,
-    interpolate,
-    log_evidence,
-    pca_directions,
-    sharpness,
-    stream_batches,
-    trajectory_landscape,
-)
-from .modules import AntiGeneralizationModule
+from ._version import __version__
 
-__all__ = [
+# Names are imported on first use (PEP 562), so that ``from lightning_landscape.core import ...``
+# loads torch only, not Lightning or matplotlib (the callbacks' and plotting's imports).
+_EXPORTS = {
     # modules
-    "AntiGeneralizationModule",
+    "AntiGeneralizationModule": ".modules",
     # callbacks
-    "LossLandscapeMonitor",
-    "NoiseScaleMonitor",
-    "SharpnessMonitor",
-    "TrajectoryMonitor",
-    "VolumeMonitor",
+    "LossLandscapeMonitor": ".callbacks",
+    "NoiseScaleMonitor": ".callbacks",
+    "SharpnessMonitor": ".callbacks",
+    "TrajectoryMonitor": ".callbacks",
+    "VolumeMonitor": ".callbacks",
     # functions
-    "compute_landscape",
-    "compute_landscape_in_chunks",
-    "eigenvalue_ratio_map",
-    "evaluate",
-    "function_volume",
-    "hessian_density",
-    "hessian_eigenvalues",
-    "hessian_trace",
-    "interpolate",
-    "log_evidence",
-    "pca_directions",
-    "sharpness",
-    "stream_batches",
-    "trajectory_landscape",
+    "compute_landscape": ".core",
+    "compute_landscape_in_chunks": ".core",
+    "eigenvalue_ratio_map": ".core",
+    "evaluate": ".core",
+    "function_volume": ".core",
+    "hessian_density": ".core",
+    "hessian_eigenvalues": ".core",
+    "hessian_trace": ".core",
+    "interpolate": ".core",
+    "log_evidence": ".core",
+    "pca_directions": ".core",
+    "sharpness": ".core",
+    "stream_batches": ".core",
+    "trajectory_landscape": ".core",
     # results
-    "EigenvalueResult",
-    "EvidenceResult",
-    "LandscapeResult",
-    "PCAResult",
-    "ResultFileError",
-    "SharpnessRecord",
-    "SharpnessResult",
-    "SpectralDensity",
-    "TrajectoryResult",
-    "VolumeResult",
-]
+    "EigenvalueResult": ".core",
+    "EvidenceResult": ".core",
+    "LandscapeResult": ".core",
+    "PCAResult": ".core",
+    "ResultFileError": ".core",
+    "SharpnessRecord": ".core",
+    "SharpnessResult": ".core",
+    "SpectralDensity": ".core",
+    "TrajectoryResult": ".core",
+    "VolumeResult": ".core",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    """Import an exported name from its module on first use (then cache it here)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lightning_landscape' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # what static tools and IDEs see
+    from .callbacks import (
+        LossLandscapeMonitor,
+        NoiseScaleMonitor,
+        SharpnessMonitor,
+        TrajectoryMonitor,
+        VolumeMonitor,
+    )
+    from .core import (
+        EigenvalueResult,
+        EvidenceResult,
+        LandscapeResult,
+        PCAResult,
+        ResultFileError,
+        SharpnessRecord,
+        SharpnessResult,
+        SpectralDensity,
+        TrajectoryResult,
+        VolumeResult,
+        compute_landscape,
+        compute_landscape_in_chunks,
+        eigenvalue_ratio_map,
+        evaluate,
+        function_volume,
+        hessian_density,
+        hessian_eigenvalues,
+        hessian_trace,
+        interpolate,
+        log_evidence,
+        pca_directions,
+        sharpness,
+        stream_batches,
+        trajectory_landscape,
+    )
+    from .modules import AntiGeneralizationModule

@@ -53,6 +53,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
+from typing_extensions import override
 
 from .._checks import (
     check_bool,
@@ -151,6 +152,7 @@ class EpochMonitor(Callback):
         return True
 
     # ------------------------------------------------------------------ trainer checks
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         name = type(trainer.strategy).__name__
         if any(key in name for key in _UNSUPPORTED_STRATEGIES):
@@ -191,6 +193,7 @@ class EpochMonitor(Callback):
                     "monitor `every_n_epochs` (e.g. 1) for a fixed schedule."
                 )
 
+    @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Start the ledger's clock; fail fast: evaluate the loss once on one evaluation batch."""
         ledger = _budget.ledger_of(trainer)
@@ -307,6 +310,7 @@ class EpochMonitor(Callback):
         return self.progress_bar and trainer.is_global_zero and trainer.progress_bar_callback is not None
 
     # ------------------------------------------------------------------ hooks
+    @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         with self.in_hook("epoch_end"):
             if self.should_run_at_epoch_end(trainer, pl_module):
@@ -315,6 +319,7 @@ class EpochMonitor(Callback):
             if not trainer.sanity_checking and not trainer.fast_dev_run:
                 self.log_overhead(trainer, pl_module)
 
+    @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.should_run_at_train_end(trainer):
             with self.in_hook("train_end"):
@@ -438,6 +443,7 @@ class EpochMonitor(Callback):
         return sharded(reduce_sum)
 
     # ------------------------------------------------------------------ checkpointing
+    @override
     def state_dict(self) -> dict[str, Any]:
         return {
             "last_step": self._last_step,
@@ -449,6 +455,7 @@ class EpochMonitor(Callback):
             "skipped_epochs": list(self.skipped_epochs),
         }
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_step = state_dict.get("last_step")
         self.saved_files = list(state_dict.get("saved_files", []))

@@ -7,6 +7,7 @@ from typing import Literal
 
 import lightning.pytorch as pl
 import torch
+from typing_extensions import override
 
 from .._checks import check_bool, check_choice, check_int, check_positive_float, check_span
 from ..core.evaluation import evaluation_sums
@@ -149,6 +150,7 @@ class LossLandscapeMonitor(EpochMonitor):
         self.last_result: LandscapeResult | None = None
 
     @property
+    @override
     def state_key(self) -> str:
         return self._generate_state_key(tag=self.tag, dims=self.dims, seed=self.seed)
 
@@ -156,6 +158,7 @@ class LossLandscapeMonitor(EpochMonitor):
         """One forward pass per grid point (and one more for the centre's metrics)."""
         return float(self.num_points**self.dims + 1)
 
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         check_span_fits("span", self.span, pl_module.parameters())  # before training, not at epoch end

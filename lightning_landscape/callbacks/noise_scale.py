@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+from typing_extensions import override
 
 from .._checks import check_bool
 from ..core.evaluation import batch_size
@@ -80,12 +81,14 @@ class NoiseScaleMonitor(EpochMonitor):
     def uses_loss(self) -> bool:
         return self.measure_gradient_noise
 
+    @override
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if self._dataset_size is None and trainer.current_epoch == 0:
             self._counted += batch_size(batch)
 
+    @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._dataset_size is None and trainer.current_epoch == 0:
             self._dataset_size = self.dataset_size(trainer)
@@ -135,9 +138,16 @@ class NoiseScaleMonitor(EpochMonitor):
         self.mark_run(trainer)
         self.log_values(trainer, pl_module, self.last_values)
 
+    @property
+    @override
+    def state_key(self) -> str:
+        return self._generate_state_key(tag=self.tag)
+
+    @override
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "dataset_size": self._dataset_size}
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self._dataset_size = state_dict.get("dataset_size")

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
+from typing_extensions import override
 
 from .._checks import check_bool, check_int
 from ..core.curvature import (
@@ -171,6 +172,7 @@ class SharpnessMonitor(EpochMonitor):
         self.last_record: SharpnessRecord | None = None
 
     @property
+    @override
     def state_key(self) -> str:
         return self._generate_state_key(tag=self.tag, measures=self.measures)
 
@@ -185,6 +187,7 @@ class SharpnessMonitor(EpochMonitor):
             units += 120.0 * self.ratio_map_points**2
         return units
 
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         trainable = {n for n, p in pl_module.named_parameters() if p.requires_grad}

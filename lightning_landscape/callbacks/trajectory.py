@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
+from typing_extensions import override
 
 from .._checks import (
     check_bool,
@@ -135,15 +136,18 @@ class TrajectoryMonitor(EpochMonitor):
         self._last_plot_step: int | None = None
 
     @property
+    @override
     def state_key(self) -> str:
         return self._generate_state_key(tag=self.tag, every_n_epochs=self.every_n_epochs)
 
     # ------------------------------------------------------------------ hooks
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         folder = output_dir(trainer, "trajectory")
         self.snapshots.spill_dir = os.path.join(folder, f"snapshots-rank{trainer.global_rank}")
 
+    @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         if len(self.snapshots) == 0 and not trainer.fast_dev_run:  # a resumed run has its snapshots
@@ -158,6 +162,7 @@ class TrajectoryMonitor(EpochMonitor):
         """One forward pass per point of the plane's grid and per snapshot (the PCA is not counted)."""
         return float(self.num_points**2 + len(self.snapshots))
 
+    @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
@@ -173,6 +178,7 @@ class TrajectoryMonitor(EpochMonitor):
                     self._plot(trainer, pl_module)
             self.log_overhead(trainer, pl_module)
 
+    @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.fast_dev_run or len(self.snapshots) == 0:
             return
@@ -248,6 +254,7 @@ class TrajectoryMonitor(EpochMonitor):
             self.saved_files.append(result.save(os.path.join(output_dir(trainer, "trajectory"), name)))
 
     # ------------------------------------------------------------------ checkpointing
+    @override
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),
@@ -255,6 +262,7 @@ class TrajectoryMonitor(EpochMonitor):
             "last_plot_step": self._last_plot_step,
         }
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self.snapshots.load_state_dict(state_dict["snapshots"])

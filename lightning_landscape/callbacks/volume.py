@@ -10,6 +10,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch
 from torch import nn
+from typing_extensions import override
 
 from .._checks import check_callable, check_choice, check_int, check_positive_float
 from ..core.evaluation import evaluation_subset
@@ -137,6 +138,7 @@ class VolumeMonitor(EpochMonitor):
         self._inputs: torch.Tensor | None = None
 
     @property
+    @override
     def state_key(self) -> str:
         return self._generate_state_key(tag=self.tag)
 
@@ -145,6 +147,7 @@ class VolumeMonitor(EpochMonitor):
         for the evidence's log-determinant (corrected by every measured run)."""
         return self.num_init_samples * self.num_inputs / self.num_samples + 90.0
 
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         if self.model_factory is None and not getattr(pl_module, "hparams", None):
@@ -154,6 +157,7 @@ class VolumeMonitor(EpochMonitor):
                 "itself from (call self.save_hyperparameters() in its __init__)."
             )
 
+    @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Fail fast: the loss, the GGN's cross-entropy, the output shape and the model factory."""
         super().on_train_start(trainer, pl_module)

@@ -38,7 +38,7 @@ class ResultFileError(ValueError):
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that produced a result."""
-    from .. import __version__
+    from .._version import __version__
 
     return {"lightning_landscape": __version__, "torch": torch.__version__, "numpy": np.__version__}
 

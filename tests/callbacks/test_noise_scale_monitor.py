@@ -39,3 +39,9 @@ def test_a_monitor_that_writes_no_file_makes_no_folder(tmp_path):
         tmp_path, [NoiseScaleMonitor(measure_gradient_noise=False)], seed=0, max_epochs=1, logger=False
     )
     assert not (tmp_path / "lightning_landscape").exists()
+
+
+def test_two_monitors_with_their_own_tags_keep_their_own_state_in_a_checkpoint():
+    first, second = NoiseScaleMonitor(tag="noise_a"), NoiseScaleMonitor(tag="noise_b")
+    assert first.state_key != second.state_key
+    assert "noise_a" in first.state_key and "noise_b" in second.state_key
