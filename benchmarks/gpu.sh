@@ -21,9 +21,9 @@ python benchmarks/gpu.py $mode --out "$out/gpu_benchmarks.md"
 if [ -n "$mode" ]; then
   python benchmarks/paper_scale.py --smoke --devices 1 --accelerator auto --out "$out/paper_scale.md"
 else
-  python benchmarks/paper_scale.py --accelerator gpu --devices 1 --num_points 5 --batch_size 1000 \
+  python benchmarks/paper_scale.py --accelerator gpu --devices 1 --num_points 5 --eval_batch_size 1000 \
     --out "$out/paper_scale_fp32.md"
-  python benchmarks/paper_scale.py --accelerator gpu --devices 1 --num_points 9 --batch_size 1000 \
+  python benchmarks/paper_scale.py --accelerator gpu --devices 1 --num_points 9 --eval_batch_size 1000 \
     --points_per_forward auto --autocast bf16 --out "$out/paper_scale_bf16.md"
   cat "$out/paper_scale_fp32.md" "$out/paper_scale_bf16.md" > "$out/paper_scale.md"
 fi

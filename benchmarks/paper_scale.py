@@ -79,8 +79,8 @@ def _run(args: argparse.Namespace, folder: str, devices: int) -> dict[str, float
     command += ["--ckpt_path", checkpoint, "--output_dir", out, "--num_samples", "all", "--dims", "1"]
     command += ["--num_points", str(args.num_points), "--chunk_points", str(args.chunk_points)]
     command += [
-        "--batch_size",
-        str(args.batch_size),
+        "--eval_batch_size",
+        str(args.eval_batch_size),
         "--loss_fn",
         "cross_entropy",
         "--accelerator",
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--num_images", type=int, default=50_000)
     parser.add_argument("--num_points", type=int, default=3, help="points of the measured 1D grid")
     parser.add_argument("--chunk_points", type=int, default=1)
-    parser.add_argument("--batch_size", type=int, default=500)
+    parser.add_argument("--eval_batch_size", type=int, default=500)
     parser.add_argument("--accelerator", default="cpu")
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 2], help="process counts to measure")
     parser.add_argument("--points_per_forward", default="1")
@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the markdown table here too")
     args = parser.parse_args()
     if args.smoke:
-        args.num_images, args.num_points, args.batch_size = 200, 2, 100
+        args.num_images, args.num_points, args.eval_batch_size = 200, 2, 100
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for devices in args.devices:
@@ -143,7 +143,8 @@ def main() -> None:
             print(rows[-1], file=sys.stderr)
     lines = [
         f"ResNet-20 (CIFAR example), {args.num_images} synthetic CIFAR-shaped images, `--num_samples all`, "
-        f"batch {args.batch_size}, points_per_forward {args.points_per_forward}, autocast {args.autocast}, "
+        f"batch {args.eval_batch_size}, points_per_forward {args.points_per_forward}, "
+        f"autocast {args.autocast}, "
         f"{args.accelerator}, torch {torch.__version__}, {os.cpu_count()} CPU cores, threads per process "
         f"{args.threads or 'default'}",
         "",

@@ -170,3 +170,25 @@ def check_tag(name: str, value: Any) -> str:
             f"`{name}` must be 1 to 100 printable characters without '/', '\\' or spaces, got {value!r}."
         )
     return value
+
+
+def renamed(old_name: str, old_value: Any, new_name: str, new_value: Any, default: Any) -> Any:
+    """The value of an argument renamed from ``old_name`` to ``new_name``.
+
+    The old name still works for one release, with a ``FutureWarning``; giving both is refused.
+
+    >>> renamed("memory_budget_mb", None, "points_memory_mb", 64.0, 1024.0)
+    64.0
+    """
+    if old_value is None:
+        return new_value
+    import warnings
+
+    warnings.warn(
+        f"`{old_name}` is now called `{new_name}`; the old name will be removed in the next release.",
+        FutureWarning,
+        stacklevel=3,
+    )
+    if new_value != default:
+        raise ValueError(f"give `{new_name}` only, not both `{new_name}` and its former name `{old_name}`.")
+    return old_value

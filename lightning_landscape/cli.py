@@ -179,7 +179,7 @@ def _data(
     data: Any,
     model: torch.nn.Module,
     num_samples: int | str,
-    batch_size: int,
+    eval_batch_size: int,
     seed: int,
     engine: _Engine,
     *,
@@ -203,7 +203,7 @@ def _data(
     if num_samples == "all" and stream:
         return stream_batches(
             loader,
-            batch_size,
+            eval_batch_size,
             engine.device,
             rank=engine.rank,
             world_size=engine.world_size,
@@ -215,7 +215,7 @@ def _data(
     return evaluation_subset(
         loader,
         num_samples,
-        batch_size,
+        eval_batch_size,
         seed,
         engine.device,
         rank=engine.rank,
@@ -292,7 +292,7 @@ def surface(
     span: tuple[float, float] = (-1.0, 1.0),
     normalization: Literal["filter", "layer"] | None = "filter",
     num_samples: int | Literal["all"] = 1024,
-    batch_size: int = 256,
+    eval_batch_size: int = 256,
     seed: int = 0,
     points_per_forward: int | Literal["auto"] = 1,
     autocast: Literal["bf16", "fp16"] | None = None,
@@ -326,7 +326,7 @@ def surface(
         num_samples: evaluation subset drawn from the training data, cached on the device; ``all``:
             the whole training set, streamed from the loader for every chunk (memory does not
             grow with the data set).
-        batch_size: evaluation batch size.
+        eval_batch_size: evaluation batch size.
         seed: seed of the directions and the subset.
         points_per_forward: grid points per forward (``auto``: vmap chunks from a memory budget).
         autocast: evaluate under ``bf16`` or ``fp16`` autocast (null: full precision).
@@ -345,12 +345,14 @@ def surface(
     path = os.path.join(output_dir, "surface.npz")
     earlier = engine.from_rank_zero(lambda: _earlier_result(path, resume))
     model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, engine.device)
-    batches = _data(data, model, num_samples, batch_size, seed, engine, stream=True, num_workers=num_workers)
+    batches = _data(
+        data, model, num_samples, eval_batch_size, seed, engine, stream=True, num_workers=num_workers
+    )
     settings = {
         "checkpoint_sha256": _file_hash(ckpt_path),
         "data": "train",
         "num_samples": num_samples,
-        "batch_size": batch_size,
+        "eval_batch_size": eval_batch_size,
         "loss_fn": describe_loss(loss_fn),
     }
     total = num_points**dims
@@ -434,7 +436,7 @@ def interpolate(
     num_points: int = 51,
     alpha_range: tuple[float, float] = (-0.5, 1.5),
     num_samples: int | Literal["all"] = 1024,
-    batch_size: int = 256,
+    eval_batch_size: int = 256,
     seed: int = 0,
     num_workers: int | None = None,
     accelerator: str = "auto",
@@ -456,7 +458,7 @@ def interpolate(
         alpha_range: α range (both end points are always on the grid).
         num_samples: evaluation subset drawn from the training data; ``all``: the whole training
             set, streamed from the loader for every point.
-        batch_size: evaluation batch size.
+        eval_batch_size: evaluation batch size.
         seed: seed of the subset.
         num_workers: loader workers of the streamed data (default: the data module's loader's).{engine}
         loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
@@ -467,7 +469,9 @@ def interpolate(
 
     engine = _Engine(accelerator, devices, num_nodes, strategy)
     model, data = load_model_and_data(model_config, None, model_class, data_class, engine.device)
-    batches = _data(data, model, num_samples, batch_size, seed, engine, stream=True, num_workers=num_workers)
+    batches = _data(
+        data, model, num_samples, eval_batch_size, seed, engine, stream=True, num_workers=num_workers
+    )
     with progress_reporter(engine.is_writer, num_points, "interpolation") as on_point, engine.sharded():
         result = interpolate_states(
             model,
@@ -500,7 +504,7 @@ def sharpness(
     data_class: str | None = None,
     measures: list[str] | None = None,
     num_samples: int | Literal["all"] = 1024,
-    batch_size: int = 256,
+    eval_batch_size: int = 256,
     seed: int = 0,
     accelerator: str = "auto",
     devices: int | list[int] | str = 1,
@@ -520,7 +524,7 @@ def sharpness(
             filter_normalized_eigenvalue, basin_volume (default: the first three).
         num_samples: evaluation subset drawn from the training data; ``all``: the whole training
             set (each process caches its shard on its device).
-        batch_size: evaluation batch size.
+        eval_batch_size: evaluation batch size.
         seed: seed of the subset and the estimators.{engine}
         loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
             a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
@@ -531,7 +535,7 @@ def sharpness(
     measures = list(measures or ["top_eigenvalue", "trace", "keskar"])
     engine = _Engine(accelerator, devices, num_nodes, strategy)
     model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, engine.device)
-    batches = _data(data, model, num_samples, batch_size, seed, engine, stream=False)
+    batches = _data(data, model, num_samples, eval_batch_size, seed, engine, stream=False)
     loss = _loss(loss_fn, model, engine.device, batches)
     values: dict[str, Any] = {
         "checkpoint": os.path.abspath(ckpt_path),

@@ -67,7 +67,15 @@ def test_surface_on_all_samples_equals_compute_landscape_on_the_whole_training_s
     root, config, ckpt, model = digits_checkpoint
     main(
         _args(
-            config, ckpt, root / "all", "--num_samples", "all", "--batch_size", "100", "--chunk_points", "6"
+            config,
+            ckpt,
+            root / "all",
+            "--num_samples",
+            "all",
+            "--eval_batch_size",
+            "100",
+            "--chunk_points",
+            "5",
         )
     )
     result = LandscapeResult.load(root / "all" / "surface.npz")

@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
-from .._checks import check_bool, check_choice, check_int, check_positive_float, check_span
+from .._checks import check_bool, check_choice, check_int, check_positive_float, check_span, renamed
 from ..core.evaluation import evaluation_sums
 from ..core.landscape import check_points_per_forward, check_span_fits, compute_landscape
 from ..core.normalization import NORMALIZATIONS
@@ -81,13 +81,14 @@ class LossLandscapeMonitor(EpochMonitor):
         progress_bar: show a progress bar while computing (when the trainer shows one).
         tag: prefix of the logged tags and file names; give two monitors different tags.
         points_per_forward: grid points per forward pass (``"auto"``: as many as
-            ``memory_budget_mb`` holds), mapped with ``torch.vmap``; worth it on a GPU with a small
+            ``points_memory_mb`` holds), mapped with ``torch.vmap``; worth it on a GPU with a small
             model, slower on a CPU (see ``benchmarks/README.md``). Default 1.
-        memory_budget_mb: memory for one batched forward.
+        points_memory_mb: memory for one batched forward.
         autocast: ``"bf16"``/``"fp16"`` evaluation under ``torch.autocast`` (changes the loss by
             ~1e-3/1e-4 relative); default full precision.
         compile: evaluate through ``torch.compile`` (one point per forward).
         data: draw the evaluation subset from the ``"train"`` or ``"val"`` loader.
+        memory_budget_mb: former name of ``points_memory_mb`` (deprecated: a ``FutureWarning``).
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -118,11 +119,12 @@ class LossLandscapeMonitor(EpochMonitor):
         progress_bar: bool = True,
         tag: str = "landscape",
         points_per_forward: int | Literal["auto"] = 1,
-        memory_budget_mb: float = 1024.0,
+        points_memory_mb: float = 1024.0,
         autocast: Literal["bf16", "fp16"] | None = None,
         compile: bool = False,
         data: Literal["train", "val"] = "train",
         budget: float | None = 0.1,
+        memory_budget_mb: float | None = None,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -144,7 +146,10 @@ class LossLandscapeMonitor(EpochMonitor):
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
         self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
         self.points_per_forward = check_points_per_forward(points_per_forward)
-        self.memory_budget_mb = check_positive_float("memory_budget_mb", memory_budget_mb, maximum=2.0**30)
+        points_memory_mb = renamed(
+            "memory_budget_mb", memory_budget_mb, "points_memory_mb", points_memory_mb, 1024.0
+        )
+        self.points_memory_mb = check_positive_float("points_memory_mb", points_memory_mb, maximum=2.0**30)
         self.autocast = check_choice("autocast", autocast, (None, "bf16", "fp16"))
         self.compile = check_bool("compile", compile)
         self.last_result: LandscapeResult | None = None
@@ -198,9 +203,9 @@ class LossLandscapeMonitor(EpochMonitor):
             ignore_bias_and_norm=self.ignore_bias_and_norm,
             seed=self.seed,
             loss_fn=self.loss_function(pl_module),
-            progress=self.shows_progress(trainer),
+            progress_bar=self.shows_progress(trainer),
             points_per_forward=self.points_per_forward,
-            memory_budget_mb=self.memory_budget_mb,
+            points_memory_mb=self.points_memory_mb,
             autocast=self.autocast,
             compile=self.compile,
             epoch=trainer.current_epoch,

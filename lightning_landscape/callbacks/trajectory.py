@@ -15,6 +15,7 @@ from .._checks import (
     check_int,
     check_optional_int,
     check_positive_float,
+    renamed,
 )
 from ..core.landscape import progress_reporter
 from ..core.params import perturbable_parameters
@@ -49,7 +50,7 @@ class TrajectoryMonitor(EpochMonitor):
     - the result as ``<log_dir>/trajectory/{tag}-epoch=EEE-step=SSSSSS.npz``
       (:meth:`TrajectoryResult.load <lightning_landscape.TrajectoryResult.load>`).
 
-    Snapshots are kept in memory up to ``memory_budget_mb`` and spill to files under
+    Snapshots are kept in memory up to ``snapshot_memory_mb`` and spill to files under
     ``<log_dir>/trajectory/snapshots-rank<R>/`` beyond it. They are part of the callback's
     ``state_dict`` (spilled ones by path), so a run resumed from a checkpoint draws the same path.
 
@@ -66,7 +67,7 @@ class TrajectoryMonitor(EpochMonitor):
         num_samples: size of the fixed evaluation subset of the training data.
         eval_batch_size: batch size for evaluating that subset.
         snapshot_dtype: ``"float32"`` or ``"float16"`` storage of the snapshots.
-        memory_budget_mb: snapshots kept in memory before spilling to disk; the PCA at the end works
+        snapshot_memory_mb: snapshots kept in memory before spilling to disk; the PCA at the end works
             in chunks of a quarter of it (at most 16 MB), so its peak stays near the budget.
         center: centre the differences before the PCA.
         ignore_bias_and_norm: leave 1-D tensors (biases, norm layers) out of the PCA.
@@ -80,6 +81,7 @@ class TrajectoryMonitor(EpochMonitor):
         progress_bar: show a progress bar while computing the plane.
         tag: prefix of the logged tags and file names.
         data: draw the evaluation subset from the ``"train"`` or ``"val"`` loader.
+        memory_budget_mb: former name of ``snapshot_memory_mb`` (deprecated: a ``FutureWarning``).
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -96,7 +98,7 @@ class TrajectoryMonitor(EpochMonitor):
         num_samples: int = 1024,
         eval_batch_size: int = 256,
         snapshot_dtype: Literal["float32", "float16"] = "float32",
-        memory_budget_mb: float = 1024.0,
+        snapshot_memory_mb: float = 1024.0,
         center: bool = True,
         ignore_bias_and_norm: bool = False,
         log_histograms: bool = False,
@@ -108,6 +110,7 @@ class TrajectoryMonitor(EpochMonitor):
         tag: str = "trajectory",
         data: Literal["train", "val"] = "train",
         budget: float | None = None,
+        memory_budget_mb: float | None = None,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -127,11 +130,16 @@ class TrajectoryMonitor(EpochMonitor):
         self.num_points = check_int("num_points", num_points, minimum=2)
         self.margin = check_positive_float("margin", margin, maximum=100.0)
         self.snapshot_dtype = check_choice("snapshot_dtype", snapshot_dtype, tuple(_DTYPES))
-        self.memory_budget_mb = check_positive_float("memory_budget_mb", memory_budget_mb, maximum=2.0**30)
+        snapshot_memory_mb = renamed(
+            "memory_budget_mb", memory_budget_mb, "snapshot_memory_mb", snapshot_memory_mb, 1024.0
+        )
+        self.snapshot_memory_mb = check_positive_float(
+            "snapshot_memory_mb", snapshot_memory_mb, maximum=2.0**30
+        )
         self.center = check_bool("center", center)
         self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
         self.log_histograms = check_bool("log_histograms", log_histograms)
-        self.snapshots = SnapshotBuffer(int(memory_budget_mb * 2**20), _DTYPES[snapshot_dtype])
+        self.snapshots = SnapshotBuffer(int(snapshot_memory_mb * 2**20), _DTYPES[snapshot_dtype])
         self.last_result: TrajectoryResult | None = None
         self._last_plot_step: int | None = None
 

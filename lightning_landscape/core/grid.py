@@ -143,7 +143,7 @@ def compute_landscape_in_chunks(
     loss_fn: LossFn | None = None,
     chunk_points: int = 64,
     points_per_forward: int | Literal["auto"] = 1,
-    memory_budget_mb: float = 1024.0,
+    points_memory_mb: float = 1024.0,
     autocast: Literal["bf16", "fp16"] | None = None,
     settings: Mapping[str, Any] | None = None,
     resume: LandscapeResult | None = None,
@@ -163,7 +163,7 @@ def compute_landscape_in_chunks(
             exactly afterwards.
         batches: the evaluation data (on the model's device, or streamed to it).
         dims, num_points, span, normalization, ignore_bias_and_norm, seed, loss_fn,
-            points_per_forward, memory_budget_mb, autocast: as for ``compute_landscape``.
+            points_per_forward, points_memory_mb, autocast: as for ``compute_landscape``.
         chunk_points: grid points per chunk (per pass over the data, and per call of ``on_chunk``).
         settings: what else identifies the run (a checkpoint's hash, the data split...), stored
             with the other settings under ``extra["settings"]`` and compared on ``resume``.
@@ -194,7 +194,7 @@ def compute_landscape_in_chunks(
         ignore_bias_and_norm=ignore_bias_and_norm,
         loss_fn=loss_fn,
         points_per_forward=points_per_forward,
-        memory_budget_mb=memory_budget_mb,
+        points_memory_mb=points_memory_mb,
         autocast=autocast,
     )
     span = axes["span"]
@@ -240,7 +240,7 @@ def compute_landscape_in_chunks(
         )
         grid = torch.cartesian_prod(*coords).reshape(-1, dims).to(device)
         writer = linear_combination_writer(model, reference, used)
-        batched = _batched_setup(model, data, reference, used, points_per_forward, memory_budget_mb, loss_fn)
+        batched = _batched_setup(model, data, reference, used, points_per_forward, points_memory_mb, loss_fn)
         with evaluation_precision(model, autocast):
             for start in range(0, total, chunk_points):
                 stop = min(start + chunk_points, total)
@@ -315,7 +315,7 @@ class _Progress:
         )
 
 
-def _batched_setup(model, data, reference, used, points_per_forward, memory_budget_mb, loss_fn):
+def _batched_setup(model, data, reference, used, points_per_forward, points_memory_mb, loss_fn):
     """``(base, axes, chunk)`` for the vmapped path, or ``None`` for one point per forward."""
     if points_per_forward == 1:
         return None
@@ -325,6 +325,6 @@ def _batched_setup(model, data, reference, used, points_per_forward, memory_budg
     chunk = points_per_forward
     if chunk == "auto":
         first = next(iter(data))  # one batch prices the activations (a stream is not read through)
-        budget = int(memory_budget_mb * 2**20)
+        budget = int(points_memory_mb * 2**20)
         chunk = points_per_chunk(model, [first], sum(t.numel() for t in base.values()), budget, loss_fn)
     return base, axes, chunk

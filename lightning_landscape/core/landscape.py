@@ -27,6 +27,7 @@ from .._checks import (
     check_positive_float,
     check_seed,
     check_span,
+    renamed,
 )
 from .batched import (
     BatchingUnsupported,
@@ -87,7 +88,7 @@ def check_grid_arguments(
     seed: Any,
     loss_fn: Any,
     points_per_forward: Any,
-    memory_budget_mb: Any,
+    points_memory_mb: Any,
     autocast: Any,
 ) -> tuple[float, float]:
     """Refuse a bad argument of a landscape grid, naming it; returns ``span`` as floats."""
@@ -99,7 +100,7 @@ def check_grid_arguments(
     check_seed("seed", seed)
     check_callable("loss_fn", loss_fn)
     check_points_per_forward(points_per_forward)
-    check_positive_float("memory_budget_mb", memory_budget_mb, maximum=2.0**30)
+    check_positive_float("points_memory_mb", points_memory_mb, maximum=2.0**30)
     check_choice("autocast", autocast, (None, "bf16", "fp16"))
     return span
 
@@ -307,7 +308,7 @@ def scan_grid(
     loss_fn: LossFn | None = None,
     on_point: ProgressFn | None = None,
     points_per_forward: int | Literal["auto"] = 1,
-    memory_budget_mb: float = 1024.0,
+    points_memory_mb: float = 1024.0,
     compile: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Evaluate ``model`` at every point ``θ₀ + Σ_k c_k d_k`` of the grid ``coords``.
@@ -324,10 +325,10 @@ def scan_grid(
         loss_fn: ``loss_fn(model, batch)``, or ``None`` for cross-entropy on ``(x, y)``.
         on_point: called with the number of grid points done after each point (or chunk).
         points_per_forward: grid points per forward pass; above 1 (or ``"auto"``: as many as
-            ``memory_budget_mb`` allows) they are stacked and mapped with ``torch.vmap`` (see
+            ``points_memory_mb`` allows) they are stacked and mapped with ``torch.vmap`` (see
             :mod:`lightning_landscape.core.batched`), falling back to one point per forward, with a
             warning, where the model cannot be mapped.
-        memory_budget_mb: memory for the stacked parameters and activations of one batched forward.
+        points_memory_mb: memory for the stacked parameters and activations of one batched forward.
         compile: run the one-point-per-forward path through ``torch.compile(model)``.
 
     Returns:
@@ -345,7 +346,7 @@ def scan_grid(
         axes = [{n: d[n] for n in moving} for d in directions]
         chunk = points_per_forward
         if chunk == "auto":
-            budget = int(memory_budget_mb * 2**20)
+            budget = int(points_memory_mb * 2**20)
             chunk = points_per_chunk(model, batches, sum(t.numel() for t in base.values()), budget, loss_fn)
         chunk = balanced_chunk(num_points, min(chunk, num_points))
 
@@ -396,11 +397,12 @@ def compute_landscape(
     loss_fn: LossFn | None = None,
     directions: Sequence[Direction] | None = None,
     num_samples: int | None = None,
-    progress: bool | ProgressFn = False,
+    progress_bar: bool | ProgressFn = False,
     points_per_forward: int | Literal["auto"] = 1,
-    memory_budget_mb: float = 1024.0,
+    points_memory_mb: float = 1024.0,
     autocast: Literal["bf16", "fp16"] | None = None,
     compile: bool = False,
+    memory_budget_mb: float | None = None,
     epoch: int | None = None,
     global_step: int | None = None,
 ) -> LandscapeResult:
@@ -427,20 +429,22 @@ def compute_landscape(
         directions: ``dims`` dicts name → tensor to use instead of random ones; normalized as
             asked, used exactly as given with ``normalization=None``; absent names do not move.
         num_samples: use only the first ``num_samples`` samples of ``batches`` (all if None).
-        progress: show a progress bar (``True``) or call ``progress(points_done)`` after each point.
+        progress_bar: show a progress bar (``True``) or call ``progress_bar(points_done)`` after each
+            point.
         points_per_forward: grid points evaluated per forward pass. ``1`` (default) writes each
-            point into the model in place; larger (or ``"auto"``, as many as ``memory_budget_mb``
+            point into the model in place; larger (or ``"auto"``, as many as ``points_memory_mb``
             holds) stacks them and maps the forward with ``torch.vmap``, much faster for small
             models; the numbers agree to float rounding. Models ``vmap`` cannot map (BatchNorm in
             train mode, ``.item()`` in ``forward``) fall back to one point per forward, with a
             warning.
-        memory_budget_mb: memory for one batched forward (stacked weights plus activations).
+        points_memory_mb: memory for one batched forward (stacked weights plus activations).
         autocast: evaluate under ``torch.autocast`` in ``"bf16"`` or ``"fp16"``; the loss is then
             computed from float32 logits, but the forward's rounding changes it: on the test
             models by up to ~1e-3 (bf16) and ~1e-4 (fp16) of the loss, fine for the shape of a
             landscape, not for differences smaller than that. Recorded in the metadata.
         compile: evaluate through ``torch.compile(model)`` (one point per forward; the first call
             compiles, which pays off on large grids of large models). Recorded in the metadata.
+        memory_budget_mb: former name of ``points_memory_mb`` (deprecated: a ``FutureWarning``).
         epoch: recorded in the result's metadata.
         global_step: recorded in the result's metadata.
 
@@ -455,6 +459,9 @@ def compute_landscape(
         >>> tuple(result.loss.shape), result.center_index
         ((5, 5), (2, 2))
     """
+    points_memory_mb = renamed(
+        "memory_budget_mb", memory_budget_mb, "points_memory_mb", points_memory_mb, 1024.0
+    )
     span = check_grid_arguments(
         dims=dims,
         num_points=num_points,
@@ -464,7 +471,7 @@ def compute_landscape(
         seed=seed,
         loss_fn=loss_fn,
         points_per_forward=points_per_forward,
-        memory_budget_mb=memory_budget_mb,
+        points_memory_mb=points_memory_mb,
         autocast=autocast,
     )
     check_optional_int("num_samples", num_samples, minimum=1)
@@ -480,7 +487,7 @@ def compute_landscape(
     cached = cache_batches(batches, module_device(model), num_samples)
     coords = [grid_coordinates(span, num_points) for _ in range(dims)]
     with (
-        progress_reporter(progress, num_points**dims, "loss landscape") as on_point,
+        progress_reporter(progress_bar, num_points**dims, "loss landscape") as on_point,
         observing(model) as saved,
     ):
         reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
@@ -503,7 +510,7 @@ def compute_landscape(
                 loss_fn,
                 on_point,
                 points_per_forward=1 if compile else points_per_forward,
-                memory_budget_mb=memory_budget_mb,
+                points_memory_mb=points_memory_mb,
                 compile=compile,
             )
 

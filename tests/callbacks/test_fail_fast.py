@@ -202,8 +202,8 @@ def test_exact_gauss_newton_trace_needs_the_fused_cross_entropy_at_construction(
         (SharpnessMonitor, {"tag": "a\x00b"}, r"`tag`"),
         (
             LossLandscapeMonitor,
-            {"memory_budget_mb": 1e308, "points_per_forward": "auto"},
-            r"`memory_budget_mb`",
+            {"points_memory_mb": 1e308, "points_per_forward": "auto"},
+            r"`points_memory_mb`",
         ),
         (LossLandscapeMonitor, {"span": (-1e308, 1e308)}, r"`span`"),
         (TrajectoryMonitor, {"margin": 1e308}, r"`margin`"),

@@ -128,7 +128,7 @@ def test_diverging_grid_is_drawn_and_training_continues(tmp_path):
         ({"seed": -3}, "seed"),
         ({"tag": "a/b"}, "tag"),
         ({"points_per_forward": 0}, "points_per_forward"),
-        ({"memory_budget_mb": 0}, "memory_budget_mb"),
+        ({"points_memory_mb": 0}, "points_memory_mb"),
         ({"autocast": "int8"}, "autocast"),
     ],
 )

@@ -77,7 +77,7 @@ def test_resumed_run_draws_the_same_path(tmp_path):
 def test_spilled_snapshots_give_the_same_result_and_never_live_on_the_model_device(tmp_path):
     roomy = TrajectoryMonitor(**SMALL)
     _fit(tmp_path / "roomy", [roomy], max_epochs=3)
-    tight = TrajectoryMonitor(memory_budget_mb=0.001, **SMALL)  # ~1 KB: below one snapshot
+    tight = TrajectoryMonitor(snapshot_memory_mb=0.001, **SMALL)  # ~1 KB: below one snapshot
     logger = TensorBoardLogger(str(tmp_path / "tight"), name="run")
     _fit(tmp_path / "tight", [tight], logger=logger, max_epochs=3)
     spilled = tight.snapshots.spilled_files
@@ -120,7 +120,7 @@ def test_figure_histograms_scalars_and_file_reach_tensorboard(tmp_path):
         ({"num_points": 1}, "num_points"),
         ({"margin": -1.0}, "margin"),
         ({"snapshot_dtype": "float64"}, "snapshot_dtype"),
-        ({"memory_budget_mb": 0}, "memory_budget_mb"),
+        ({"snapshot_memory_mb": 0}, "snapshot_memory_mb"),
         ({"tag": ""}, "tag"),
     ],
 )
@@ -136,7 +136,7 @@ def test_a_run_resumed_from_another_working_directory_finds_its_spilled_snapshot
     (tmp_path / "first").mkdir()
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "first")  # a relative save_dir, as in the README's configs
-    first = TrajectoryMonitor(memory_budget_mb=0.001, **SMALL)
+    first = TrajectoryMonitor(snapshot_memory_mb=0.001, **SMALL)
     logger = TensorBoardLogger("runs", name="tb")
     trainer, _ = _fit(tmp_path / "first", [first], model=model(), logger=logger, shuffle=False, max_epochs=2)
     assert len(first.snapshots.spilled_files) == 3
@@ -144,18 +144,18 @@ def test_a_run_resumed_from_another_working_directory_finds_its_spilled_snapshot
     trainer.save_checkpoint(checkpoint)
 
     monkeypatch.chdir(tmp_path / "elsewhere")
-    resumed = TrajectoryMonitor(memory_budget_mb=0.001, **SMALL)
+    resumed = TrajectoryMonitor(snapshot_memory_mb=0.001, **SMALL)
     logger = TensorBoardLogger("runs", name="tb")
     _fit(tmp_path / "elsewhere", [resumed], model=model(), logger=logger, ckpt_path=checkpoint, max_epochs=3)
     assert resumed.snapshots.epochs == [0, 1, 2, 3] and resumed.last_result is not None
 
 
 def test_snapshots_that_are_truly_gone_are_reported_at_resume_time(tmp_path):
-    first = TrajectoryMonitor(memory_budget_mb=0.001, **SMALL)
+    first = TrajectoryMonitor(snapshot_memory_mb=0.001, **SMALL)
     trainer, _ = _fit(tmp_path, [first], max_epochs=2)
     state = first.state_dict()
     os.remove(first.snapshots.spilled_files[1])
-    resumed = TrajectoryMonitor(memory_budget_mb=0.001, **SMALL)
+    resumed = TrajectoryMonitor(snapshot_memory_mb=0.001, **SMALL)
     with pytest.warns(
         RuntimeWarning, match=r"1 spilled weight snapshot file\(s\) of the trajectory are gone"
     ):

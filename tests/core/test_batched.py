@@ -45,7 +45,7 @@ def test_batched_custom_loss_and_small_memory_budget_give_the_same_numbers():
     sequential = compute_landscape(model, batches, num_points=4, loss_fn=loss_fn)
     # a budget below one point's memory still evaluates, one point per chunk
     tiny = compute_landscape(
-        model, batches, num_points=4, loss_fn=loss_fn, points_per_forward="auto", memory_budget_mb=1e-6
+        model, batches, num_points=4, loss_fn=loss_fn, points_per_forward="auto", points_memory_mb=1e-6
     )
     torch.testing.assert_close(tiny.loss, sequential.loss, rtol=1e-5, atol=1e-7)
     assert tiny.accuracy is None and sequential.accuracy is None
@@ -119,7 +119,7 @@ def test_compiled_evaluation_equals_eager():
     [
         ({"points_per_forward": 0}, "`points_per_forward` must be an integer >= 1"),
         ({"points_per_forward": "many"}, "`points_per_forward` must be an integer >= 1"),
-        ({"memory_budget_mb": -1}, "`memory_budget_mb` must be a finite number > 0"),
+        ({"points_memory_mb": -1}, "`points_memory_mb` must be a finite number > 0"),
         ({"autocast": "fp8"}, "`autocast` must be one of"),
     ],
 )
