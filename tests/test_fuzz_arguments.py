@@ -149,14 +149,16 @@ FUNCTIONS = {
         {"num_probes": "count", "num_steps": "count", "seed": "seed", "names": "names", "loss_fn": "loss_fn"},
     ),
     "sharpness": (
-        _model_call(ll.sharpness, num_steps=2, num_probes=2, num_directions=2, num_scan=3, num_bisect=2),
+        _model_call(
+            ll.sharpness, num_ascent_steps=2, num_probes=2, num_directions=2, num_scan=3, num_bisect=2
+        ),
         {
             "measure": "choice",
             "seed": "seed",
             "epsilon": "positive",
             "rho": "positive",
             "p": "choice",
-            "num_steps": "count",
+            "num_ascent_steps": "count",
             "step_size": "positive",
             "num_probes": "count",
             "tol": "positive",

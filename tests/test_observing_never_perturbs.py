@@ -54,7 +54,7 @@ CALLS = {
     "hessian_trace": lambda m, b: ll.hessian_trace(m, b, num_probes=3),
     "hessian_density": lambda m, b: ll.hessian_density(m, b, num_probes=1, num_steps=3),
     "eigenvalue_ratio_map": lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, max_iter=4),
-    "sharpness": lambda m, b: ll.sharpness(m, b, measure="keskar", num_steps=2),
+    "sharpness": lambda m, b: ll.sharpness(m, b, measure="keskar", num_ascent_steps=2),
     "gradient_noise_scale": lambda m, b: gradient_noise_scale(m, b),
     "log_evidence": lambda m, b: ll.log_evidence(m, b, prior_precision=1.0, num_probes=2, num_steps=3),
     "log_evidence_ggn": lambda m, b: ll.log_evidence(

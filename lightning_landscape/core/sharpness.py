@@ -5,7 +5,7 @@ inside :func:`~lightning_landscape.core.hessian.hessian_context`, so the model, 
 random stream are exactly as before, and it can be called from validation hooks too.
 
 - ``"keskar"`` (Keskar et al. 2017, Metric 2.1): ``100 · (max_δ L(θ₀+δ) − L₀) / (1 + L₀)`` over
-  the box ``|δᵢ| ≤ ε(|θ₀ᵢ| + 1)``. The maximum is sought by ``num_steps`` steps of sign-projected
+  the box ``|δᵢ| ≤ ε(|θ₀ᵢ| + 1)``. The maximum is sought by ``num_ascent_steps`` steps of sign-projected
   gradient ascent (each moves every coordinate by ``step_size`` of its box half-width, then clips)
   from a random interior point (a start at δ = 0 can stall on a zero gradient at a minimum); the
   largest loss seen is reported. The paper used 10 L-BFGS-B iterations.
@@ -149,12 +149,14 @@ def _warn_if_undefined(measure: str, best: float) -> None:
         warn_nonfinite(f"sharpness {measure!r}: a perturbed loss", stacklevel=4)
 
 
-def _keskar(obj: _Objective, center: float, *, epsilon: float, num_steps: int, step_size: float, seed: int):
+def _keskar(
+    obj: _Objective, center: float, *, epsilon: float, num_ascent_steps: int, step_size: float, seed: int
+):
     half_widths = [epsilon * (b.abs() + 1.0) for b in obj.base]
     generator = torch.Generator(device=obj.base[0].device).manual_seed(seed)
     delta = [0.5 * u * h for u, h in zip(_uniform_like(obj.base, generator), half_widths)]
     best = -math.inf
-    for _ in range(num_steps):
+    for _ in range(num_ascent_steps):
         value, grads = obj.loss_and_grad(delta)
         best = _worst(best, value)
         delta = [
@@ -163,12 +165,24 @@ def _keskar(obj: _Objective, center: float, *, epsilon: float, num_steps: int, s
         ]
     best = _worst(best, obj.loss(delta))
     _warn_if_undefined("keskar", best)
-    details = {"epsilon": epsilon, "num_steps": num_steps, "step_size": step_size, "max_loss": best}
+    details = {
+        "epsilon": epsilon,
+        "num_ascent_steps": num_ascent_steps,
+        "step_size": step_size,
+        "max_loss": best,
+    }
     return 100.0 * (best - center) / (1.0 + center), details
 
 
 def _adaptive(
-    obj: _Objective, center: float, *, rho: float, p: float, num_steps: int, step_size: float, seed: int
+    obj: _Objective,
+    center: float,
+    *,
+    rho: float,
+    p: float,
+    num_ascent_steps: int,
+    step_size: float,
+    seed: int,
 ):
     scale = [b.abs() for b in obj.base]
     generator = torch.Generator(device=obj.base[0].device).manual_seed(seed)
@@ -177,7 +191,7 @@ def _adaptive(
         norm = math.sqrt(sum(float(t.square().sum()) for t in u))
         u = [t * (0.1 * rho / max(norm, 1e-30)) for t in u]
     best = -math.inf
-    for _ in range(num_steps):
+    for _ in range(num_ascent_steps):
         value, grads = obj.loss_and_grad([s * t for s, t in zip(scale, u)])
         best = _worst(best, value)
         g_u = [s * g for s, g in zip(scale, grads)]
@@ -191,7 +205,13 @@ def _adaptive(
                 u = [t * (rho / u_norm) for t in u]
     best = _worst(best, obj.loss([s * t for s, t in zip(scale, u)]))
     _warn_if_undefined("adaptive_worst", best)
-    details = {"rho": rho, "p": p, "num_steps": num_steps, "step_size": step_size, "max_loss": best}
+    details = {
+        "rho": rho,
+        "p": p,
+        "num_ascent_steps": num_ascent_steps,
+        "step_size": step_size,
+        "max_loss": best,
+    }
     return best - center, details
 
 
@@ -325,7 +345,7 @@ def check_sharpness_options(
     epsilon: float,
     rho: float,
     p: float,
-    num_steps: int,
+    num_ascent_steps: int,
     step_size: float,
     num_probes: int,
     tol: float,
@@ -352,7 +372,7 @@ def check_sharpness_options(
     check_positive_float("epsilon", epsilon)
     check_positive_float("rho", rho)
     check_choice("p", p, (2, math.inf))
-    check_int("num_steps", num_steps, minimum=1)
+    check_int("num_ascent_steps", num_ascent_steps, minimum=1)
     check_positive_float("step_size", step_size)
     check_int("num_probes", num_probes, minimum=1)
     check_positive_float("tol", tol)
@@ -378,7 +398,7 @@ def sharpness(
     epsilon: float = 1e-3,
     rho: float = 0.05,
     p: float = 2,
-    num_steps: int = 20,
+    num_ascent_steps: int = 20,
     step_size: float = 0.25,
     num_probes: int = 20,
     tol: float = 1e-4,
@@ -402,7 +422,7 @@ def sharpness(
         epsilon: ``"keskar"`` box size.
         rho: ``"adaptive_worst"`` radius, ``"average"`` relative noise scale.
         p: ``"adaptive_worst"`` norm, 2 or ``math.inf``.
-        num_steps: ascent steps (``"keskar"``, ``"adaptive_worst"``).
+        num_ascent_steps: ascent steps (``"keskar"``, ``"adaptive_worst"``).
         step_size: ascent step as a fraction of the box half-width / radius.
         num_probes: ``"average"`` draws.
         tol: ``"filter_normalized_eigenvalue"`` Lanczos tolerance.
@@ -429,7 +449,7 @@ def sharpness(
         epsilon=epsilon,
         rho=rho,
         p=p,
-        num_steps=num_steps,
+        num_ascent_steps=num_ascent_steps,
         step_size=step_size,
         num_probes=num_probes,
         tol=tol,
@@ -458,12 +478,17 @@ def sharpness(
             return SharpnessResult(measure, math.nan, center, stderr=stderr, details={"diverged": True})
         if measure == "keskar":
             value, details = _keskar(
-                obj, center, epsilon=epsilon, num_steps=num_steps, step_size=step_size, seed=seed
+                obj,
+                center,
+                epsilon=epsilon,
+                num_ascent_steps=num_ascent_steps,
+                step_size=step_size,
+                seed=seed,
             )
             return SharpnessResult(measure, value, center, details=details)
         if measure == "adaptive_worst":
             value, details = _adaptive(
-                obj, center, rho=rho, p=p, num_steps=num_steps, step_size=step_size, seed=seed
+                obj, center, rho=rho, p=p, num_ascent_steps=num_ascent_steps, step_size=step_size, seed=seed
             )
             return SharpnessResult(measure, value, center, details=details)
         if measure == "average":

@@ -40,8 +40,8 @@ def test_a_diverging_run_trains_to_the_end_and_the_nan_is_logged_and_counted(tmp
         SharpnessMonitor(
             measures=list(ALL_MEASURES),
             measure_kwargs={
-                "keskar": {"num_steps": 2},
-                "adaptive_worst": {"num_steps": 2},
+                "keskar": {"num_ascent_steps": 2},
+                "adaptive_worst": {"num_ascent_steps": 2},
                 "average": {"num_probes": 2},
                 "trace": {"num_probes": 6},
                 "basin_volume": {"num_directions": 2, "num_scan": 3, "num_bisect": 2},

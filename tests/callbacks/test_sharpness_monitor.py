@@ -23,8 +23,8 @@ QUICK = {
     "measure_kwargs": {
         "basin_volume": {"num_directions": 3, "num_scan": 5, "num_bisect": 5},
         "average": {"num_probes": 3},
-        "keskar": {"num_steps": 3},
-        "adaptive_worst": {"num_steps": 3},
+        "keskar": {"num_ascent_steps": 3},
+        "adaptive_worst": {"num_ascent_steps": 3},
         "trace": {"num_probes": 6},
     },
     "num_samples": 48,
@@ -87,7 +87,7 @@ class ValidationCurvature(LitClassifier):
         if batch_idx == 0:
             self.contexts.append((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
             self.top = float(hessian_eigenvalues(self, [batch], k=1).eigenvalues[0])
-            self.keskar = sharpness(self, [batch], measure="keskar", num_steps=3).value
+            self.keskar = sharpness(self, [batch], measure="keskar", num_ascent_steps=3).value
 
 
 def test_curvature_works_from_validation_hooks(tmp_path):
@@ -158,7 +158,10 @@ def test_early_stopping_reads_a_monitor_value(tmp_path):
     from lightning.pytorch.callbacks import EarlyStopping
 
     monitor = SharpnessMonitor(
-        measures=["keskar"], measure_kwargs={"keskar": {"num_steps": 2}}, num_samples=16, every_n_epochs=1
+        measures=["keskar"],
+        measure_kwargs={"keskar": {"num_ascent_steps": 2}},
+        num_samples=16,
+        every_n_epochs=1,
     )
     stop = EarlyStopping(monitor="sharpness/center_loss", mode="min", stopping_threshold=1e9)
     trainer, _ = _fit(tmp_path, [monitor, stop], max_epochs=5)

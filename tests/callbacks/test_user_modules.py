@@ -25,7 +25,7 @@ MONITORS = """
   init_args:
     every_n_epochs: 1
     measures: [top_eigenvalue, keskar]
-    measure_kwargs: {{keskar: {{num_steps: 2}}}}
+    measure_kwargs: {{keskar: {{num_ascent_steps: 2}}}}
     num_samples: 64
     eval_batch_size: 32
     progress_bar: false{loss_line}

@@ -276,7 +276,7 @@ def test_an_endless_loader_is_read_only_up_to_num_samples():
         lambda b, **k: hessian_eigenvalues(model, b, **k),
         lambda b, **k: hessian_trace(model, b, num_probes=3, **k),
         lambda b, **k: hessian_density(model, b, num_probes=1, num_steps=3, **k),
-        lambda b, **k: sharpness(model, b, measure="keskar", num_steps=1, **k),
+        lambda b, **k: sharpness(model, b, measure="keskar", num_ascent_steps=1, **k),
         lambda b, **k: log_evidence(model, b, prior_precision=1.0, num_probes=1, num_steps=3, **k),
         lambda b, **k: gradient_noise_scale(model, b, **k),
     ):

@@ -129,7 +129,7 @@ def test_curvature_of_two_shards_equals_one_process(problem):
 @pytest.mark.parametrize(
     ("measure", "options"),
     [
-        ("keskar", {"num_steps": 5}),
+        ("keskar", {"num_ascent_steps": 5}),
         ("average", {"num_probes": 4}),
         ("basin_volume", {"num_directions": 3}),
     ],
@@ -185,7 +185,9 @@ def test_a_failure_on_one_shard_raises_on_every_shard_without_hanging(problem):
     for work in (
         lambda rank: compute_landscape(copies[rank], parts[rank], num_points=3, loss_fn=loss_fn),
         lambda rank: hessian_eigenvalues(copies[rank], parts[rank], loss_fn=loss_fn).eigenvalues,
-        lambda rank: sharpness(copies[rank], parts[rank], measure="keskar", num_steps=2, loss_fn=loss_fn),
+        lambda rank: sharpness(
+            copies[rank], parts[rank], measure="keskar", num_ascent_steps=2, loss_fn=loss_fn
+        ),
     ):
         first, second = world.run(work)
         assert isinstance(first, ShardFailure), first

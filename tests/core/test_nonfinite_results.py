@@ -36,7 +36,7 @@ CALLS = {
         log_evidence(m, b, prior_precision=1.0, num_probes=1, num_steps=4).log_evidence
     ),
     "basin_volume": lambda m, b: sharpness(m, b, measure="basin_volume", num_directions=2, num_scan=3).value,
-    "keskar": lambda m, b: sharpness(m, b, measure="keskar", num_steps=2).value,
+    "keskar": lambda m, b: sharpness(m, b, measure="keskar", num_ascent_steps=2).value,
 }
 
 
@@ -70,7 +70,7 @@ def test_ascent_measures_are_nan_not_minus_infinity_when_every_perturbed_loss_is
             mlp(),
             vector_batches(),
             measure=measure,
-            num_steps=2,
+            num_ascent_steps=2,
             loss_fn=nan_away_from_the_weights,
         )
     assert math.isfinite(result.center_loss) and math.isnan(result.value)

@@ -163,7 +163,7 @@ def test_every_measure_leaves_the_model_untouched_even_from_inference_mode(measu
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     rng = GlobalRNG.capture()
     before = snapshot(net)
-    kwargs = {"num_directions": 3, "num_samples": 3, "num_steps": 3, "max_iter": 10}
+    kwargs = {"num_directions": 3, "num_samples": 3, "num_ascent_steps": 3, "max_iter": 10}
     plain = sharpness(net, data, measure=measure, **kwargs)
     with torch.inference_mode():
         inside = sharpness(net, [(x.clone(), y.clone()) for x, y in data], measure=measure, **kwargs)
