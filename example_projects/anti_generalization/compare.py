@@ -145,7 +145,7 @@ def comparison_figures(name: str, data, models: dict, results: dict) -> list[Fig
 
 def log10_volume(basin) -> float:
     """log10 of the volume of the star-shaped basin: the unit n-ball's volume times E[rⁿ]."""
-    n = basin.details["dimension"]
+    n = basin.extra["dimension"]
     log_ball = 0.5 * n * math.log(math.pi) - math.lgamma(0.5 * n + 1)
     return (log_ball + basin.value) / math.log(10)
 
@@ -156,9 +156,9 @@ def basin_rows(name: str, results: dict) -> list[str]:
     for label, result in results.items():
         basin = result["basin"]
         rows.append(
-            f"| {name} | {label} | {basin.details['dimension']} | {log10_volume(basin):.1f} "
+            f"| {name} | {label} | {basin.extra['dimension']} | {log10_volume(basin):.1f} "
             f"| {float(basin.radii.mean()):.4f} | {float(basin.radii.median()):.4f} "
-            f"| {basin.details['num_not_crossed']} of {basin.details['num_directions']} |"
+            f"| {basin.extra['num_not_crossed']} of {basin.extra['num_directions']} |"
         )
     gap = log10_volume(results["good"]["basin"]) - log10_volume(results["bad"]["basin"])
     rows.append(f"| {name} | good − bad | | {gap:.1f} | | | |")

@@ -267,7 +267,7 @@ class SharpnessMonitor(EpochMonitor):
             return values, {}, {}
         return (
             values,
-            {"basin": result.details},
+            {"basin": result.extra},
             {"basin/radii": result.radii, "basin/crossed": result.crossed},
         )
 

@@ -57,7 +57,8 @@ class SharpnessResult:
         value: its value (for ``"basin_volume"``: the log-volume ``log E[rⁿ]``).
         center_loss: ``L₀``.
         stderr: standard error where the measure is an average (``"average"``), else ``None``.
-        details: the settings used and by-products (e.g. ``max_loss`` for ascent measures).
+        extra: free-form metadata: the settings used and by-products (e.g. ``max_loss`` for ascent
+            measures), as ``extra`` in every result.
         radii: ``"basin_volume"`` only: the radius along every direction.
         crossed: ``"basin_volume"`` only: whether each direction reached the threshold.
     """
@@ -66,7 +67,7 @@ class SharpnessResult:
     value: float
     center_loss: float
     stderr: float | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     radii: torch.Tensor | None = None
     crossed: torch.Tensor | None = None
 
@@ -257,7 +258,7 @@ def _filter_normalized_eigenvalue(model, batches, loss_fn, *, tol: float, max_it
         warn_unconverged(
             "sharpness 'filter_normalized_eigenvalue'",
             max_iter,
-            f"tol={tol:g} (details['converged'] is False).",
+            f"tol={tol:g} (extra['converged'] is False).",
             stacklevel=4,
         )
     return float(result.eigenvalues[0]), details
@@ -331,7 +332,7 @@ def _basin_volume(
         warnings.warn(
             f"sharpness 'basin_volume': along {nan_crossings} of {num_directions} directions the loss "
             "became NaN before reaching the threshold; those count as crossed there (the loss left the "
-            "basin): see details['num_nan_crossings'].",
+            "basin): see extra['num_nan_crossings'].",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -468,14 +469,14 @@ def sharpness(
                 model, cached, loss_fn, tol=tol, max_iter=max_iter, seed=seed
             )
             obj = _Objective(model, cached, loss_fn, names)
-            return SharpnessResult(measure, value, obj.loss(), details=details)
+            return SharpnessResult(measure, value, obj.loss(), extra=details)
         obj = _Objective(model, cached, loss_fn, names)
         center = obj.loss()
         unmeasurable = measure == "basin_volume" and threshold is None and not center < center + 1.0
         if not math.isfinite(center) or unmeasurable:  # diverged weights: nothing to measure around
             warn_nonfinite(f"sharpness {measure!r}")
             stderr = math.nan if measure == "average" else None
-            return SharpnessResult(measure, math.nan, center, stderr=stderr, details={"diverged": True})
+            return SharpnessResult(measure, math.nan, center, stderr=stderr, extra={"diverged": True})
         if measure == "keskar":
             value, details = _keskar(
                 obj,
@@ -485,15 +486,15 @@ def sharpness(
                 step_size=step_size,
                 seed=seed,
             )
-            return SharpnessResult(measure, value, center, details=details)
+            return SharpnessResult(measure, value, center, extra=details)
         if measure == "adaptive_worst":
             value, details = _adaptive(
                 obj, center, rho=rho, p=p, num_ascent_steps=num_ascent_steps, step_size=step_size, seed=seed
             )
-            return SharpnessResult(measure, value, center, details=details)
+            return SharpnessResult(measure, value, center, extra=details)
         if measure == "average":
             value, stderr, details = _average(obj, center, rho=rho, num_probes=num_probes, seed=seed)
-            return SharpnessResult(measure, value, center, stderr=stderr, details=details)
+            return SharpnessResult(measure, value, center, stderr=stderr, extra=details)
         log_volume, radii, crossed, details = _basin_volume(
             obj,
             center,
@@ -505,4 +506,4 @@ def sharpness(
             num_bisect=num_bisect,
             seed=seed,
         )
-        return SharpnessResult(measure, log_volume, center, details=details, radii=radii, crossed=crossed)
+        return SharpnessResult(measure, log_volume, center, extra=details, radii=radii, crossed=crossed)

@@ -68,11 +68,11 @@ def plot_basin_radii(result: SharpnessResult, *, bins: int = 20) -> Figure:
     fig = Figure(figsize=(5.5, 3.5), layout="constrained")
     ax = fig.add_subplot()
     ax.hist(result.radii.numpy(), bins=bins, color="tab:blue", edgecolor="white")
-    not_crossed = result.details.get("num_not_crossed", 0)
+    not_crossed = result.extra.get("num_not_crossed", 0)
     ax.set_xlabel("radius to the loss threshold (filter-normalized units)")
     ax.set_ylabel("directions")
     ax.set_title(
-        f"basin radii · log E[rⁿ] = {result.value:.4g} (n = {result.details.get('dimension')})"
+        f"basin radii · log E[rⁿ] = {result.value:.4g} (n = {result.extra.get('dimension')})"
         + (f" · {not_crossed} never crossed" if not_crossed else ""),
         fontsize=9,
     )
@@ -95,7 +95,7 @@ def sharpness_figures(record: SharpnessRecord) -> dict[str, Figure]:
             "basin_volume",
             record.values.get("basin_volume", math.nan),
             record.values.get("center_loss", math.nan),
-            details=settings.get("basin", {}),
+            extra=settings.get("basin", {}),
             radii=arrays["basin/radii"],
             crossed=arrays.get("basin/crossed"),
         )

@@ -92,4 +92,4 @@ def test_basin_volume_says_when_a_nan_loss_ended_a_direction():
             num_bisect=2,
             loss_fn=nan_far_from_the_weights,
         )
-    assert result.details["num_nan_crossings"] == 3 and bool(result.crossed.all())
+    assert result.extra["num_nan_crossings"] == 3 and bool(result.crossed.all())

@@ -97,7 +97,7 @@ def test_non_convergence_within_max_iter_is_reported():
         result = ll.sharpness(
             mlp(), vector_batches(), measure="filter_normalized_eigenvalue", max_iter=2, tol=1e-12
         )
-    assert result.details["converged"] is False
+    assert result.extra["converged"] is False
 
 
 def test_module_and_data_arguments():

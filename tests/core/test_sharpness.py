@@ -131,7 +131,7 @@ def test_basin_volume_matches_closed_form_radii_and_shrinks_with_curvature():
         expected = closed_form(model, 0.5, 20, seed=5)
         np.testing.assert_allclose(result.radii.numpy(), expected.numpy(), rtol=1e-6)
         n = 12  # the weight's coordinates; the bias is not perturbed
-        assert result.details["dimension"] == n and bool(result.crossed.all())
+        assert result.extra["dimension"] == n and bool(result.crossed.all())
         exact = float(torch.logsumexp(n * expected.log(), 0) - math.log(20))
         assert result.value == pytest.approx(exact, rel=1e-6)
         results[model.a] = result.value
@@ -148,7 +148,7 @@ def test_basin_volume_flags_directions_that_never_cross():
         num_directions=3,
         max_radius=0.5,
     )
-    assert not bool(result.crossed.any()) and result.details["num_not_crossed"] == 3
+    assert not bool(result.crossed.any()) and result.extra["num_not_crossed"] == 3
     assert torch.equal(result.radii, torch.full((3,), 0.5, dtype=torch.float64))
 
 
