@@ -174,7 +174,7 @@ class LossLandscapeMonitor(EpochMonitor):
             result = self.compute(trainer, pl_module)
         self.mark_run(trainer)
         self.last_result = result
-        scalars = _scalars(self.tag, result)
+        scalars = {f"{self.tag}/{name}": value for name, value in result.scalars().items()}
         if trainer.world_size == 1:
             scalars.update(self._center_metrics(trainer, pl_module))
         self.log_values(trainer, pl_module, scalars)
@@ -223,14 +223,3 @@ class LossLandscapeMonitor(EpochMonitor):
         if self.save_results:
             name = f"{self.tag}-epoch={result.epoch:03d}-step={trainer.global_step:06d}.npz"
             self.saved_files.append(result.save(os.path.join(output_dir(trainer, "landscapes"), name)))
-
-
-def _scalars(tag: str, result: LandscapeResult) -> dict[str, float]:
-    scalars = {
-        f"{tag}/center_loss": result.center_loss,
-        f"{tag}/max_loss_rise": result.max_loss_rise,
-        f"{tag}/num_nonfinite": float(result.num_nonfinite),
-    }
-    if result.center_accuracy is not None:
-        scalars[f"{tag}/center_accuracy"] = result.center_accuracy
-    return scalars

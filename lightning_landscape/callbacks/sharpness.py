@@ -205,7 +205,7 @@ class SharpnessMonitor(EpochMonitor):
         self.mark_run(trainer)
         self.last_values = record.values
         self.last_record = record
-        self.log_values(trainer, pl_module, {f"{self.tag}/{k}": v for k, v in record.values.items()})
+        self.log_values(trainer, pl_module, {f"{self.tag}/{k}": v for k, v in record.scalars().items()})
         if not trainer.is_global_zero:
             return
         tagged = {f"{self.tag}/{name}": fig for name, fig in sharpness_figures(record).items()}

@@ -213,7 +213,7 @@ class TrajectoryMonitor(EpochMonitor):
             result = self.compute(trainer, pl_module)
         self._last_plot_step = trainer.global_step
         self.last_result = result
-        self.log_values(trainer, pl_module, self._scalars(result))
+        self.log_values(trainer, pl_module, {f"{self.tag}/{k}": v for k, v in result.scalars().items()})
         if trainer.is_global_zero:
             self._report(trainer, result)
 
@@ -235,22 +235,6 @@ class TrajectoryMonitor(EpochMonitor):
                 # the PCA's working memory (about four chunks) stays within the snapshot budget
                 chunk_bytes=min(16 * 2**20, max(2**18, self.snapshots.budget_bytes // 4)),
             )
-
-    def _scalars(self, result: TrajectoryResult) -> dict[str, float]:
-        ratio = result.pca.explained_variance_ratio
-        gap = (result.plane_loss - result.snapshot_loss).abs()
-        return {
-            f"{self.tag}/explained_variance_pc1": float(ratio[0]),
-            f"{self.tag}/explained_variance_pc2": float(ratio[1]),
-            f"{self.tag}/max_residual": float(result.pca.residuals.max()),
-            f"{self.tag}/max_plane_loss_gap": float(gap[torch.isfinite(gap)].max())
-            if gap.isfinite().any()
-            else float("nan"),
-            # diverged points: NaN/inf losses on the plane's grid and at the snapshots
-            f"{self.tag}/num_nonfinite": float(
-                (~torch.isfinite(result.landscape.loss)).sum() + (~torch.isfinite(result.snapshot_loss)).sum()
-            ),
-        }
 
     def _report(self, trainer: pl.Trainer, result: TrajectoryResult) -> None:
         step = self.logging_step(trainer)

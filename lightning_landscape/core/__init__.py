@@ -20,10 +20,12 @@ from .evidence import EvidenceResult, log_evidence
 from .grid import compute_landscape_in_chunks
 from .interpolation import interpolate
 from .landscape import compute_landscape, grid_coordinates
+from .noise import GradientNoiseScale
 from .normalization import normalize_direction, normalize_directions
 from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
-from .results import LandscapeResult, ResultFileError, SharpnessRecord
+from .results import LandscapeResult, ResultFile, ResultFileError, SharpnessRecord
 from .sharpness import SharpnessResult, sharpness
+from .spectrum import TraceEstimate
 from .trajectory import PCAResult, SnapshotBuffer, TrajectoryResult, pca_directions, trajectory_landscape
 from .volume import VolumeResult, function_volume
 
@@ -35,7 +37,10 @@ __all__ = [
     "function_volume",
     "log_evidence",
     "LandscapeResult",
+    "GradientNoiseScale",
+    "ResultFile",
     "ResultFileError",
+    "TraceEstimate",
     "SharpnessRecord",
     "SharpnessResult",
     "eigenvalue_ratio_map",

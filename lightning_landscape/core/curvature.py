@@ -30,6 +30,7 @@ from .ggn_trace import layerwise_ggn_trace
 from .hessian import HessianOperator, autograd_batch, hessian_context
 from .landscape import _resolve_directions, grid_coordinates, linear_combination_writer
 from .params import named_tensors, perturbable_parameters
+from .results import ResultFile
 from .spectrum import (
     SLQNodes,
     TraceEstimate,
@@ -62,7 +63,7 @@ def _operator(
 
 
 @dataclass(frozen=True, eq=False)
-class EigenvalueResult:
+class EigenvalueResult(ResultFile):
     """Extreme Hessian eigenvalues from :func:`hessian_eigenvalues`.
 
     Attributes:
@@ -387,7 +388,7 @@ def jacobian_ggn_trace(
 
 
 @dataclass(frozen=True)
-class SpectralDensity:
+class SpectralDensity(ResultFile):
     """Stochastic Lanczos quadrature estimate of the Hessian's eigenvalue density.
 
     Attributes:
@@ -449,7 +450,7 @@ def hessian_density(
 
 
 @dataclass(frozen=True)
-class EigenvalueRatioMap:
+class EigenvalueRatioMap(ResultFile):
     """Extreme Hessian eigenvalues over a 2D filter-normalized grid (Li et al. 2018, §7).
 
     Attributes:

@@ -34,13 +34,14 @@ from .._checks import check_callable, check_choice, check_int, check_names, chec
 from .distributed import guarded_sum
 from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, module_device
 from .hessian import GGNOperator, HessianOperator, hessian_context
+from .results import ResultFile
 from .spectrum import finite_eigh, slq_nodes
 
 __all__ = ["EvidenceResult", "log_evidence"]
 
 
 @dataclass(frozen=True)
-class EvidenceResult:
+class EvidenceResult(ResultFile):
     """The Laplace log evidence and its parts, in nats.
 
     Attributes:

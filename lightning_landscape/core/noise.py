@@ -15,6 +15,7 @@ from .distributed import guarded_sum
 from .evaluation import LossFn, batch_size, cache_batches, mean_batch_loss, module_device, slice_batch
 from .hessian import autograd_batch, hessian_context
 from .params import named_tensors, perturbable_parameters
+from .results import ResultFile
 
 __all__ = ["GradientNoiseScale", "gradient_noise_scale", "sgd_noise_scale"]
 
@@ -33,7 +34,7 @@ def sgd_noise_scale(lr: float, dataset_size: int, batch_size: int, momentum: flo
 
 
 @dataclass(frozen=True)
-class GradientNoiseScale:
+class GradientNoiseScale(ResultFile):
     """``B_simple = tr(Σ) / |G|²`` from per-sample gradients.
 
     Attributes:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "ResultFile",
     "LandscapeResult",
     "ResultFileError",
     "SharpnessRecord",
@@ -200,6 +201,18 @@ class LandscapeResult:
             return math.nan
         return float(finite.max()) - self.center_loss
 
+    def scalars(self) -> dict[str, float]:
+        """What a monitor logs: ``center_loss``, ``max_loss_rise``, ``num_nonfinite`` and, when
+        recorded, ``center_accuracy``."""
+        found = {
+            "center_loss": self.center_loss,
+            "max_loss_rise": self.max_loss_rise,
+            "num_nonfinite": float(self.num_nonfinite),
+        }
+        if self.center_accuracy is not None:
+            found["center_accuracy"] = self.center_accuracy
+        return found
+
     # ------------------------------------------------------------------ (de)serialization
     def to_dict(self) -> dict[str, Any]:
         """Arrays and metadata as a flat dict of numpy arrays (the ``.npz`` layout)."""
@@ -325,6 +338,10 @@ class SharpnessRecord:
     global_step: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def scalars(self) -> dict[str, float]:
+        """Every measured value by name (what the monitor logs)."""
+        return {k: float(v) for k, v in self.values.items()}
+
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the record to ``path`` (an ``.npz`` file: arrays plus one JSON metadata string)."""
         meta = {
@@ -368,3 +385,123 @@ def result_format(path: str | os.PathLike[str]) -> str:
     """The format name of a result file (``"lightning_landscape.LandscapeResult"``, ...)."""
     found = read_metadata(load_arrays(path), os.fspath(path)).get("format", "")
     return str(found).rpartition("/")[0]
+
+
+# ---------------------------------------------------------------------------------- the protocol
+def _encode(value: Any, key: str, arrays: dict[str, Any]) -> dict[str, Any]:
+    """A JSON description of ``value``; its tensors go into ``arrays`` under names from ``key``."""
+    import dataclasses
+
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu()
+        numpy_ok = tensor.dtype not in (torch.bfloat16,) and not tensor.is_complex()
+        arrays[key] = (tensor if numpy_ok else tensor.float()).numpy()
+        return {"tensor": key, "dtype": str(tensor.dtype).removeprefix("torch.")}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        kind = type(value)
+        if not kind.__module__.startswith("lightning_landscape."):
+            raise TypeError(f"cannot save a {kind.__name__} inside a result: not a lightning_landscape type.")
+        return {
+            "dataclass": f"{kind.__module__}:{kind.__qualname__}",
+            "fields": {
+                f.name: _encode(getattr(value, f.name), f"{key}/{f.name}", arrays) for f in fields(value)
+            },
+        }
+    if isinstance(value, dict):
+        return {"dict": {str(k): _encode(v, f"{key}/{k}", arrays) for k, v in value.items()}}
+    if isinstance(value, (list, tuple)):
+        items = [_encode(v, f"{key}/{i}", arrays) for i, v in enumerate(value)]
+        return {"tuple" if isinstance(value, tuple) else "list": items}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {"value": value}
+    raise TypeError(f"cannot save a {type(value).__name__} inside a result ({key}).")
+
+
+def _decode(spec: dict[str, Any], arrays: dict[str, Any], where: str) -> Any:
+    """Inverse of :func:`_encode` (types are looked up in this package only)."""
+    import importlib
+
+    if "tensor" in spec:
+        if spec["tensor"] not in arrays:
+            raise ResultFileError(f"result file {where!r} lacks the array {spec['tensor']!r}.")
+        tensor = torch.from_numpy(np.array(arrays[spec["tensor"]]))
+        return tensor.to(getattr(torch, spec.get("dtype", "float64")))
+    if "dataclass" in spec:
+        module, _, name = spec["dataclass"].partition(":")
+        if not module.startswith("lightning_landscape."):
+            raise ResultFileError(
+                f"result file {where!r} names a type outside lightning_landscape: {module}."
+            )
+        kind = getattr(importlib.import_module(module), name)
+        return kind(**{k: _decode(v, arrays, where) for k, v in spec["fields"].items()})
+    if "dict" in spec:
+        return {k: _decode(v, arrays, where) for k, v in spec["dict"].items()}
+    if "list" in spec:
+        return [_decode(v, arrays, where) for v in spec["list"]]
+    if "tuple" in spec:
+        return tuple(_decode(v, arrays, where) for v in spec["tuple"])
+    return spec.get("value")
+
+
+class ResultFile:
+    """``save``/``load``/``scalars`` for a frozen result dataclass (mixed in by every result type).
+
+    A file is an ``.npz`` archive: every tensor of the result as an array, and one JSON string of
+    metadata (``format`` ``lightning_landscape.<Type>/<version>``, then each field: its value, or
+    where its tensors are). Loading reads no pickle and builds only this package's types.
+
+    Example:
+        >>> from lightning_landscape.core.spectrum import TraceEstimate
+        >>> import tempfile, os
+        >>> path = TraceEstimate(2.5, 0.1, 40, "hutch++").save(os.path.join(tempfile.mkdtemp(), "t.npz"))
+        >>> TraceEstimate.load(path).scalars()
+        {'estimate': 2.5, 'stderr': 0.1, 'num_matvecs': 40.0}
+    """
+
+    FORMAT_VERSION = 1
+
+    @classmethod
+    def format_name(cls) -> str:
+        return f"lightning_landscape.{cls.__name__}"
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the result to ``path`` (an ``.npz`` file; written whole, then renamed)."""
+        arrays: dict[str, Any] = {}
+        described = {f.name: _encode(getattr(self, f.name), f"fields/{f.name}", arrays) for f in fields(self)}
+        meta = {
+            "format": f"{self.format_name()}/{self.FORMAT_VERSION}",
+            "fields": described,
+            "versions": library_versions(),
+        }
+        arrays["metadata"] = np.array(json.dumps(meta))
+        return save_arrays(path, arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]):
+        """Read a result written by :meth:`save` (errors: :class:`ResultFileError`)."""
+        where = os.fspath(path)
+        arrays = load_arrays(path)
+        meta = read_metadata(arrays, where)
+        check_format(meta, cls.format_name(), cls.FORMAT_VERSION, where)
+        described = meta.get("fields", {})
+        missing = sorted(
+            f.name
+            for f in fields(cls)
+            if f.name not in described and f.default is MISSING and f.default_factory is MISSING
+        )
+        if missing:
+            raise ResultFileError(f"result file {where!r} lacks the field(s) {missing}.")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: _decode(v, arrays, where) for k, v in described.items() if k in known})
+
+    def scalars(self) -> dict[str, float]:
+        """The result's numbers by field name (what a monitor logs): every int or float field
+        and every one-element tensor; booleans, strings and larger tensors are left out."""
+        found = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype == torch.bool:
+                found[f.name] = float(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                found[f.name] = float(value)
+        return found

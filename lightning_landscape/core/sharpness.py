@@ -40,6 +40,7 @@ from .evaluation import LossFn, batch_weights, cache_batches, mean_batch_loss, m
 from .hessian import HessianOperator, autograd_batch, hessian_context
 from .normalization import normalize_directions
 from .params import perturbable_parameters
+from .results import ResultFile
 from .spectrum import lanczos_eigenpairs, warn_nonfinite, warn_unconverged
 
 __all__ = ["MEASURES", "SharpnessResult", "sharpness"]
@@ -49,7 +50,7 @@ Measure = Literal["keskar", "adaptive_worst", "average", "filter_normalized_eige
 
 
 @dataclass(frozen=True)
-class SharpnessResult:
+class SharpnessResult(ResultFile):
     """One sharpness measure at θ₀.
 
     Attributes:

@@ -24,6 +24,8 @@ from typing import Literal
 
 import torch
 
+from .results import ResultFile
+
 __all__ = [
     "LanczosResult",
     "SLQNodes",
@@ -270,7 +272,7 @@ def _lanczos_process(matvec: MatVec, start: torch.Tensor, max_steps: int):
 
 
 @dataclass(frozen=True)
-class TraceEstimate:
+class TraceEstimate(ResultFile):
     """A stochastic trace estimate.
 
     Attributes:

@@ -8,6 +8,7 @@ choice), so memory is O(n² + largest tensor · n).
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,7 +23,7 @@ from .._checks import check_bool, check_callable, check_int, check_positive_floa
 from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
 from .landscape import evaluate_points, grid_coordinates, linear_combination_writer, scan_grid
 from .params import observing, perturbable_parameters
-from .results import LandscapeResult, ResultFileError, library_versions, load_arrays, save_arrays
+from .results import LandscapeResult, ResultFile, ResultFileError, library_versions, load_arrays, save_arrays
 from .spectrum import finite_eigh
 
 __all__ = [
@@ -146,7 +147,7 @@ class SnapshotBuffer:
 
 # ----------------------------------------------------------------------------- PCA
 @dataclass(frozen=True, eq=False)
-class PCAResult:
+class PCAResult(ResultFile):
     """The principal plane of a trajectory.
 
     Attributes:
@@ -166,6 +167,14 @@ class PCAResult:
     residuals: torch.Tensor
     singular_values: torch.Tensor
     centered: bool
+
+    def scalars(self) -> dict[str, float]:
+        """The explained variance of both axes and the largest residual off the plane."""
+        return {
+            "explained_variance_pc1": float(self.explained_variance_ratio[0]),
+            "explained_variance_pc2": float(self.explained_variance_ratio[1]),
+            "max_residual": float(self.residuals.max()),
+        }
 
 
 def _difference_chunks(
@@ -324,6 +333,19 @@ class TrajectoryResult:
     snapshot_loss: torch.Tensor
     plane_loss: torch.Tensor
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def scalars(self) -> dict[str, float]:
+        """What the monitor logs: the explained variance of both axes, the largest residual off
+        the plane, the largest gap between a snapshot's loss and its projection's, and the
+        non-finite losses on the grid and at the snapshots."""
+        gap = (self.plane_loss - self.snapshot_loss).abs()
+        return {
+            **self.pca.scalars(),
+            "max_plane_loss_gap": float(gap[torch.isfinite(gap)].max()) if gap.isfinite().any() else math.nan,
+            "num_nonfinite": float(
+                (~torch.isfinite(self.landscape.loss)).sum() + (~torch.isfinite(self.snapshot_loss)).sum()
+            ),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         arrays = {f"landscape/{k}": v for k, v in self.landscape.to_dict().items()}

@@ -36,12 +36,13 @@ from torch import nn
 from .._checks import check_callable, check_choice, check_int, check_seed
 from .evaluation import module_device
 from .params import observing, preserve_rng_state
+from .results import ResultFile
 
 __all__ = ["VolumeResult", "binary_scores", "function_volume", "orthant_log_probability"]
 
 
 @dataclass(frozen=True)
-class VolumeResult:
+class VolumeResult(ResultFile):
     """``log P(f)`` of a sign pattern under the initialization distribution, in nats.
 
     Attributes:
