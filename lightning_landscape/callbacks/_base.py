@@ -128,6 +128,7 @@ class EpochMonitor(Callback):
         self.progress_bar = check_bool("progress_bar", progress_bar)
         self.tag = check_tag("tag", tag)
         self.saved_files: list[str] = []
+        self.last_result: Any = None  # what the last run computed
         self._last_step: int | None = None
         self._warned_no_figure_logger = False
         self._batches: list[Any] | None = None
@@ -336,9 +337,34 @@ class EpochMonitor(Callback):
         finally:
             self._hook = None
 
+    shards_compute = True
+    """Whether :meth:`compute` runs inside the sum over processes (a subclass that mixes sharded
+    and rank-zero work enters it itself)."""
+
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Compute, record the step, report on rank zero (subclasses implement it)."""
+        """One run, the same for every monitor: :meth:`compute` (inside the sum over processes),
+        record it, log :meth:`scalars` on every process, :meth:`report` on global rank zero."""
+        with self.sharded(trainer) if self.shards_compute else contextlib.nullcontext():
+            result = self.compute(trainer, pl_module)
+        self.mark_run(trainer)
+        self.last_result = result
+        self.log_values(trainer, pl_module, self.scalars(trainer, pl_module, result))
+        if trainer.is_global_zero:
+            self.report(trainer, result)
+
+    def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:
+        """The measurement at the current weights (subclasses implement it)."""
         raise NotImplementedError
+
+    def scalars(self, trainer: pl.Trainer, pl_module: pl.LightningModule, result: Any) -> dict[str, float]:
+        """The tagged scalars of a run: ``{tag}/<name>`` of ``result.scalars()``, or ``result``
+        itself when it is already a mapping of tagged values."""
+        if isinstance(result, Mapping):
+            return dict(result)
+        return {f"{self.tag}/{name}": value for name, value in result.scalars().items()}
+
+    def report(self, trainer: pl.Trainer, result: Any) -> None:
+        """Figures and files of a run, on global rank zero (none by default)."""
 
     def mark_run(self, trainer: pl.Trainer) -> None:
         self._last_step = trainer.global_step

@@ -152,7 +152,6 @@ class LossLandscapeMonitor(EpochMonitor):
         self.points_memory_mb = check_positive_float("points_memory_mb", points_memory_mb, maximum=2.0**30)
         self.autocast = check_choice("autocast", autocast, (None, "bf16", "fp16"))
         self.compile = check_bool("compile", compile)
-        self.last_result: LandscapeResult | None = None
 
     @property
     @override
@@ -169,17 +168,14 @@ class LossLandscapeMonitor(EpochMonitor):
         check_span_fits("span", self.span, pl_module.parameters())  # before training, not at epoch end
 
     # ------------------------------------------------------------------ work
-    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        with self.sharded(trainer):
-            result = self.compute(trainer, pl_module)
-        self.mark_run(trainer)
-        self.last_result = result
-        scalars = {f"{self.tag}/{name}": value for name, value in result.scalars().items()}
+    @override
+    def scalars(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, result: LandscapeResult
+    ) -> dict[str, float]:
+        scalars = super().scalars(trainer, pl_module, result)
         if trainer.world_size == 1:
             scalars.update(self._center_metrics(trainer, pl_module))
-        self.log_values(trainer, pl_module, scalars)
-        if trainer.is_global_zero:
-            self._report(trainer, result)
+        return scalars
 
     def _center_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         """``{tag}/center_<name>``: the other scalars the loss function returns, at the weights."""
@@ -191,6 +187,7 @@ class LossLandscapeMonitor(EpochMonitor):
             metrics = evaluation_sums(pl_module, batches, loss).metrics
         return {f"{self.tag}/center_{name}": float(value) for name, value in metrics.items()}
 
+    @override
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> LandscapeResult:
         """The landscape of ``pl_module`` now, on the monitor's evaluation subset."""
         return compute_landscape(
@@ -212,7 +209,8 @@ class LossLandscapeMonitor(EpochMonitor):
             global_step=trainer.global_step,
         )
 
-    def _report(self, trainer: pl.Trainer, result: LandscapeResult) -> None:
+    @override
+    def report(self, trainer: pl.Trainer, result: LandscapeResult) -> None:
         step = self.logging_step(trainer)
         figures = landscape_figures(result, log_scale=self.log_scale)
         tagged = {f"{self.tag}/{self.dims}d/{name}": fig for name, fig in figures.items()}

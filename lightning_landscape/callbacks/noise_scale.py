@@ -69,7 +69,6 @@ class NoiseScaleMonitor(EpochMonitor):
             data=data,
         )
         self.measure_gradient_noise = check_bool("measure_gradient_noise", measure_gradient_noise)
-        self.last_values: dict[str, float] = {}
         self._counted = 0  # training samples seen on this process during the first epoch
         self._dataset_size: int | None = None
 
@@ -109,6 +108,7 @@ class NoiseScaleMonitor(EpochMonitor):
             (getattr(loader, "batch_size", None) or 1) * trainer.accumulate_grad_batches * trainer.world_size
         )
 
+    @override
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         values = {}
         size = self._dataset_size if self._dataset_size is not None else self.dataset_size(trainer)
@@ -132,11 +132,10 @@ class NoiseScaleMonitor(EpochMonitor):
             values[f"{self.tag}/gradient_norm_sq"] = noise.gradient_norm_sq
         return values
 
-    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        with self.sharded(trainer):
-            self.last_values = self.compute(trainer, pl_module)
-        self.mark_run(trainer)
-        self.log_values(trainer, pl_module, self.last_values)
+    @property
+    def last_values(self) -> dict[str, float]:
+        """The last run's tagged values (empty before the first run)."""
+        return self.last_result or {}
 
     @property
     @override

@@ -168,8 +168,6 @@ class SharpnessMonitor(EpochMonitor):
         self.density_steps = check_int("density_steps", density_steps, minimum=2)
         self.eigenvalue_ratio_map = check_bool("eigenvalue_ratio_map", eigenvalue_ratio_map)
         self.ratio_map_points = check_int("ratio_map_points", ratio_map_points, minimum=2)
-        self.last_values: dict[str, float] = {}
-        self.last_record: SharpnessRecord | None = None
 
     @property
     @override
@@ -199,15 +197,18 @@ class SharpnessMonitor(EpochMonitor):
                     f"{type(pl_module).__name__}; trainable: {sorted(trainable)[:10]}..."
                 )
 
-    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        with self.sharded(trainer):
-            record = self.compute(trainer, pl_module)
-        self.mark_run(trainer)
-        self.last_values = record.values
-        self.last_record = record
-        self.log_values(trainer, pl_module, {f"{self.tag}/{k}": v for k, v in record.scalars().items()})
-        if not trainer.is_global_zero:
-            return
+    @property
+    def last_record(self) -> SharpnessRecord | None:
+        """The last run's record (``last_result``)."""
+        return self.last_result
+
+    @property
+    def last_values(self) -> dict[str, float]:
+        """The last run's values by measure name (empty before the first run)."""
+        return {} if self.last_result is None else self.last_result.values
+
+    @override
+    def report(self, trainer: pl.Trainer, record: SharpnessRecord) -> None:
         tagged = {f"{self.tag}/{name}": fig for name, fig in sharpness_figures(record).items()}
         if tagged:
             self.report_figures(trainer, tagged, self.logging_step(trainer), "sharpness")
@@ -215,6 +216,7 @@ class SharpnessMonitor(EpochMonitor):
             name = f"{self.tag}-epoch={trainer.current_epoch:03d}-step={trainer.global_step:06d}.npz"
             self.saved_files.append(record.save(os.path.join(output_dir(trainer, "sharpness"), name)))
 
+    @override
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> SharpnessRecord:
         """Every configured measure at the current weights, as a self-describing record (values,
         the arrays its figures are drawn from, the settings that reproduce it)."""

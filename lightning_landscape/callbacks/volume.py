@@ -134,7 +134,6 @@ class VolumeMonitor(EpochMonitor):
                 "`curvature='ggn'` is the Gauss-Newton matrix of the cross-entropy: pass "
                 f"`loss_fn='cross_entropy'` (or None) or use curvature='hessian'; got `loss_fn={loss_fn!r}`."
             )
-        self.last_values: dict[str, float] = {}
         self._inputs: torch.Tensor | None = None
 
     @property
@@ -228,6 +227,14 @@ class VolumeMonitor(EpochMonitor):
             self._inputs = torch.cat([b[0] for b in batches])
         return self._inputs
 
+    shards_compute = False  # the evidence is summed over processes, the volume is rank zero's
+
+    @property
+    def last_values(self) -> dict[str, float]:
+        """The last run's tagged values (empty before the first run)."""
+        return self.last_result or {}
+
+    @override
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         """The scalars (the volume only on global rank zero)."""
         values: dict[str, Any] = {}
@@ -267,8 +274,3 @@ class VolumeMonitor(EpochMonitor):
             log_prior = trainer.strategy.broadcast(log_prior)
         values[f"{self.tag}/log_prior"] = log_prior
         return values
-
-    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.last_values = self.compute(trainer, pl_module)
-        self.mark_run(trainer)
-        self.log_values(trainer, pl_module, self.last_values)
