@@ -40,15 +40,14 @@ from typing import Any, Literal
 
 import torch
 
-from .core.curvature import hessian_eigenvalues, hessian_trace
 from .core.distributed import sharded
 from .core.evaluation import evaluation_subset, stream_batches
 from .core.grid import compute_landscape_in_chunks
 from .core.hessian import check_loss_fn
 from .core.interpolation import interpolate as interpolate_states
 from .core.landscape import progress_reporter
+from .core.measures import check_measure_options, measure
 from .core.results import LandscapeResult, SharpnessRecord, result_format
-from .core.sharpness import sharpness as sharpness_measure
 from .export import export_vtk as write_vtk
 from .user_module import (
     LossSpec,
@@ -533,6 +532,8 @@ def sharpness(
     from tqdm.auto import tqdm
 
     measures = list(measures or ["top_eigenvalue", "trace", "keskar"])
+    for name in measures:
+        check_measure_options(name, {}, where="measures")
     engine = _Engine(accelerator, devices, num_nodes, strategy)
     model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, engine.device)
     batches = _data(data, model, num_samples, eval_batch_size, seed, engine, stream=False)
@@ -544,17 +545,8 @@ def sharpness(
         "loss_fn": describe_loss(loss_fn),
     }
     with engine.sharded():
-        for measure in tqdm(measures, desc="sharpness", leave=False, disable=not engine.is_writer):
-            if measure == "top_eigenvalue":
-                values[measure] = float(
-                    hessian_eigenvalues(model, batches, k=1, seed=seed, loss_fn=loss).eigenvalues[0]
-                )
-            elif measure == "trace":
-                estimate = hessian_trace(model, batches, seed=seed, loss_fn=loss)
-                values.update(trace=estimate.estimate, trace_stderr=estimate.stderr)
-            else:
-                result = sharpness_measure(model, batches, measure=measure, seed=seed, loss_fn=loss)
-                values.update({measure: result.value, "center_loss": result.center_loss})
+        for name in tqdm(measures, desc="sharpness", leave=False, disable=not engine.is_writer):
+            values.update(measure(model, batches, name, seed=seed, loss_fn=loss).values)
     if not engine.is_writer:
         return []
     os.makedirs(output_dir, exist_ok=True)

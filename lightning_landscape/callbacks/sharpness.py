@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -13,18 +12,12 @@ import torch
 from typing_extensions import override
 
 from .._checks import check_bool, check_int
-from ..core.curvature import (
-    check_eigenvalue_options,
-    check_trace_options,
-    eigenvalue_ratio_map,
-    hessian_density,
-    hessian_eigenvalues,
-    hessian_trace,
-)
+from ..core import measures as registry
+from ..core.curvature import eigenvalue_ratio_map, hessian_density
 from ..core.evaluation import total_samples
 from ..core.landscape import progress_reporter
+from ..core.measures import MEASURES, check_measure_options
 from ..core.results import SharpnessRecord
-from ..core.sharpness import MEASURES, check_sharpness_options, sharpness
 from ..plotting.curvature import sharpness_figures
 from ..reporting import output_dir
 from ..user_module import CROSS_ENTROPY, LossSpec, describe_loss
@@ -41,19 +34,7 @@ MeasureName = Literal[
     "filter_normalized_eigenvalue",
     "basin_volume",
 ]
-ALL_MEASURES = ("top_eigenvalue", "trace", *MEASURES)
 _Parts = tuple[dict[str, float], dict[str, Any], dict[str, torch.Tensor]]  # scalars, settings, arrays
-_TARGETS = {
-    "top_eigenvalue": hessian_eigenvalues,
-    "trace": hessian_trace,
-    **dict.fromkeys(MEASURES, sharpness),
-}
-_OPTION_CHECKS = {
-    "top_eigenvalue": check_eigenvalue_options,
-    "trace": check_trace_options,
-    **dict.fromkeys(MEASURES, check_sharpness_options),
-}
-_FIXED = {"model", "batches", "measure", "loss_fn", "return_eigenvectors", "k", "which", "num_samples"}
 
 
 class SharpnessMonitor(EpochMonitor):
@@ -152,10 +133,8 @@ class SharpnessMonitor(EpochMonitor):
             tag=tag,
             data=data,
         )
-        if isinstance(measures, str) or not measures or any(m not in ALL_MEASURES for m in measures):
-            raise ValueError(
-                f"`measures` must be a non-empty list drawn from {ALL_MEASURES}, got {measures!r}."
-            )
+        if isinstance(measures, str) or not measures or any(m not in MEASURES for m in measures):
+            raise ValueError(f"`measures` must be a non-empty list drawn from {MEASURES}, got {measures!r}.")
         self.measures = tuple(dict.fromkeys(measures))
         self.measure_kwargs = _checked_kwargs(measure_kwargs or {}, self.measures)
         if self.measure_kwargs.get("trace", {}).get("method") == "exact_ggn" and loss_fn != CROSS_ENTROPY:
@@ -248,30 +227,16 @@ class SharpnessMonitor(EpochMonitor):
             values, arrays, settings, epoch=trainer.current_epoch, global_step=trainer.global_step
         )
 
-    def _measure(self, measure: str, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
-        options = {
-            "loss_fn": self.loss_function(pl_module),
-            "seed": self.seed,
-            **self.measure_kwargs.get(measure, {}),
-        }
-        if measure == "top_eigenvalue":
-            top = hessian_eigenvalues(pl_module, batches, k=1, **options)
-            values = {measure: float(top.eigenvalues[0]), "top_eigenvalue_converged": float(top.converged)}
-            return values, {}, {}
-        if measure == "trace":
-            estimate = hessian_trace(pl_module, batches, **options)
-            return {"trace": estimate.estimate, "trace_stderr": estimate.stderr}, {}, {}
-        result = sharpness(pl_module, batches, measure=measure, **options)
-        values = {measure: result.value, "center_loss": result.center_loss}
-        if result.stderr is not None:
-            values[f"{measure}_stderr"] = result.stderr
-        if result.radii is None:
-            return values, {}, {}
-        return (
-            values,
-            {"basin": result.extra},
-            {"basin/radii": result.radii, "basin/crossed": result.crossed},
+    def _measure(self, name: str, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
+        outcome = registry.measure(
+            pl_module,
+            batches,
+            name,
+            loss_fn=self.loss_function(pl_module),
+            seed=self.seed,
+            **self.measure_kwargs.get(name, {}),
         )
+        return outcome.values, outcome.settings, outcome.arrays
 
     def _density(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
         spectrum = hessian_density(
@@ -310,31 +275,15 @@ class SharpnessMonitor(EpochMonitor):
         return {}, {}, arrays
 
 
-def _defaults(function: Callable[..., Any]) -> dict[str, Any]:
-    """The default value of every keyword argument of ``function`` that has one."""
-    parameters = inspect.signature(function).parameters.values()
-    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
-
-
 def _checked_kwargs(
     kwargs: Mapping[str, Mapping[str, Any]], measures: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """Reject options for measures not asked for, and options the target function does not take."""
+    """Reject options for measures not asked for, and options the measure does not take."""
     checked = {}
-    for measure, options in kwargs.items():
-        if measure not in measures:
+    for name, options in kwargs.items():
+        if name not in measures:
             raise ValueError(
-                f"`measure_kwargs` names {measure!r}, which is not in `measures` {tuple(measures)}."
+                f"`measure_kwargs` names {name!r}, which is not in `measures` {tuple(measures)}."
             )
-        allowed = sorted(set(inspect.signature(_TARGETS[measure]).parameters) - _FIXED)
-        unknown = sorted(set(options) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"`measure_kwargs[{measure!r}]` has unknown option(s) {unknown}; allowed: {allowed}."
-            )
-        try:  # the values, through the checks the core function itself runs, with its defaults
-            _OPTION_CHECKS[measure](**{**_defaults(_TARGETS[measure]), **options, "measure": measure})
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"`measure_kwargs[{measure!r}]`: {exc}") from exc
-        checked[measure] = dict(options)
+        checked[name] = check_measure_options(name, options)
     return checked

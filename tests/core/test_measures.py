@@ -1,0 +1,37 @@
+"""The measure registry: each name computes what its function computes, and bad names or options
+are refused naming where they came from."""
+
+import pytest
+from problems import mlp, vector_batches
+
+import lightning_landscape as ll
+from lightning_landscape.core.measures import MEASURES, check_measure_options, measure
+from lightning_landscape.core.sharpness import MEASURES as SHARPNESS_MEASURES
+
+
+def test_each_name_computes_its_function():
+    model, batches = mlp(), vector_batches()
+    top = ll.hessian_eigenvalues(model, batches, k=1, seed=3)
+    assert measure(model, batches, "top_eigenvalue", seed=3).values["top_eigenvalue"] == float(
+        top.eigenvalues[0]
+    )
+    trace = ll.hessian_trace(model, batches, seed=3, num_probes=6)
+    got = measure(model, batches, "trace", seed=3, num_probes=6).values
+    assert (got["trace"], got["trace_stderr"]) == (trace.estimate, trace.stderr)
+    keskar = ll.sharpness(model, batches, measure="keskar", seed=3, num_ascent_steps=2)
+    got = measure(model, batches, "keskar", seed=3, num_ascent_steps=2).values
+    assert got == {"keskar": keskar.value, "center_loss": keskar.center_loss}
+    basin = measure(model, batches, "basin_volume", num_directions=3, num_scan=3)
+    assert set(basin.arrays) == {"basin/radii", "basin/crossed"} and "dimension" in basin.settings["basin"]
+    assert set(MEASURES) == {"top_eigenvalue", "trace", *SHARPNESS_MEASURES}
+
+
+def test_unknown_names_and_options_are_refused_naming_where_they_came_from():
+    with pytest.raises(ValueError, match="`measures` names an unknown measure 'flatness'"):
+        check_measure_options("flatness", {}, where="measures")
+    with pytest.raises(
+        ValueError, match=r"`measure_kwargs\['keskar'\]` has unknown option\(s\) \['num_steps'\]"
+    ):
+        check_measure_options("keskar", {"num_steps": 3})
+    with pytest.raises(ValueError, match=r"`options\['trace'\]`: `num_probes`"):
+        measure(mlp(), vector_batches(), "trace", num_probes=0)
