@@ -474,9 +474,9 @@ def interpolate(
     with progress_reporter(engine.is_writer, num_points, "interpolation") as on_point, engine.sharded():
         result = interpolate_states(
             model,
+            batches,
             _state_dict(start, "start"),
             _state_dict(end, "end"),
-            batches,
             num_points=num_points,
             alpha_range=alpha_range,
             loss_fn=_loss(loss_fn, model, engine.device, batches),

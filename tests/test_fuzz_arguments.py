@@ -190,7 +190,7 @@ FUNCTIONS = {
     ),
     "interpolate": (
         lambda model, batches, **kw: ll.interpolate(
-            model, model.state_dict(), OTHER_STATE, batches, **{"num_points": 3, **kw}
+            model, batches, model.state_dict(), OTHER_STATE, **{"num_points": 3, **kw}
         ),
         {"num_points": "count", "alpha_range": "span", "loss_fn": "loss_fn", "num_samples": "optional_count"},
     ),

@@ -40,7 +40,7 @@ CALLS = {
     "compute_landscape_in_chunks": lambda m, b: ll.compute_landscape_in_chunks(
         m, b, num_points=3, chunk_points=4, points_per_forward=2
     ),
-    "interpolate": lambda m, b: ll.interpolate(m, m.state_dict(), OTHER_STATE, b, num_points=3),
+    "interpolate": lambda m, b: ll.interpolate(m, b, m.state_dict(), OTHER_STATE, num_points=3),
     "trajectory_landscape": lambda m, b: ll.trajectory_landscape(
         m,
         b,

@@ -100,7 +100,7 @@ def main() -> None:
     for suffix in ("", "_wd"):
         small, large = checkpoints[f"small_batch{suffix}"], checkpoints[f"large_batch{suffix}"]
         curves = [
-            interpolate(template, small, large, loader, num_points=args.num_points)
+            interpolate(template, loader, small, large, num_points=args.num_points)
             for loader in (train, test)
         ]
         fig = plot_interpolation(*curves, labels=("small batch", "large batch"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -73,11 +74,16 @@ def _interpolation_writer(
     return write
 
 
+def _is_state(value: Any) -> bool:
+    """A module or a mapping (state dict, checkpoint): never a collection of batches."""
+    return isinstance(value, (nn.Module, Mapping))
+
+
 def interpolate(
     model: nn.Module,
+    batches: Iterable[Any],
     state_a: Any,
     state_b: Any,
-    batches: Iterable[Any],
     *,
     num_points: int = 51,
     alpha_range: tuple[float, float] = (-0.5, 1.5),
@@ -99,9 +105,11 @@ def interpolate(
 
     Args:
         model: a module of the architecture of both states (its own weights do not matter).
+        batches: evaluation batches (e.g. a training or validation ``DataLoader``); second, as in
+            every core function (the former order ``interpolate(model, state_a, state_b,
+            batches)`` still works for one release, with a ``FutureWarning``).
         state_a: θ_a: a ``state_dict()``, a module, or a Lightning checkpoint dict.
         state_b: θ_b, likewise.
-        batches: evaluation batches (e.g. a training or validation ``DataLoader``).
         num_points: evenly spaced α values (0 and 1 are added if not among them).
         alpha_range: ``(low, high)`` range of α.
         loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy (with accuracy).
@@ -114,10 +122,19 @@ def interpolate(
     Example:
         >>> a, b = nn.Linear(3, 2), nn.Linear(3, 2)
         >>> data = [(torch.randn(8, 3), torch.randint(0, 2, (8,)))]
-        >>> result = interpolate(a, a.state_dict(), b.state_dict(), data, num_points=5)
+        >>> result = interpolate(a, data, a.state_dict(), b.state_dict(), num_points=5)
         >>> result.coords[0].tolist()
         [-0.5, 0.0, 0.5, 1.0, 1.5]
     """
+    if _is_state(batches) and not _is_state(state_b):  # the former argument order
+        warnings.warn(
+            "interpolate(model, state_a, state_b, batches) is now interpolate(model, batches, state_a, "
+            "state_b), batches second as in every core function; the former order will stop working "
+            "in the next release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        batches, state_a, state_b = state_b, batches, state_a
     check_int("num_points", num_points, minimum=2)
     alpha_range = check_span("alpha_range", alpha_range)
     check_callable("loss_fn", loss_fn)

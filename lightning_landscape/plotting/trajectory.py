@@ -72,7 +72,7 @@ def plot_interpolation(
         >>> from lightning_landscape import interpolate
         >>> a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
         >>> data = [(torch.randn(8, 3), torch.randint(0, 2, (8,)))]
-        >>> fig = plot_interpolation(interpolate(a, a, b, data, num_points=5))
+        >>> fig = plot_interpolation(interpolate(a, data, a, b, num_points=5))
         >>> [line.get_linestyle() for line in fig.axes[0].lines][:1]
         ['-']
     """

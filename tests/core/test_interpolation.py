@@ -31,7 +31,7 @@ def _two_bn_models():
 def test_end_points_reproduce_the_two_models():
     a, b, batches = _two_bn_models()
     model = bn_cnn(seed=5)
-    result = interpolate(model, a.state_dict(), b.state_dict(), batches, num_points=9)
+    result = interpolate(model, batches, a.state_dict(), b.state_dict(), num_points=9)
     alphas = result.coords[0].tolist()
     assert 0.0 in alphas and 1.0 in alphas
     loss_a, loss_b = _plain_loss(copy.deepcopy(a), batches), _plain_loss(copy.deepcopy(b), batches)
@@ -41,7 +41,7 @@ def test_end_points_reproduce_the_two_models():
 
 def test_batchnorm_buffers_are_interpolated():
     a, b, batches = _two_bn_models()
-    result = interpolate(bn_cnn(), a, b, batches, num_points=5, alpha_range=(0.0, 1.0))
+    result = interpolate(bn_cnn(), batches, a, b, num_points=5, alpha_range=(0.0, 1.0))
     average = copy.deepcopy(a)
     with torch.no_grad():
         for t, u in zip(average.state_dict().values(), b.state_dict().values()):
@@ -59,7 +59,7 @@ def test_quadratic_matches_closed_form_and_model_is_untouched():
     a["theta_star"], b["theta_star"] = model.theta_star.clone(), model.theta_star.clone()
     before = snapshot(model)
     dummy = [(torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1))]
-    result = interpolate(model, a, b, dummy, num_points=11, alpha_range=(-1.0, 2.0), loss_fn=quadratic_loss)
+    result = interpolate(model, dummy, a, b, num_points=11, alpha_range=(-1.0, 2.0), loss_fn=quadratic_loss)
     assert_same_state(before, model)
     ta = np.concatenate([a["weight"].numpy().ravel(), a["bias"].numpy()])
     tb = np.concatenate([b["weight"].numpy().ravel(), b["bias"].numpy()])
@@ -71,16 +71,16 @@ def test_quadratic_matches_closed_form_and_model_is_untouched():
 def test_accepts_checkpoint_dicts_and_reports_missing_tensors():
     a, b, batches = _two_bn_models()
     checkpoint = {"state_dict": b.state_dict(), "epoch": 3}
-    result = interpolate(bn_cnn(), a, checkpoint, batches, num_points=3, alpha_range=(0.0, 1.0))
+    result = interpolate(bn_cnn(), batches, a, checkpoint, num_points=3, alpha_range=(0.0, 1.0))
     assert result.loss.shape == (3,)
     broken = dict(b.state_dict())
     broken.pop("0.weight")
     with pytest.raises(ValueError, match="state_b"):
-        interpolate(bn_cnn(), a, broken, batches)
+        interpolate(bn_cnn(), batches, a, broken)
     with pytest.raises(TypeError, match="state_a"):
-        interpolate(bn_cnn(), 3, b, batches)
+        interpolate(bn_cnn(), batches, 3, b)
     with pytest.raises(ValueError, match="alpha_range"):
-        interpolate(bn_cnn(), a, b, batches, alpha_range=(1.0, 0.0))
+        interpolate(bn_cnn(), batches, a, b, alpha_range=(1.0, 0.0))
 
 
 def test_coordinates_always_hold_both_models():
@@ -88,3 +88,12 @@ def test_coordinates_always_hold_both_models():
     assert 0.0 in alphas.tolist() and 1.0 in alphas.tolist()
     assert torch.all(alphas[1:] > alphas[:-1])
     assert interpolation_coordinates((2.0, 3.0), 3).tolist() == [2.0, 2.5, 3.0]
+
+
+def test_the_former_argument_order_still_works_with_a_warning():
+    a, b = bn_cnn(seed=1), bn_cnn(seed=2)
+    batches = image_batches()
+    expected = interpolate(bn_cnn(), batches, a, b, num_points=3)
+    with pytest.warns(FutureWarning, match=r"is now interpolate\(model, batches, state_a, state_b\)"):
+        former = interpolate(bn_cnn(), a, b, batches, num_points=3)
+    assert torch.equal(former.loss, expected.loss)

@@ -34,8 +34,8 @@ def test_trajectory_figure_labels_axes_with_explained_variance_and_marks_ends():
 
 def test_interpolation_figure_solid_train_dashed_validation_twin_axes():
     a, b = mlp(0), mlp(1)
-    train = interpolate(a, a, b, vector_batches(seed=1), num_points=7)
-    val = interpolate(a, a, b, vector_batches(seed=2), num_points=7)
+    train = interpolate(a, vector_batches(seed=1), a, b, num_points=7)
+    val = interpolate(a, vector_batches(seed=2), a, b, num_points=7)
     fig = plot_interpolation(train, val)
     loss_ax, acc_ax = fig.axes
     assert [line.get_linestyle() for line in loss_ax.lines if line.get_label().endswith("loss")] == [
