@@ -209,14 +209,10 @@ class TrajectoryMonitor(EpochMonitor):
     def _plot(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if len(self.snapshots) < 3:
             return  # a plane needs at least three points
-        with self.sharded(trainer):
-            result = self.compute(trainer, pl_module)
+        self.run(trainer, pl_module)  # compute, log its scalars, report: the monitors' template
         self._last_plot_step = trainer.global_step
-        self.last_result = result
-        self.log_values(trainer, pl_module, {f"{self.tag}/{k}": v for k, v in result.scalars().items()})
-        if trainer.is_global_zero:
-            self._report(trainer, result)
 
+    @override
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> TrajectoryResult:
         """The trajectory so far, on its PCA plane around the current weights."""
         show = self.shows_progress(trainer)
@@ -236,7 +232,8 @@ class TrajectoryMonitor(EpochMonitor):
                 chunk_bytes=min(16 * 2**20, max(2**18, self.snapshots.budget_bytes // 4)),
             )
 
-    def _report(self, trainer: pl.Trainer, result: TrajectoryResult) -> None:
+    @override
+    def report(self, trainer: pl.Trainer, result: TrajectoryResult) -> None:
         step = self.logging_step(trainer)
         figure = plot_trajectory(result, log_scale=self.log_scale)
         self.report_figures(trainer, {f"{self.tag}/pca_plane": figure}, step, "trajectory")
