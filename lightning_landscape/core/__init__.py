@@ -24,7 +24,15 @@ from .noise import GradientNoiseScale
 from .normalization import normalize_direction, normalize_directions
 from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
 from .results import LandscapeResult, ResultFile, ResultFileError, SharpnessRecord
-from .sharpness import SharpnessResult, sharpness
+from .sharpness import (
+    SharpnessResult,
+    adaptive_worst_sharpness,
+    average_sharpness,
+    basin_volume,
+    filter_normalized_eigenvalue,
+    keskar_sharpness,
+    sharpness,
+)
 from .spectrum import TraceEstimate
 from .trajectory import PCAResult, SnapshotBuffer, TrajectoryResult, pca_directions, trajectory_landscape
 from .volume import VolumeResult, function_volume
@@ -45,6 +53,11 @@ __all__ = [
     "SharpnessResult",
     "eigenvalue_ratio_map",
     "sharpness",
+    "adaptive_worst_sharpness",
+    "average_sharpness",
+    "basin_volume",
+    "filter_normalized_eigenvalue",
+    "keskar_sharpness",
     "PCAResult",
     "SnapshotBuffer",
     "SpectralDensity",

@@ -27,8 +27,8 @@ from torch import nn
 
 from .curvature import check_eigenvalue_options, check_trace_options, hessian_eigenvalues, hessian_trace
 from .evaluation import LossFn
+from .sharpness import MEASURE_FUNCTIONS, check_sharpness_options, sharpness
 from .sharpness import MEASURES as SHARPNESS_MEASURES
-from .sharpness import check_sharpness_options, sharpness
 
 __all__ = ["MEASURES", "MeasureOutcome", "check_measure_options", "measure"]
 
@@ -38,7 +38,7 @@ MEASURES = ("top_eigenvalue", "trace", *SHARPNESS_MEASURES)
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "top_eigenvalue": hessian_eigenvalues,
     "trace": hessian_trace,
-    **dict.fromkeys(SHARPNESS_MEASURES, sharpness),
+    **MEASURE_FUNCTIONS,  # each sharpness measure's own function: its options only
 }
 _CHECKS: dict[str, Callable[..., Any]] = {
     "top_eigenvalue": check_eigenvalue_options,
@@ -89,7 +89,9 @@ def check_measure_options(
     if unknown:
         raise ValueError(f"`{where}[{name!r}]` has unknown option(s) {unknown}; allowed: {allowed}.")
     try:
-        _CHECKS[name](**{**_defaults(_FUNCTIONS[name]), **options, "measure": name})
+        # the sharpness checks take every measure's options: the others at sharpness()'s defaults
+        base = _defaults(sharpness) if name in SHARPNESS_MEASURES else {}
+        _CHECKS[name](**{**base, **_defaults(_FUNCTIONS[name]), **options, "measure": name})
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"`{where}[{name!r}]`: {exc}") from exc
     return dict(options)
@@ -107,8 +109,9 @@ def measure(
     """The measure ``name`` of ``model`` at its current weights (``options``: its function's own).
 
     ``top_eigenvalue`` is :func:`~lightning_landscape.core.curvature.hessian_eigenvalues` with
-    ``k=1``, ``trace`` :func:`~lightning_landscape.core.curvature.hessian_trace`, the others
-    :func:`~lightning_landscape.core.sharpness.sharpness` with ``measure=name``.
+    ``k=1``, ``trace`` :func:`~lightning_landscape.core.curvature.hessian_trace`, the others their
+    own functions in :mod:`lightning_landscape.core.sharpness` (``keskar_sharpness``,
+    ``basin_volume``, ...), each taking only its own options.
     """
     check_measure_options(name, options, where="options")
     if name == "top_eigenvalue":
@@ -119,7 +122,7 @@ def measure(
     if name == "trace":
         estimate = hessian_trace(model, batches, loss_fn=loss_fn, seed=seed, **options)
         return MeasureOutcome({"trace": estimate.estimate, "trace_stderr": estimate.stderr})
-    result = sharpness(model, batches, measure=name, loss_fn=loss_fn, seed=seed, **options)
+    result = _FUNCTIONS[name](model, batches, loss_fn=loss_fn, seed=seed, **options)
     values = {name: result.value, "center_loss": result.center_loss}
     if result.stderr is not None:
         values[f"{name}_stderr"] = result.stderr

@@ -43,7 +43,17 @@ from .params import perturbable_parameters
 from .results import ResultFile
 from .spectrum import lanczos_eigenpairs, warn_nonfinite, warn_unconverged
 
-__all__ = ["MEASURES", "SharpnessResult", "sharpness"]
+__all__ = [
+    "MEASURES",
+    "MEASURE_FUNCTIONS",
+    "SharpnessResult",
+    "adaptive_worst_sharpness",
+    "average_sharpness",
+    "basin_volume",
+    "filter_normalized_eigenvalue",
+    "keskar_sharpness",
+    "sharpness",
+]
 
 MEASURES = ("keskar", "adaptive_worst", "average", "filter_normalized_eigenvalue", "basin_volume")
 Measure = Literal["keskar", "adaptive_worst", "average", "filter_normalized_eigenvalue", "basin_volume"]
@@ -508,3 +518,133 @@ def sharpness(
             seed=seed,
         )
         return SharpnessResult(measure, log_volume, center, extra=details, radii=radii, crossed=crossed)
+
+
+# ------------------------------------------------------------------ one function per measure
+# Each takes only its own options (defaults as in sharpness(), a test checks they agree) and is
+# what the measure registry (core/measures.py) checks ``measure_kwargs`` against.
+def keskar_sharpness(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    epsilon: float = 1e-3,
+    num_ascent_steps: int = 20,
+    step_size: float = 0.25,
+    seed: int = 0,
+    loss_fn: LossFn | None = None,
+    num_samples: int | None = None,
+) -> SharpnessResult:
+    """Keskar et al.'s ε-sharpness: :func:`sharpness` with ``measure="keskar"``."""
+    options = {"epsilon": epsilon, "num_ascent_steps": num_ascent_steps, "step_size": step_size}
+    return sharpness(
+        model, batches, measure="keskar", seed=seed, loss_fn=loss_fn, num_samples=num_samples, **options
+    )
+
+
+def adaptive_worst_sharpness(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    rho: float = 0.05,
+    p: float = 2,
+    num_ascent_steps: int = 20,
+    step_size: float = 0.25,
+    seed: int = 0,
+    loss_fn: LossFn | None = None,
+    num_samples: int | None = None,
+) -> SharpnessResult:
+    """Adaptive worst-case sharpness: :func:`sharpness` with ``measure="adaptive_worst"``."""
+    options = {"rho": rho, "p": p, "num_ascent_steps": num_ascent_steps, "step_size": step_size}
+    return sharpness(
+        model,
+        batches,
+        measure="adaptive_worst",
+        seed=seed,
+        loss_fn=loss_fn,
+        num_samples=num_samples,
+        **options,
+    )
+
+
+def average_sharpness(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    rho: float = 0.05,
+    num_probes: int = 20,
+    seed: int = 0,
+    loss_fn: LossFn | None = None,
+    num_samples: int | None = None,
+) -> SharpnessResult:
+    """Average sharpness under relative Gaussian noise: :func:`sharpness` with ``measure="average"``."""
+    return sharpness(
+        model,
+        batches,
+        measure="average",
+        rho=rho,
+        num_probes=num_probes,
+        seed=seed,
+        loss_fn=loss_fn,
+        num_samples=num_samples,
+    )
+
+
+def filter_normalized_eigenvalue(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    seed: int = 0,
+    loss_fn: LossFn | None = None,
+    num_samples: int | None = None,
+) -> SharpnessResult:
+    """Top eigenvalue of ``D H D``: :func:`sharpness` with ``measure="filter_normalized_eigenvalue"``."""
+    return sharpness(
+        model,
+        batches,
+        measure="filter_normalized_eigenvalue",
+        tol=tol,
+        max_iter=max_iter,
+        seed=seed,
+        loss_fn=loss_fn,
+        num_samples=num_samples,
+    )
+
+
+def basin_volume(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    num_directions: int = 50,
+    threshold: float | None = None,
+    max_radius: float = 1.0,
+    num_scan: int = 30,
+    num_bisect: int = 20,
+    seed: int = 0,
+    loss_fn: LossFn | None = None,
+    num_samples: int | None = None,
+) -> SharpnessResult:
+    """Huang et al.'s basin log-volume: :func:`sharpness` with ``measure="basin_volume"``."""
+    options = {"num_directions": num_directions, "threshold": threshold, "max_radius": max_radius}
+    return sharpness(
+        model,
+        batches,
+        measure="basin_volume",
+        num_scan=num_scan,
+        num_bisect=num_bisect,
+        seed=seed,
+        loss_fn=loss_fn,
+        num_samples=num_samples,
+        **options,
+    )
+
+
+MEASURE_FUNCTIONS = {
+    "keskar": keskar_sharpness,
+    "adaptive_worst": adaptive_worst_sharpness,
+    "average": average_sharpness,
+    "filter_normalized_eigenvalue": filter_normalized_eigenvalue,
+    "basin_volume": basin_volume,
+}
+"""Each sharpness measure's own function, by name."""

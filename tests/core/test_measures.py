@@ -35,3 +35,30 @@ def test_unknown_names_and_options_are_refused_naming_where_they_came_from():
         check_measure_options("keskar", {"num_steps": 3})
     with pytest.raises(ValueError, match=r"`options\['trace'\]`: `num_probes`"):
         measure(mlp(), vector_batches(), "trace", num_probes=0)
+
+
+def test_each_sharpness_measure_has_its_own_function_with_sharpness_defaults():
+    import inspect
+
+    from lightning_landscape.core.sharpness import MEASURE_FUNCTIONS
+
+    shared = {n: p.default for n, p in inspect.signature(ll.sharpness).parameters.items()}
+    assert set(MEASURE_FUNCTIONS) == set(SHARPNESS_MEASURES)
+    model, batches = mlp(), vector_batches()
+    for name, function in MEASURE_FUNCTIONS.items():
+        own = {
+            n: p.default
+            for n, p in inspect.signature(function).parameters.items()
+            if n not in ("model", "batches")
+        }
+        assert {n: shared[n] for n in own} == own, name  # the same defaults as sharpness()
+        if name != "filter_normalized_eigenvalue":  # (a Lanczos run: covered by test_sharpness.py)
+            quick = {"num_ascent_steps": 2, "num_probes": 2, "num_directions": 2, "num_scan": 3}
+            options = {k: v for k, v in quick.items() if k in own}
+            mine = function(model, batches, **options)
+            theirs = ll.sharpness(model, batches, measure=name, **options)
+            assert mine.value == theirs.value or (mine.value != mine.value and theirs.value != theirs.value)
+    with pytest.raises(
+        ValueError, match=r"`measure_kwargs\['keskar'\]` has unknown option\(s\) \['num_probes'\]"
+    ):
+        check_measure_options("keskar", {"num_probes": 3})  # another measure's option
