@@ -31,11 +31,12 @@ from .._checks import (
     check_callable,
     check_int,
 )
-from .batched import BatchingUnsupported, evaluate_grid_batched, points_per_chunk, warn_fallback
-from .directions import cosine_similarity, moving_names
+from .batched import BatchingUnsupported, evaluate_grid_batched, warn_fallback
+from .directions import cosine_similarity
 from .distributed import guarded_sum
 from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, loss_name, module_device
 from .landscape import (
+    batched_plan,
     check_grid_arguments,
     evaluation_precision,
     grid_coordinates,
@@ -319,12 +320,5 @@ def _batched_setup(model, data, reference, used, points_per_forward, points_memo
     """``(base, axes, chunk)`` for the vmapped path, or ``None`` for one point per forward."""
     if points_per_forward == 1:
         return None
-    moving = moving_names(reference, used)
-    base = {n: reference[n] for n in moving}
-    axes = [{n: d[n] for n in moving} for d in used]
-    chunk = points_per_forward
-    if chunk == "auto":
-        first = next(iter(data))  # one batch prices the activations (a stream is not read through)
-        budget = int(points_memory_mb * 2**20)
-        chunk = points_per_chunk(model, [first], sum(t.numel() for t in base.values()), budget, loss_fn)
-    return base, axes, chunk
+    first = [next(iter(data))]  # one batch prices the activations (a stream is not read through)
+    return batched_plan(model, first, reference, used, points_per_forward, points_memory_mb, loss_fn)

@@ -299,6 +299,30 @@ def _sum_over_shards(scan, num_points: int, batches: Sequence[Any], device: torc
     return loss / samples, (correct / samples if with_accuracy else None)
 
 
+def batched_plan(
+    model: nn.Module,
+    pricing_batches: Sequence[Any],
+    reference: Mapping[str, torch.Tensor],
+    directions: Sequence[Direction],
+    points_per_forward: int | Literal["auto"],
+    points_memory_mb: float,
+    loss_fn: LossFn | None,
+) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], int]:
+    """``(base, axes, points per vmapped forward)`` of the batched path: only the tensors some
+    direction moves are stacked; ``"auto"`` sizes the chunk from ``points_memory_mb`` with the
+    activations of the largest of ``pricing_batches``."""
+    moving = moving_names(reference, directions)
+    base = {n: reference[n] for n in moving}
+    axes = [{n: d[n] for n in moving} for d in directions]
+    chunk = points_per_forward
+    if chunk == "auto":
+        budget = int(points_memory_mb * 2**20)
+        chunk = points_per_chunk(
+            model, pricing_batches, sum(t.numel() for t in base.values()), budget, loss_fn
+        )
+    return base, axes, chunk
+
+
 def scan_grid(
     model: nn.Module,
     batches: Sequence[Any],
@@ -340,14 +364,9 @@ def scan_grid(
     if points_per_forward != 1:
         grid = torch.cartesian_prod(*coords).reshape(-1, len(coords)).to(module_device(model))
         num_points = grid.shape[0]
-        # only the tensors some direction moves are stacked: name them once for both calls below
-        moving = moving_names(reference, directions)
-        base = {n: reference[n] for n in moving}
-        axes = [{n: d[n] for n in moving} for d in directions]
-        chunk = points_per_forward
-        if chunk == "auto":
-            budget = int(points_memory_mb * 2**20)
-            chunk = points_per_chunk(model, batches, sum(t.numel() for t in base.values()), budget, loss_fn)
+        base, axes, chunk = batched_plan(
+            model, batches, reference, directions, points_per_forward, points_memory_mb, loss_fn
+        )
         chunk = balanced_chunk(num_points, min(chunk, num_points))
 
         def batched_scan():
