@@ -38,10 +38,12 @@ from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, loss
 from .landscape import (
     batched_plan,
     check_grid_arguments,
+    column_means,
     evaluation_precision,
     grid_coordinates,
     landscape_directions,
     linear_combination_writer,
+    shard_columns,
 )
 from .normalization import Normalization
 from .params import observing, perturbable_parameters
@@ -87,9 +89,7 @@ def _chunk_sums(
         else:
             correct += accuracy.double() * size
         count += size
-    has_accuracy = torch.full_like(loss, float(with_accuracy))
-    ones = torch.ones_like(loss)
-    return torch.stack([loss, correct, has_accuracy, ones * count, ones], dim=1)
+    return shard_columns(loss, correct if with_accuracy else None, count)
 
 
 def _settings(**values: Any) -> dict[str, Any]:
@@ -295,13 +295,14 @@ class _Progress:
         return cls(loss, accuracy, done, partial.num_samples, with_accuracy)
 
     def record(self, start: int, sums: torch.Tensor) -> None:
-        """Store a chunk's sums over processes (columns of :func:`_chunk_sums`) from ``start``."""
-        loss_sum, correct, has_accuracy, samples, processes = sums.unbind(dim=1)
+        """Store a chunk's sums over processes (:func:`shard_columns`) from ``start``."""
+        loss, accuracy, samples = column_means(sums)
         stop = start + sums.shape[0]
-        self.loss[start:stop] = loss_sum / samples
-        # NaN logits make argmax meaningless: no accuracy where the loss is NaN
-        self.accuracy[start:stop] = (correct / samples).masked_fill(self.loss[start:stop].isnan(), math.nan)
-        self.with_accuracy = self.with_accuracy and bool((has_accuracy == processes).all())
+        self.loss[start:stop] = loss
+        if accuracy is None:
+            self.with_accuracy = False
+        else:  # NaN logits make argmax meaningless: no accuracy where the loss is NaN
+            self.accuracy[start:stop] = accuracy.masked_fill(loss.isnan(), math.nan)
         self.num_samples = int(samples[0])
         self.computed[start:stop] = True
 

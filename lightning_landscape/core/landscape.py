@@ -287,16 +287,32 @@ def _sum_over_shards(scan, num_points: int, batches: Sequence[Any], device: torc
 
     def local_sums() -> torch.Tensor:
         loss, accuracy = scan()
-        has_accuracy = torch.full_like(loss, 1.0 if accuracy is not None else 0.0, dtype=torch.float64)
-        accuracy = torch.zeros_like(loss) if accuracy is None else accuracy
-        ones = torch.ones_like(has_accuracy)
-        columns = [loss.double() * count, accuracy.double() * count, has_accuracy, ones * count, ones]
-        return torch.stack(columns, dim=1)
+        correct = None if accuracy is None else accuracy.double() * count
+        return shard_columns(loss.double() * count, correct, count)
 
     total = guarded_sum(local_sums, shape=(num_points, 5), dtype=torch.float64, device=device)
-    loss, correct, has_accuracy, samples, processes = total.unbind(dim=1)
+    loss, accuracy, _ = column_means(total)
+    return loss, accuracy
+
+
+def shard_columns(loss_sum: torch.Tensor, correct_sum: torch.Tensor | None, count: float) -> torch.Tensor:
+    """Per point, what one process adds to the sum over processes: the columns ``[loss sum,
+    correct sum, has accuracy, samples, 1]`` (float64), so that after the sum the means over all
+    processes' samples, and whether every process had an accuracy, can be read back
+    (:func:`column_means`)."""
+    loss_sum = loss_sum.double()
+    has_accuracy = torch.full_like(loss_sum, float(correct_sum is not None))
+    correct_sum = torch.zeros_like(loss_sum) if correct_sum is None else correct_sum.double()
+    ones = torch.ones_like(loss_sum)
+    return torch.stack([loss_sum, correct_sum, has_accuracy, ones * count, ones], dim=1)
+
+
+def column_means(total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(mean loss, mean accuracy or None, samples)`` per point from summed :func:`shard_columns`;
+    the accuracy is ``None`` unless every process reported one."""
+    loss_sum, correct, has_accuracy, samples, processes = total.unbind(dim=1)
     with_accuracy = bool((has_accuracy == processes).all())
-    return loss / samples, (correct / samples if with_accuracy else None)
+    return loss_sum / samples, (correct / samples if with_accuracy else None), samples
 
 
 def batched_plan(
