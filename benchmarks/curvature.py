@@ -84,7 +84,7 @@ def _ours_batchnorm_as_written(model, x, y) -> float:
     with hessian_context(model):
         op = HessianOperator(model, [(x, y)], fold_batchnorm=False)
         start = op.lanczos_start("largest", seed=0)
-        result = lanczos_eigenpairs(op.matvec, op.dim, start=start, device=op.device, dtype=op.dtype)
+        result = lanczos_eigenpairs(op, start=start)
     return float(result.eigenvalues[0])
 
 

@@ -27,10 +27,11 @@ from .._checks import (
 from .distributed import guarded_sum
 from .evaluation import LossFn, cache_batches, module_device
 from .ggn_trace import layerwise_ggn_trace
-from .hessian import HessianOperator, autograd_batch, hessian_context
+from .hessian import HessianOperator, hessian_context
 from .landscape import _resolve_directions, grid_coordinates, linear_combination_writer
-from .params import named_tensors, perturbable_parameters
+from .params import perturbable_parameters
 from .results import ResultFile
+from .risk import EmpiricalRisk, autograd_batch
 from .spectrum import (
     SLQNodes,
     TraceEstimate,
@@ -187,16 +188,13 @@ def hessian_eigenvalues(
     with hessian_context(model):
         op = _operator(model, batches, loss_fn, names, num_samples)
         result = lanczos_eigenpairs(
-            op.matvec,
-            op.dim,
+            op,
             k=k,
             which=which,
             tol=tol,
             max_iter=max_iter,
             min_iter=min_iter,
             seed=seed,
-            device=op.device,
-            dtype=op.dtype,
             return_eigenvectors=return_eigenvectors,
             start=op.lanczos_start(which, seed),
         )
@@ -272,12 +270,8 @@ def hessian_trace(
             return TraceEstimate(value, 0.0, 0, "exact_ggn")
         op = _operator(model, batches, loss_fn, names, num_samples)
         if method == "hutchinson":
-            return hutchinson_trace(
-                op.matvec, op.dim, num_probes=num_probes, seed=seed, device=op.device, dtype=op.dtype
-            )
-        return hutch_plus_plus_trace(
-            op.matvec, op.dim, num_matvecs=num_probes, seed=seed, device=op.device, dtype=op.dtype
-        )
+            return hutchinson_trace(op, num_probes=num_probes, seed=seed)
+        return hutch_plus_plus_trace(op, num_matvecs=num_probes, seed=seed)
 
 
 _PIECEWISE_LINEAR_LEAVES = (
@@ -354,15 +348,13 @@ def jacobian_ggn_trace(
     model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None = None, chunk: int = 64
 ) -> float:
     """:func:`exact_ggn_trace` from per-sample logit Jacobians (``vmap(jacrev)``), for any model."""
-    from torch.func import functional_call, jacrev, vmap
+    from torch.func import jacrev, vmap
 
-    trainable = perturbable_parameters(model)
-    chosen = {n: trainable[n] for n in (names if names is not None else trainable)}
-    params = {n: p.detach() for n, p in chosen.items()}
-    frozen = {n: t for n, t in named_tensors(model).items() if n not in params}
+    risk = EmpiricalRisk(model, names=names)
+    params = risk.parameters()
 
     def logits(theta, x):
-        return functional_call(model, {**frozen, **theta}, (x.unsqueeze(0),)).squeeze(0)
+        return risk.call(theta, x.unsqueeze(0)).squeeze(0)
 
     per_sample = vmap(jacrev(logits), in_dims=(None, 0))
 
@@ -373,7 +365,7 @@ def jacobian_ggn_trace(
             for start in range(0, x.shape[0], chunk):
                 xs = x[start : start + chunk]
                 with torch.no_grad():
-                    p = torch.softmax(functional_call(model, {**frozen, **params}, (xs,)), dim=-1)
+                    p = torch.softmax(risk.call(params, xs), dim=-1)
                 jac = per_sample(params, xs)  # name -> (n, C, *shape)
                 weighted_sq = sum((j.flatten(2).square().sum(-1) * p).sum() for j in jac.values())
                 mean_sq = sum(
@@ -437,15 +429,7 @@ def hessian_density(
     check_names("names", names)
     with hessian_context(model):
         op = _operator(model, batches, loss_fn, names, num_samples)
-        nodes = slq_nodes(
-            op.matvec,
-            op.dim,
-            num_probes=num_probes,
-            num_steps=num_steps,
-            seed=seed,
-            device=op.device,
-            dtype=op.dtype,
-        )
+        nodes = slq_nodes(op, num_probes=num_probes, num_steps=num_steps, seed=seed)
     return SpectralDensity(quadrature=nodes, num_probes=num_probes, num_steps=num_steps, seed=seed)
 
 
@@ -515,15 +499,12 @@ def eigenvalue_ratio_map(
                     write((a, b))
                 op = HessianOperator(model, cached, loss_fn, names)
                 result = lanczos_eigenpairs(
-                    op.matvec,
-                    op.dim,
+                    op,
                     k=1,
                     which="both",
                     tol=tol,
                     max_iter=max_iter,
                     seed=seed,
-                    device=op.device,
-                    dtype=op.dtype,
                     start=op.lanczos_start("both", seed),
                 )
                 lambda_max[i, j], lambda_min[i, j] = result.eigenvalues[0], result.eigenvalues[1]

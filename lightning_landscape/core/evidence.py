@@ -34,8 +34,9 @@ from .._checks import check_callable, check_choice, check_int, check_names, chec
 from .distributed import guarded_sum
 from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, module_device
 from .hessian import GGNOperator, HessianOperator, hessian_context
+from .operators import LinearOperator
 from .results import ResultFile
-from .spectrum import finite_eigh, slq_nodes
+from .spectrum import finite_eigh, slq_nodes, standard_error
 
 __all__ = ["EvidenceResult", "log_evidence"]
 
@@ -163,23 +164,16 @@ def log_evidence(
             if curvature == "hessian"
             else GGNOperator(model, cached, names)
         )
-        scale = n / prior_precision
-
-        def matvec(v: torch.Tensor) -> torch.Tensor:
-            return scale * op.matvec(v) + v
-
+        posterior = ((n / prior_precision) * op).shifted(1.0)  # c H + I, c = N / prior precision
         if method == "exact":
-            eye = torch.eye(op.dim, device=op.device, dtype=op.dtype)
-            dense = torch.stack([matvec(eye[i]) for i in range(op.dim)], dim=1).double()
+            dense = posterior.dense().double()
             eigenvalues = finite_eigh(0.5 * (dense + dense.T), "exact log-determinant")[0]
             nonpositive = int((eigenvalues <= 0).sum())
             log_det = float(_safe_log(eigenvalues).sum()) if nonpositive == 0 else float("nan")
             log_det_stderr = 0.0
             extra: dict[str, Any] = {}
         else:
-            log_det, log_det_stderr, nonpositive, extra = _slq_log_det(
-                matvec, op.dim, num_probes, num_steps, seed, op.device, op.dtype
-            )
+            log_det, log_det_stderr, nonpositive, extra = _slq_log_det(posterior, num_probes, num_steps, seed)
         theta = [p.detach().double() for p in op.params]
         squared_norm = float(sum(t.square().sum() for t in theta))
         classes = _num_classes(model, cached, loss_fn)
@@ -202,7 +196,7 @@ def log_evidence(
     )
 
 
-def _slq_log_det(matvec, dim: int, num_probes: int, num_steps: int, seed: int, device, dtype):
+def _slq_log_det(A: LinearOperator, num_probes: int, num_steps: int, seed: int):
     """``(log det A, its standard error over probes, nodes ≤ 0, settings)`` by SLQ.
 
     Each probe gives ``dim · Σ_j w_j log θ_j`` from its Lanczos quadrature; the estimate is their
@@ -211,16 +205,13 @@ def _slq_log_det(matvec, dim: int, num_probes: int, num_steps: int, seed: int, d
     minimum, eigenvalues of ``A`` in (0, 1) give logs of both signs that cancel in the trace but not in
     the variance, and more probes are needed. The standard error says which case one is in.
     """
-    nodes = slq_nodes(
-        matvec, dim, num_probes=num_probes, num_steps=num_steps, seed=seed, device=device, dtype=dtype
-    )
+    nodes = slq_nodes(A, num_probes=num_probes, num_steps=num_steps, seed=seed)
     used = nodes.weights > 0
     nonpositive = int(((nodes.nodes <= 0) & used).sum())
-    per_probe = dim * (nodes.weights * torch.where(used, _safe_log(nodes.nodes), 0.0)).sum(dim=1)
-    stderr = float(per_probe.std() / math.sqrt(num_probes)) if num_probes > 1 else float("nan")
+    per_probe = A.dim * (nodes.weights * torch.where(used, _safe_log(nodes.nodes), 0.0)).sum(dim=1)
     return (
         float(per_probe.mean()),
-        stderr,
+        standard_error(per_probe),
         nonpositive,
         {"num_probes": num_probes, "num_steps": num_steps, "seed": seed},
     )

@@ -17,32 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from .distributed import guarded_sum
-from .evaluation import LossFn, batch_weights, loss_name, mean_batch_loss
+from .evaluation import LossFn, loss_name, mean_batch_loss
 from .folding import folded_batchnorm
-from .params import named_tensors, perturbable_parameters, preserve_module_state, preserve_rng_state
+from .operators import LinearOperator
+from .params import preserve_module_state, preserve_rng_state
+from .risk import EmpiricalRisk, autograd_batch
 from .spectrum import informed_start
 
 __all__ = ["GGNOperator", "HessianOperator", "autograd_batch", "check_loss_fn", "hessian_context"]
-
-
-def autograd_batch(batch: Any) -> Any:
-    """Plain copies of inference-mode tensors, which autograd may not save for backward."""
-    if isinstance(batch, torch.Tensor):
-        return batch.clone() if batch.is_inference() else batch
-    if isinstance(batch, Mapping):
-        return type(batch)({k: autograd_batch(v) for k, v in batch.items()})
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(autograd_batch(v) for v in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(autograd_batch(v) for v in batch)
-    return batch
 
 
 @contextlib.contextmanager
@@ -120,42 +109,24 @@ def check_loss_fn(
     return value
 
 
-class _FlatParameters:
-    """The trainable parameters (or ``names``) of a model as one flat vector space, and the batches
-    with their weights (shares of every process's samples) that an operator sums over."""
+class _RiskOperator(LinearOperator):
+    """An operator on the flat space of an :class:`~lightning_landscape.core.risk.EmpiricalRisk`
+    (its ``dim``, ``device`` and ``dtype``), counting its products."""
 
-    def __init__(self, model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None) -> None:
-        available = perturbable_parameters(model)
-        self.names = list(available) if names is None else list(names)
-        unknown = [n for n in self.names if n not in available]
-        if unknown:
-            raise ValueError(f"`names` {unknown} are not trainable parameters of the model.")
-        self.params = [available[n] for n in self.names]
-        self.shapes = [p.shape for p in self.params]
-        self.numels = [p.numel() for p in self.params]
-        self.dim = sum(self.numels)
-        self.device = self.params[0].device
-        self.dtype = self.params[0].dtype
-        self.model = model
-        self.batches = [autograd_batch(b) for b in batches]
-        self.weights = batch_weights(self.batches)  # eagerly: it sums over processes when sharded
+    def __init__(self, risk: EmpiricalRisk) -> None:
+        self.risk = risk
+        self.dim, self.device, self.dtype = risk.dim, risk.device, risk.dtype
+        self.names, self.params, self.split = risk.names, risk.params, risk.split
+        risk.weights  # noqa: B018 - eagerly: a sum over processes when sharded, on every process alike
         self.num_matvecs = 0
 
-    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        """Views of a flat vector shaped like the parameters."""
-        return [t.view(shape) for t, shape in zip(flat.split(self.numels), self.shapes)]
 
-    @staticmethod
-    def add_into(pieces: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor | None]) -> None:
-        """``pieces[i] += tensors[i]`` in place, skipping ``None`` (parameters autograd left unused)."""
-        for piece, tensor in zip(pieces, tensors):
-            if tensor is not None:
-                piece.add_(tensor)
+class HessianOperator(_RiskOperator):
+    """The Hessian of the empirical risk, ``v ↦ H v``, on flat vectors of the trainable parameters.
 
-
-class HessianOperator(_FlatParameters):
-    """The linear map ``v ↦ H v`` on flat vectors of the trainable parameters.
-
+    A :class:`~lightning_landscape.core.operators.LinearOperator` (``H @ v``, ``c * H``,
+    ``H.shifted(1.0)``, ``H.sandwiched(d)``, ``H.dense()``) over an
+    :class:`~lightning_landscape.core.risk.EmpiricalRisk` (``H.risk``).
     Use inside :func:`hessian_context` (the public functions do).
 
     Args:
@@ -184,8 +155,8 @@ class HessianOperator(_FlatParameters):
         names: Sequence[str] | None = None,
         fold_batchnorm: bool = True,
     ) -> None:
-        _FlatParameters.__init__(self, model, batches, names)
-        self.loss_fn = loss_fn
+        super().__init__(EmpiricalRisk(model, batches, loss_fn, names))
+        self.model, self.batches, self.loss_fn = model, self.risk.batches, loss_fn
         self.fold_batchnorm = fold_batchnorm
         self.folded_batchnorm: list[str] = []
         self._graphs: list[tuple[list[int], tuple[torch.Tensor, ...]]] | None = None
@@ -218,12 +189,12 @@ class HessianOperator(_FlatParameters):
         graphs, first_loss = [], None
         self._local_gradient = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
         gradient_pieces = self.split(self._local_gradient)
-        for weight, batch in zip(self.weights, self.batches):
+        for weight, batch in zip(self.risk.weights, self.batches):
             loss = mean_batch_loss(self.model, batch, self.loss_fn)
             if first_loss is None:
                 first_loss = loss.detach()
             grads = torch.autograd.grad(loss * weight, self.params, create_graph=True, allow_unused=True)
-            self.add_into(gradient_pieces, [None if g is None else g.detach() for g in grads])
+            self.risk.add_into(gradient_pieces, [None if g is None else g.detach() for g in grads])
             # gradients that are constant in θ contribute nothing to H v
             live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
             graphs.append((live, tuple(grads[i] for i in live)))
@@ -258,15 +229,13 @@ class HessianOperator(_FlatParameters):
                     retain_graph=True,
                     allow_unused=True,
                 )
-                self.add_into(out_pieces, products)
+                self.risk.add_into(out_pieces, products)
             return out
 
         # with data split across processes, H v is the sum of every shard's (weighted) product
         out = guarded_sum(local_product, shape=(self.dim,), dtype=self.dtype, device=self.device)
         self.num_matvecs += 1
         return out.to(v.dtype)
-
-    __call__ = matvec
 
     def gradient(self) -> torch.Tensor:
         """The flat gradient ``∇L`` (summed over processes when sharded), free from the product graphs."""
@@ -290,13 +259,8 @@ class HessianOperator(_FlatParameters):
         hint = gradient if scale is None else scale * gradient
         return informed_start(hint, self.dim, seed=seed, device=self.device, dtype=self.dtype)
 
-    def dense(self) -> torch.Tensor:
-        """The full ``P×P`` Hessian by ``P`` products (for tests and tiny models only)."""
-        eye = torch.eye(self.dim, device=self.device, dtype=self.dtype)
-        return torch.stack([self.matvec(eye[i]) for i in range(self.dim)], dim=1)
 
-
-class GGNOperator(_FlatParameters):
+class GGNOperator(_RiskOperator):
     """The generalized Gauss-Newton matrix of the mean cross-entropy, ``v ↦ G v``.
 
     ``G = (1/N) Σᵢ Jᵢᵀ (diag pᵢ − pᵢpᵢᵀ) Jᵢ`` with ``Jᵢ`` the Jacobian of sample i's logits with
@@ -304,24 +268,19 @@ class GGNOperator(_FlatParameters):
     the network dropped, so it is positive semi-definite everywhere (the usual curvature of Laplace
     approximations of neural networks). For a model linear in its parameters it equals the
     Hessian. Products are a forward-mode Jacobian product then a reverse-mode one
-    (``torch.func.jvp``/``vjp`` over ``functional_call``), summed over processes when sharded.
+    (``torch.func.jvp``/``vjp`` over the risk's pure function of the parameters), summed over
+    processes when sharded.
     Batches must be ``(x, y, ...)`` with class logits ``model(x)`` of shape ``(batch, classes)``.
 
-    Has the interface of :class:`HessianOperator`; use inside :func:`hessian_context`.
+    An operator like :class:`HessianOperator`; use inside :func:`hessian_context`.
     """
 
     def __init__(self, model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None = None) -> None:
-        super().__init__(model, batches, names)
-        self._frozen = {n: t.detach() for n, t in named_tensors(model).items() if n not in self.names}
-        self._theta = {n: p.detach() for n, p in zip(self.names, self.params)}
-        for batch in self.batches:
+        super().__init__(EmpiricalRisk(model, batches, None, names))
+        self._theta = self.risk.parameters()
+        for batch in self.risk.batches:
             if not isinstance(batch, (list, tuple)) or len(batch) < 2:
                 raise TypeError("the Gauss-Newton matrix needs batches (x, y) with class labels y.")
-
-    def _logits(self, x: torch.Tensor):
-        from torch.func import functional_call
-
-        return lambda theta: functional_call(self.model, {**self._frozen, **theta}, (x,))
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``G v`` for a flat vector ``v`` of length :attr:`dim`."""
@@ -331,8 +290,8 @@ class GGNOperator(_FlatParameters):
 
         def local_product() -> torch.Tensor:
             out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
-            for weight, batch in zip(self.weights, self.batches):
-                logits_of = self._logits(batch[0])
+            for weight, batch in zip(self.risk.weights, self.risk.batches):
+                logits_of = self.risk.function(batch[0])
                 logits, jv = jvp(logits_of, (self._theta,), (tangent,))
                 if logits.ndim != 2:
                     raise ValueError(
@@ -349,5 +308,3 @@ class GGNOperator(_FlatParameters):
         out = guarded_sum(local_product, shape=(self.dim,), dtype=self.dtype, device=self.device)
         self.num_matvecs += 1
         return out.to(v.dtype)
-
-    __call__ = matvec

@@ -13,9 +13,9 @@ from torch import nn
 from .._checks import check_callable, check_int
 from .distributed import guarded_sum
 from .evaluation import LossFn, batch_size, cache_batches, mean_batch_loss, module_device, slice_batch
-from .hessian import autograd_batch, hessian_context
-from .params import named_tensors, perturbable_parameters
+from .hessian import hessian_context
 from .results import ResultFile
+from .risk import EmpiricalRisk, autograd_batch
 
 __all__ = ["GradientNoiseScale", "gradient_noise_scale", "sgd_noise_scale"]
 
@@ -75,20 +75,18 @@ def gradient_noise_scale(
         >>> result.num_samples, result.b_simple > 0
         (16, True)
     """
-    from torch.func import functional_call, grad, vmap
+    from torch.func import grad, vmap
 
     check_int("chunk", chunk, minimum=1)
     check_callable("loss_fn", loss_fn)
     cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):
-        trainable = perturbable_parameters(model)
-        params = {n: p.detach() for n, p in trainable.items()}
-        rest = {n: t for n, t in named_tensors(model).items() if n not in params}
+        risk = EmpiricalRisk(model)
+        trainable = dict(zip(risk.names, risk.params))
+        params = risk.parameters()
 
         def sample_loss(theta, x, y):
-            return F.cross_entropy(
-                functional_call(model, {**rest, **theta}, (x.unsqueeze(0),)), y.unsqueeze(0)
-            )
+            return F.cross_entropy(risk.call(theta, x.unsqueeze(0)), y.unsqueeze(0))
 
         def custom_grads(batch, start, stop):  # one autograd call per sample: any loss_fn and batch
             rows = [

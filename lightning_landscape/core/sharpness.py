@@ -35,13 +35,13 @@ from torch import nn
 
 from .._checks import check_callable, check_choice, check_int, check_positive_float, check_seed
 from .directions import iter_random_directions
-from .distributed import guarded_sum, is_sharded
-from .evaluation import LossFn, batch_weights, cache_batches, mean_batch_loss, module_device
-from .hessian import HessianOperator, autograd_batch, hessian_context
+from .evaluation import LossFn, cache_batches, module_device
+from .hessian import HessianOperator, hessian_context
 from .normalization import normalize_directions
 from .params import perturbable_parameters
 from .results import ResultFile
-from .spectrum import lanczos_eigenpairs, warn_nonfinite, warn_unconverged
+from .risk import EmpiricalRisk
+from .spectrum import lanczos_eigenpairs, standard_error, warn_nonfinite, warn_unconverged
 
 __all__ = [
     "MEASURES",
@@ -83,68 +83,6 @@ class SharpnessResult(ResultFile):
     crossed: torch.Tensor | None = None
 
 
-class _Objective:
-    """``L(θ₀ + δ)`` and its gradient, written into the model in place from a saved θ₀."""
-
-    def __init__(
-        self, model: nn.Module, batches: Sequence[Any], loss_fn: LossFn | None, names: Sequence[str]
-    ):
-        params = perturbable_parameters(model)
-        self.model = model
-        self.params = [params[n] for n in names]
-        self.base = [p.detach().clone() for p in self.params]
-        self.batches = [autograd_batch(b) for b in batches]
-        self.weights = batch_weights(self.batches)
-        self.loss_fn = loss_fn
-        self.device = self.base[0].device
-
-    def _set(self, delta: Sequence[torch.Tensor] | None) -> None:
-        with torch.no_grad():
-            torch._foreach_copy_(self.params, self.base)
-            if delta is not None:
-                torch._foreach_add_(self.params, list(delta))
-
-    def loss(self, delta: Sequence[torch.Tensor] | None = None) -> float:
-        self._set(delta)
-
-        def local_loss() -> torch.Tensor:
-            with torch.no_grad():
-                total = sum(
-                    w * mean_batch_loss(self.model, b, self.loss_fn).double()
-                    for w, b in zip(self.weights, self.batches)
-                )
-            return torch.as_tensor(total, dtype=torch.float64)
-
-        return float(guarded_sum(local_loss, shape=(), dtype=torch.float64, device=self.device))
-
-    def loss_and_grad(self, delta: Sequence[torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
-        self._set(delta)
-        grads = [torch.zeros_like(p) for p in self.params]
-
-        def local_loss_and_grad() -> torch.Tensor:
-            total = torch.zeros((), dtype=torch.float64, device=self.device)
-            for w, batch in zip(self.weights, self.batches):
-                loss = w * mean_batch_loss(self.model, batch, self.loss_fn)
-                pieces = torch.autograd.grad(loss, self.params, allow_unused=True)
-                torch._foreach_add_(
-                    grads, [g if g is not None else torch.zeros_like(p) for g, p in zip(pieces, self.params)]
-                )
-                total += loss.detach().double()
-            return total
-
-        if not is_sharded():
-            return float(local_loss_and_grad()), grads
-
-        def flat_loss_and_grad() -> torch.Tensor:
-            total = local_loss_and_grad()
-            return torch.cat([total.reshape(1), *(g.double().flatten() for g in grads)])
-
-        numel = 1 + sum(p.numel() for p in self.params)
-        flat = guarded_sum(flat_loss_and_grad, shape=(numel,), dtype=torch.float64, device=self.device)
-        summed = flat[1:].split([p.numel() for p in self.params])
-        return float(flat[0]), [s.view_as(p).to(p.dtype) for s, p in zip(summed, self.params)]
-
-
 def _uniform_like(tensors: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
     """Independent uniform(−1, 1) entries shaped like ``tensors``."""
     return [torch.rand(t.shape, generator=generator, device=t.device, dtype=t.dtype) * 2 - 1 for t in tensors]
@@ -162,7 +100,7 @@ def _warn_if_undefined(measure: str, best: float) -> None:
 
 
 def _keskar(
-    obj: _Objective, center: float, *, epsilon: float, num_ascent_steps: int, step_size: float, seed: int
+    obj: EmpiricalRisk, center: float, *, epsilon: float, num_ascent_steps: int, step_size: float, seed: int
 ):
     half_widths = [epsilon * (b.abs() + 1.0) for b in obj.base]
     generator = torch.Generator(device=obj.base[0].device).manual_seed(seed)
@@ -187,7 +125,7 @@ def _keskar(
 
 
 def _adaptive(
-    obj: _Objective,
+    obj: EmpiricalRisk,
     center: float,
     *,
     rho: float,
@@ -227,7 +165,7 @@ def _adaptive(
     return best - center, details
 
 
-def _average(obj: _Objective, center: float, *, rho: float, num_probes: int, seed: int):
+def _average(obj: EmpiricalRisk, center: float, *, rho: float, num_probes: int, seed: int):
     generator = torch.Generator(device=obj.base[0].device).manual_seed(seed)
     rises = torch.empty(num_probes, dtype=torch.float64)
     for i in range(num_probes):
@@ -236,8 +174,7 @@ def _average(obj: _Objective, center: float, *, rho: float, num_probes: int, see
             for b in obj.base
         ]
         rises[i] = obj.loss(delta) - center
-    stderr = float(rises.std() / math.sqrt(num_probes)) if num_probes > 1 else float("nan")
-    return float(rises.mean()), stderr, {"rho": rho, "num_probes": num_probes}
+    return float(rises.mean()), standard_error(rises), {"rho": rho, "num_probes": num_probes}
 
 
 def _filter_norm_scales(weights: dict[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -254,14 +191,11 @@ def _filter_normalized_eigenvalue(model, batches, loss_fn, *, tol: float, max_it
     op = HessianOperator(model, batches, loss_fn, names=list(weights))
     d = torch.cat(_filter_norm_scales(weights))
     result = lanczos_eigenpairs(
-        lambda v: d * op.matvec(d * v),
-        op.dim,
+        op.sandwiched(d),
         k=1,
         tol=tol,
         max_iter=max_iter,
         seed=seed,
-        device=op.device,
-        dtype=op.dtype,
         start=op.lanczos_start("largest", seed, scale=d),
     )
     details = {"tol": tol, "max_iter": max_iter, "num_matvecs": op.num_matvecs, "converged": result.converged}
@@ -276,7 +210,7 @@ def _filter_normalized_eigenvalue(model, batches, loss_fn, *, tol: float, max_it
 
 
 def _first_crossing(
-    obj: _Objective,
+    obj: EmpiricalRisk,
     direction: list[torch.Tensor],
     threshold: float,
     max_radius: float,
@@ -303,7 +237,7 @@ def _first_crossing(
 
 
 def _basin_volume(
-    obj: _Objective,
+    obj: EmpiricalRisk,
     center: float,
     names,
     *,
@@ -479,9 +413,9 @@ def sharpness(
             value, details = _filter_normalized_eigenvalue(
                 model, cached, loss_fn, tol=tol, max_iter=max_iter, seed=seed
             )
-            obj = _Objective(model, cached, loss_fn, names)
+            obj = EmpiricalRisk(model, cached, loss_fn, names)
             return SharpnessResult(measure, value, obj.loss(), extra=details)
-        obj = _Objective(model, cached, loss_fn, names)
+        obj = EmpiricalRisk(model, cached, loss_fn, names)
         center = obj.loss()
         unmeasurable = measure == "basin_volume" and threshold is None and not center < center + 1.0
         if not math.isfinite(center) or unmeasurable:  # diverged weights: nothing to measure around

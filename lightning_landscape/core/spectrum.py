@@ -1,4 +1,7 @@
-"""Matrix-free spectral estimators for a symmetric operator given as ``matvec``.
+"""Matrix-free spectral estimators of a symmetric operator ``A``.
+
+``A`` is a :class:`~lightning_landscape.core.operators.LinearOperator`, a square tensor, or a
+``matvec`` callable with its dimension (:func:`~lightning_landscape.core.operators.as_operator`).
 
 - :func:`lanczos_eigenpairs`: extreme eigenvalues by Lanczos with full reorthogonalization,
   stopped when the wanted Ritz values' residual bounds ``|β_m s_{m,i}|`` fall below
@@ -9,8 +12,9 @@
 - :func:`slq_nodes`: stochastic Lanczos quadrature (Ghorbani, Krishnan & Xiao 2019) nodes and
   weights, from which spectral densities and ``tr f(A)`` follow.
 
-All randomness comes from a private ``torch.Generator(seed)``. Vectors live on ``device`` in
-``dtype`` (the operator's); the small tridiagonal problems are solved in float64.
+All randomness comes from a private ``torch.Generator(seed)``. Vectors live on the operator's device
+in its dtype (``device``/``dtype`` for a callable); the small tridiagonal problems are solved in
+float64.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Literal
 
 import torch
 
+from .operators import Operand, as_operator
 from .results import ResultFile
 
 __all__ = [
@@ -36,6 +41,7 @@ __all__ = [
     "lanczos_eigenpairs",
     "rademacher",
     "slq_nodes",
+    "standard_error",
 ]
 
 MatVec = Callable[[torch.Tensor], torch.Tensor]
@@ -114,16 +120,16 @@ def informed_start(
 
 
 def lanczos_eigenpairs(
-    matvec: MatVec,
-    dim: int,
+    A: Operand,
+    dim: int | None = None,
     *,
     k: int = 1,
     which: Which = "largest",
     tol: float = 1e-4,
     max_iter: int = 100,
     seed: int = 0,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
     return_eigenvectors: bool = False,
     check_every: int = 1,
     min_iter: int = 4,
@@ -132,15 +138,16 @@ def lanczos_eigenpairs(
     """Extreme eigenpairs of a symmetric operator by Lanczos with full reorthogonalization.
 
     Args:
-        matvec: ``v ↦ A v`` on flat vectors of length ``dim``.
-        dim: the dimension.
+        A: the operator (a :class:`~lightning_landscape.core.operators.LinearOperator` or a square
+            tensor), or a ``matvec`` callable ``v ↦ A v`` on flat vectors of length ``dim``.
+        dim: the dimension (required for a callable only).
         k: number of eigenvalues at each wanted end.
         which: ``"largest"``, ``"smallest"`` or ``"both"`` ends (algebraically).
         tol: stop when every wanted Ritz value has residual bound ``≤ tol · |θ|``.
         max_iter: at most this many steps (products); capped at ``dim``.
         seed: seed of the random start vector.
-        device: device of the vectors.
-        dtype: dtype of the vectors.
+        device: device of the vectors, for a callable (default CPU).
+        dtype: dtype of the vectors, for a callable (default float32).
         return_eigenvectors: also return the Ritz vectors.
         check_every: test convergence every so many steps.
         min_iter: never stop before this many steps (capped at ``dim``).
@@ -154,10 +161,12 @@ def lanczos_eigenpairs(
 
     Example:
         >>> a = torch.diag(torch.arange(1.0, 11.0))
-        >>> result = lanczos_eigenpairs(lambda v: a @ v, 10, k=2, which="both", max_iter=10)
+        >>> result = lanczos_eigenpairs(a, k=2, which="both", max_iter=10)
         >>> [round(x, 6) for x in result.eigenvalues.tolist()]
         [10.0, 9.0, 1.0, 2.0]
     """
+    op = as_operator(A, dim, device, dtype)
+    dim, device, dtype = op.dim, op.device, op.dtype
     tol = float(tol)  # an integer tolerance would be multiplied in int64 and overflow
     steps_cap = min(max_iter, dim)
     wanted_count = 2 * k if which == "both" else k
@@ -168,7 +177,7 @@ def lanczos_eigenpairs(
     elif start.shape != (dim,):
         raise ValueError(f"`start` must have shape ({dim},), got {tuple(start.shape)}.")
     start = start.to(device, dtype)
-    for alphas, betas, beta, basis, invariant in _lanczos_process(matvec, start, steps_cap):  # noqa: B007
+    for alphas, betas, beta, basis, invariant in _lanczos_process(op.matvec, start, steps_cap):  # noqa: B007
         steps = len(alphas)
         last = invariant or steps == steps_cap
         if not last and (steps < max(wanted_count, min_iter) or steps % check_every):
@@ -288,27 +297,35 @@ class TraceEstimate(ResultFile):
     method: str
 
 
+def standard_error(values: torch.Tensor) -> float:
+    """The standard error of the mean of ``values`` (sample standard deviation over ``√n``); NaN for
+    fewer than two values."""
+    n = values.numel()
+    return float(values.std() / math.sqrt(n)) if n > 1 else math.nan
+
+
 def hutchinson_trace(
-    matvec: MatVec, dim: int, *, num_probes: int = 100, seed: int = 0, device="cpu", dtype=torch.float32
+    A: Operand, dim: int | None = None, *, num_probes: int = 100, seed: int = 0, device=None, dtype=None
 ) -> TraceEstimate:
     """``tr A ≈ mean_i zᵢᵀ A zᵢ`` with Rademacher ``zᵢ``; standard error ``std / √n``.
 
     >>> a = torch.diag(torch.arange(1.0, 6.0))
-    >>> est = hutchinson_trace(lambda v: a @ v, 5, num_probes=4)
+    >>> est = hutchinson_trace(a, num_probes=4)
     >>> est.estimate  # exact for a diagonal matrix: zᵢ² = 1
     15.0
     """
+    op = as_operator(A, dim, device, dtype)
+    dim, device, dtype, matvec = op.dim, op.device, op.dtype, op.matvec
     generator = _generator(seed, device)
     values = torch.empty(num_probes, dtype=torch.float64)
     for i in range(num_probes):
         z = rademacher((dim,), generator, device, dtype)
         values[i] = float(torch.dot(z.double(), matvec(z).double()))
-    stderr = float(values.std(unbiased=True) / num_probes**0.5) if num_probes > 1 else float("nan")
-    return TraceEstimate(float(values.mean()), stderr, num_probes, "hutchinson")
+    return TraceEstimate(float(values.mean()), standard_error(values), num_probes, "hutchinson")
 
 
 def hutch_plus_plus_trace(
-    matvec: MatVec, dim: int, *, num_matvecs: int = 99, seed: int = 0, device="cpu", dtype=torch.float32
+    A: Operand, dim: int | None = None, *, num_matvecs: int = 99, seed: int = 0, device=None, dtype=None
 ) -> TraceEstimate:
     """Hutch++: exact trace on a sketched top subspace plus Hutchinson on the rest.
 
@@ -319,6 +336,8 @@ def hutch_plus_plus_trace(
     """
     if num_matvecs < 3:
         raise ValueError(f"`num_matvecs` must be >= 3, got {num_matvecs}.")
+    op = as_operator(A, dim, device, dtype)
+    dim, device, dtype, matvec = op.dim, op.device, op.dtype, op.matvec
     third = num_matvecs // 3
     generator = _generator(seed, device)
     sketch = torch.stack([matvec(rademacher((dim,), generator, device, dtype)) for _ in range(third)], dim=1)
@@ -334,9 +353,7 @@ def hutch_plus_plus_trace(
         z = z - q @ (q.T @ z)
         az = matvec(z)
         values[i] = float(torch.dot(z.double(), (az - q @ (q.T @ az)).double()))
-    rest = float(values.mean())
-    stderr = float(values.std(unbiased=True) / third**0.5) if third > 1 else float("nan")
-    return TraceEstimate(top + rest, stderr, 3 * third, "hutch++")
+    return TraceEstimate(top + float(values.mean()), standard_error(values), 3 * third, "hutch++")
 
 
 @dataclass(frozen=True)
@@ -363,27 +380,29 @@ class SLQNodes:
 
 
 def slq_nodes(
-    matvec: MatVec,
-    dim: int,
+    A: Operand,
+    dim: int | None = None,
     *,
     num_probes: int = 4,
     num_steps: int = 40,
     seed: int = 0,
-    device="cpu",
-    dtype=torch.float32,
+    device=None,
+    dtype=None,
 ) -> SLQNodes:
     """Run ``num_probes`` Lanczos processes of ``num_steps`` from normalized Rademacher starts.
 
     Nodes are the Ritz values of each tridiagonal matrix, weights the squared first components of
     its eigenvectors (Gauss quadrature for the probe's spectral measure).
     """
+    op = as_operator(A, dim, device, dtype)
+    dim, device, dtype = op.dim, op.device, op.dtype
     steps = min(num_steps, dim)
     nodes = torch.zeros(num_probes, steps, dtype=torch.float64)
     weights = torch.zeros(num_probes, steps, dtype=torch.float64)
     generator = _generator(seed, device)
     for p in range(num_probes):
         start = rademacher((dim,), generator, device, dtype)
-        alphas, betas, *_ = deque(_lanczos_process(matvec, start, steps), maxlen=1)[0]  # run to the end
+        alphas, betas, *_ = deque(_lanczos_process(op.matvec, start, steps), maxlen=1)[0]  # run to the end
         theta, u = finite_eigh(_tridiagonal(alphas, betas), "stochastic Lanczos quadrature")
         nodes[p, : len(alphas)] = theta
         weights[p, : len(alphas)] = u[0] ** 2
