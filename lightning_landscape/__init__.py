@@ -52,12 +52,14 @@ _EXPORTS = {
     # results
     "EigenvalueRatioMap": ".core",
     "EigenvalueResult": ".core",
+    "Evaluation": ".core",
     "EvidenceResult": ".core",
     "GradientNoiseScale": ".core",
     "LandscapeResult": ".core",
     "PCAResult": ".core",
     "ResultFileError": ".core",
     "SharpnessRecord": ".core",
+    "BasinVolumeResult": ".core",
     "SharpnessResult": ".core",
     "SpectralDensity": ".core",
     "TraceEstimate": ".core",
@@ -93,8 +95,10 @@ if TYPE_CHECKING:  # what static tools and IDEs see
         VolumeMonitor,
     )
     from .core import (
+        BasinVolumeResult,
         EigenvalueRatioMap,
         EigenvalueResult,
+        Evaluation,
         EvidenceResult,
         GradientNoiseScale,
         LandscapeResult,

@@ -40,9 +40,9 @@ from typing import Any, Literal
 
 import torch
 
+from .core.chunked import compute_landscape_in_chunks
 from .core.distributed import sharded
 from .core.evaluation import evaluation_subset, stream_batches
-from .core.grid import compute_landscape_in_chunks
 from .core.hessian import check_loss_fn
 from .core.interpolation import interpolate as interpolate_states
 from .core.landscape import progress_reporter

@@ -94,7 +94,7 @@ def test_a_killed_run_resumes_bit_identically_and_other_settings_are_refused(dig
     main(_args(config, ckpt, root / "through", *common))
     uninterrupted = LandscapeResult.load(root / "through" / "surface.npz")
 
-    original, calls = grid._chunk_sums, []
+    original, calls = grid._chunk_means, []
 
     def killed_at_the_third_chunk(*args, **kwargs):
         calls.append(1)
@@ -104,7 +104,7 @@ def test_a_killed_run_resumes_bit_identically_and_other_settings_are_refused(dig
 
     out = root / "killed"
     with monkeypatch.context() as patch:
-        patch.setattr(grid, "_chunk_sums", killed_at_the_third_chunk)
+        patch.setattr(grid, "_chunk_means", killed_at_the_third_chunk)
         with pytest.raises(KeyboardInterrupt):
             main(_args(config, ckpt, out, *common))
     partial = LandscapeResult.load(out / "surface.npz")

@@ -149,9 +149,7 @@ FUNCTIONS = {
         {"num_probes": "count", "num_steps": "count", "seed": "seed", "names": "names", "loss_fn": "loss_fn"},
     ),
     "sharpness": (
-        _model_call(
-            ll.sharpness, num_ascent_steps=2, num_probes=2, num_directions=2, num_scan=3, num_bisect=2
-        ),
+        _model_call(ll.sharpness, num_ascent_steps=2, num_probes=2, num_scan=3, num_bisect=2),
         {
             "measure": "choice",
             "seed": "seed",
@@ -163,7 +161,6 @@ FUNCTIONS = {
             "num_probes": "count",
             "tol": "positive",
             "max_iter": "count",
-            "num_directions": "count",
             "max_radius": "positive",
             "num_scan": "count",
             "loss_fn": "loss_fn",

@@ -15,6 +15,7 @@ from torch import nn
 
 import lightning_landscape as ll
 from lightning_landscape.core.hessian import check_loss_fn
+from lightning_landscape.core.measures import measure
 from lightning_landscape.core.noise import gradient_noise_scale
 
 OTHER_STATE = bn_cnn(seed=9).state_dict()  # built here: bn_cnn() reseeds torch
@@ -55,6 +56,12 @@ CALLS = {
     "hessian_density": lambda m, b: ll.hessian_density(m, b, num_probes=1, num_steps=3),
     "eigenvalue_ratio_map": lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, max_iter=4),
     "sharpness": lambda m, b: ll.sharpness(m, b, measure="keskar", num_ascent_steps=2),
+    "average_sharpness": lambda m, b: ll.average_sharpness(m, b, num_probes=2),
+    "filter_normalized_eigenvalue": lambda m, b: ll.filter_normalized_eigenvalue(m, b, max_iter=4),
+    "measure_top_eigenvalue": lambda m, b: measure(m, b, "top_eigenvalue", max_iter=5, min_iter=2),
+    "measure_basin_volume": lambda m, b: measure(
+        m, b, "basin_volume", num_probes=2, num_scan=3, num_bisect=2, threshold=10.0
+    ),
     "gradient_noise_scale": lambda m, b: gradient_noise_scale(m, b),
     "log_evidence": lambda m, b: ll.log_evidence(m, b, prior_precision=1.0, num_probes=2, num_steps=3),
     "log_evidence_ggn": lambda m, b: ll.log_evidence(

@@ -26,3 +26,23 @@ def test_monitors_take_memory_budget_mb_under_its_new_name_with_a_warning(monito
         assert getattr(monitor(memory_budget_mb=64.0), new_name) == 64.0
     with pytest.raises(ValueError, match=f"give `{new_name}` only"):
         monitor(memory_budget_mb=64.0, **{new_name: 32.0})
+
+
+def test_basin_volume_takes_num_directions_as_num_probes_with_a_warning():
+    from lightning_landscape import SharpnessMonitor, basin_volume, sharpness
+
+    model, batches = mlp(), vector_batches()
+    quick = {"num_scan": 3, "num_bisect": 2}
+    new = basin_volume(model, batches, num_probes=3, **quick)
+    assert new.radii.numel() == 3 and new.extra["num_probes"] == 3
+    with pytest.warns(FutureWarning, match="`num_directions` is now called `num_probes`"):
+        old = basin_volume(model, batches, num_directions=3, **quick)
+    with pytest.warns(FutureWarning, match="`num_directions` is now called `num_probes`"):
+        through_sharpness = sharpness(model, batches, measure="basin_volume", num_directions=3, **quick)
+    assert torch.equal(old.radii, new.radii) and torch.equal(through_sharpness.radii, new.radii)
+    with pytest.raises(ValueError, match="give `num_probes` only"):
+        sharpness(model, batches, measure="basin_volume", num_directions=3, num_probes=4)
+    # a config written with the former name still passes the monitor's checks
+    SharpnessMonitor(measures=["basin_volume"], measure_kwargs={"basin_volume": {"num_directions": 3}})
+    with pytest.raises(ValueError, match="`num_directions` must be an integer >= 1, got 0"):
+        SharpnessMonitor(measures=["basin_volume"], measure_kwargs={"basin_volume": {"num_directions": 0}})

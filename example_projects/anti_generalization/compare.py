@@ -5,7 +5,7 @@
 For each data set it trains a good minimum (β = 0) and a bad one (β > 0, distractor loss) with
 :class:`~lightning_landscape.AntiGeneralizationModule`, then measures both with the same
 instruments: train/test accuracy, top Hessian eigenvalue, a filter-normalized 1D landscape, and the
-basin as Huang et al. measure it: the radius along ``--num-directions`` random filter-normalized
+basin as Huang et al. measure it: the radius along ``--num-probes`` random filter-normalized
 directions (biases and norms left alone) at which the training cross-entropy reaches 1, the mean
 radius, and log10 of the volume of the star-shaped basin those radii span,
 ``log10 V = log10(π^{n/2} / Γ(n/2 + 1)) + log10 E[rⁿ]`` (n: the perturbed weights), with the
@@ -96,7 +96,7 @@ def train(data, factory, beta: float, options: dict, root: str) -> AntiGeneraliz
     return module.eval()
 
 
-def measure(module, data, num_directions: int) -> dict:
+def measure(module, data, num_probes: int) -> dict:
     train = [data.train_set[:]]
     test = [data.val_set[:]]
     _, train_acc = evaluate(module, train)
@@ -110,7 +110,7 @@ def measure(module, data, num_directions: int) -> dict:
             module,
             subset,
             measure="basin_volume",
-            num_directions=num_directions,
+            num_probes=num_probes,
             threshold=1.0,
             max_radius=2.0,
         ),
@@ -158,7 +158,7 @@ def basin_rows(name: str, results: dict) -> list[str]:
         rows.append(
             f"| {name} | {label} | {basin.extra['dimension']} | {log10_volume(basin):.1f} "
             f"| {float(basin.radii.mean()):.4f} | {float(basin.radii.median()):.4f} "
-            f"| {basin.extra['num_not_crossed']} of {basin.extra['num_directions']} |"
+            f"| {basin.extra['num_not_crossed']} of {basin.extra['num_probes']} |"
         )
     gap = log10_volume(results["good"]["basin"]) - log10_volume(results["bad"]["basin"])
     rows.append(f"| {name} | good − bad | | {gap:.1f} | | | |")
@@ -171,7 +171,7 @@ def main() -> None:
     )
     parser.add_argument("--out", default="figures")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="shrink training (for smoke tests)")
-    parser.add_argument("--num-directions", type=int, default=200)
+    parser.add_argument("--num-probes", type=int, default=200)
     args = parser.parse_args()
     rows = [
         "| data | minimum | β | train accuracy | test accuracy | top eigenvalue | basin log-volume |",
@@ -187,7 +187,7 @@ def main() -> None:
         models, results = {}, {}
         for label, b in (("good", 0.0), ("bad", beta)):
             models[label] = train(data, factory, b, options, args.out)
-            results[label] = measure(models[label], data, args.num_directions)
+            results[label] = measure(models[label], data, args.num_probes)
             r = results[label]
             rows.append(
                 f"| {name} | {label} | {b:g} | {r['train accuracy']:.1%} | {r['test accuracy']:.1%} | "

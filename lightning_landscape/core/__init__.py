@@ -4,6 +4,7 @@ Functions here take a module and batches, run on the module's device, leave the 
 random stream exactly as they were, and return frozen result dataclasses holding CPU tensors.
 """
 
+from .chunked import compute_landscape_in_chunks
 from .curvature import (
     EigenvalueRatioMap,
     EigenvalueResult,
@@ -15,9 +16,8 @@ from .curvature import (
 )
 from .directions import cosine_similarity, random_directions
 from .distributed import sharded
-from .evaluation import StreamedBatches, cache_batches, evaluate, stream_batches
+from .evaluation import Evaluation, StreamedBatches, cache_batches, evaluate, stream_batches
 from .evidence import EvidenceResult, log_evidence
-from .grid import compute_landscape_in_chunks
 from .interpolation import interpolate
 from .landscape import compute_landscape, grid_coordinates
 from .noise import GradientNoiseScale
@@ -25,6 +25,7 @@ from .normalization import normalize_direction, normalize_directions
 from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
 from .results import LandscapeResult, ResultFile, ResultFileError, SharpnessRecord
 from .sharpness import (
+    BasinVolumeResult,
     SharpnessResult,
     adaptive_worst_sharpness,
     average_sharpness,
@@ -40,6 +41,7 @@ from .volume import VolumeResult, function_volume
 __all__ = [
     "EigenvalueRatioMap",
     "EigenvalueResult",
+    "Evaluation",
     "EvidenceResult",
     "VolumeResult",
     "function_volume",
@@ -50,6 +52,7 @@ __all__ = [
     "ResultFileError",
     "TraceEstimate",
     "SharpnessRecord",
+    "BasinVolumeResult",
     "SharpnessResult",
     "eigenvalue_ratio_map",
     "sharpness",

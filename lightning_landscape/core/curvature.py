@@ -27,8 +27,9 @@ from .._checks import (
 from .distributed import guarded_sum
 from .evaluation import LossFn, cache_batches, module_device
 from .ggn_trace import layerwise_ggn_trace
+from .grid import for_each_point, linear_combination_writer
 from .hessian import HessianOperator, hessian_context
-from .landscape import _resolve_directions, grid_coordinates, linear_combination_writer
+from .landscape import _resolve_directions, grid_coordinates
 from .params import perturbable_parameters
 from .results import ResultFile
 from .risk import EmpiricalRisk, autograd_batch
@@ -483,9 +484,6 @@ def eigenvalue_ratio_map(
     check_eigenvalue_options(k=1, which="both", tol=tol, max_iter=max_iter, min_iter=1, seed=seed, names=None)
     cached = cache_batches(batches, module_device(model), num_samples)
     coords = [grid_coordinates(span, num_points) for _ in range(2)]
-    lambda_max = torch.empty(num_points, num_points, dtype=torch.float64)
-    lambda_min = torch.empty(num_points, num_points, dtype=torch.float64)
-    converged = torch.zeros(num_points, num_points, dtype=torch.bool)
     with hessian_context(model):
         reference = {n: p.detach().clone() for n, p in perturbable_parameters(model).items()}
         directions = _resolve_directions(
@@ -493,22 +491,25 @@ def eigenvalue_ratio_map(
         )
         write = linear_combination_writer(model, reference, directions)
         names = [n for n, t in reference.items() if t.ndim > 1]
-        for i, a in enumerate(coords[0].tolist()):
-            for j, b in enumerate(coords[1].tolist()):
-                with torch.no_grad():
-                    write((a, b))
-                op = HessianOperator(model, cached, loss_fn, names)
-                result = lanczos_eigenpairs(
-                    op,
-                    k=1,
-                    which="both",
-                    tol=tol,
-                    max_iter=max_iter,
-                    seed=seed,
-                    start=op.lanczos_start("both", seed),
-                )
-                lambda_max[i, j], lambda_min[i, j] = result.eigenvalues[0], result.eigenvalues[1]
-                converged[i, j] = result.converged
+
+        def write_point(point: tuple[float, ...]) -> None:
+            with torch.no_grad():
+                write(point)
+
+        def extremes():
+            op = HessianOperator(model, cached, loss_fn, names)
+            start = op.lanczos_start("both", seed)
+            return lanczos_eigenpairs(
+                op, k=1, which="both", tol=tol, max_iter=max_iter, seed=seed, start=start
+            )
+
+        points = [(a, b) for a in coords[0].tolist() for b in coords[1].tolist()]
+        results = for_each_point(points, write_point, extremes)
+    eigenvalues = torch.stack([r.eigenvalues.double().cpu() for r in results]).reshape(
+        num_points, num_points, 2
+    )
+    lambda_max, lambda_min = (t.contiguous() for t in eigenvalues.unbind(dim=-1))
+    converged = torch.tensor([r.converged for r in results]).reshape(num_points, num_points)
     unconverged = int((~converged & torch.isfinite(lambda_max) & torch.isfinite(lambda_min)).sum())
     if unconverged:
         warn_unconverged(

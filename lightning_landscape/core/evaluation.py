@@ -15,6 +15,7 @@ caller asks for the numbers.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -25,6 +26,7 @@ from torch.utils.data import default_collate
 from .._checks import check_callable
 from .distributed import all_sum, is_sharded
 from .params import observing, preserve_rng_state
+from .results import ResultFile
 
 __all__ = [
     "LossFn",
@@ -34,6 +36,7 @@ __all__ = [
     "batch_weights",
     "cache_batches",
     "check_class_logits",
+    "is_class_logits",
     "count_samples",
     "cross_entropy_and_correct",
     "evaluate",
@@ -206,7 +209,7 @@ def check_class_logits(output: Any, target: Any) -> None:
     ...
     ValueError: the default loss (`loss_fn=None`: ...; got outputs of shape (4, 1) and targets of ...
     """
-    if not (isinstance(output, torch.Tensor) and _is_class_logits(output, target) and output.shape[1] >= 2):
+    if not (isinstance(output, torch.Tensor) and is_class_logits(output, target) and output.shape[1] >= 2):
         got_out = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         got_target = (
             f"shape {tuple(target.shape)}, dtype {target.dtype}"
@@ -304,7 +307,15 @@ def _full_precision(output: Any) -> Any:
     return output
 
 
-def _is_class_logits(output: torch.Tensor, target: Any) -> bool:
+def is_class_logits(output: torch.Tensor, target: Any) -> bool:
+    """Whether ``output`` and ``target`` look like class logits ``(N, C)`` and integer labels ``(N,)``:
+    the one test of it, for every instrument that treats outputs as classes.
+
+    >>> is_class_logits(torch.zeros(4, 3), torch.tensor([0, 2, 1, 0]))
+    True
+    >>> is_class_logits(torch.zeros(4, 1), torch.zeros(4))  # a regression output and float targets
+    False
+    """
     return (
         isinstance(target, torch.Tensor)
         and output.ndim == 2
@@ -376,18 +387,40 @@ def evaluation_sums(
     return EvaluationSums(loss, accuracy, {name: total / count for name, total in metric_totals.items()})
 
 
+@dataclass(frozen=True)
+class Evaluation(ResultFile):
+    """The per-sample mean loss (and accuracy) of a model on some data.
+
+    Unpacks as ``loss, accuracy = evaluate(...)``, the pair :func:`evaluate` returned before it
+    returned a result.
+
+    Attributes:
+        loss: the per-sample mean loss.
+        accuracy: the fraction of correct predictions, ``None`` when the loss reports none.
+        num_samples: the samples evaluated (every process's, inside ``sharded``).
+    """
+
+    loss: float
+    accuracy: float | None
+    num_samples: int
+
+    def __iter__(self) -> Iterator[float | None]:
+        return iter((self.loss, self.accuracy))
+
+
 def evaluate(
     model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None = None, *, num_samples: int | None = None
-) -> tuple[float, float | None]:
+) -> Evaluation:
     """Plain evaluation: per-sample mean loss and accuracy of ``model`` in eval mode, no gradients.
 
     The model's state and flags are left as they were.
 
     Example:
         >>> net = nn.Linear(3, 2)
-        >>> loss, acc = evaluate(net, [(torch.randn(8, 3), torch.randint(0, 2, (8,)))])
-        >>> loss > 0, 0.0 <= acc <= 1.0
-        (True, True)
+        >>> result = evaluate(net, [(torch.randn(8, 3), torch.randint(0, 2, (8,)))])
+        >>> result.loss > 0, 0.0 <= result.accuracy <= 1.0, result.num_samples
+        (True, True, 8)
+        >>> loss, accuracy = result  # it unpacks as the pair it used to be
     """
     check_callable("loss_fn", loss_fn)
     device = module_device(model)
@@ -395,7 +428,7 @@ def evaluate(
     with observing(model):
         sums = evaluation_sums(model, cached, loss_fn)
     accuracy = None if sums.accuracy is None else float(sums.accuracy)
-    return float(sums.loss), accuracy
+    return Evaluation(float(sums.loss), accuracy, total_samples(cached))
 
 
 def evaluation_subset(

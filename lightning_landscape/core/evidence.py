@@ -32,7 +32,7 @@ from torch import nn
 
 from .._checks import check_callable, check_choice, check_int, check_names, check_positive_float, check_seed
 from .distributed import guarded_sum
-from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, module_device
+from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, is_class_logits, module_device
 from .hessian import GGNOperator, HessianOperator, hessian_context
 from .operators import LinearOperator
 from .results import ResultFile
@@ -92,8 +92,7 @@ def _num_classes(model: nn.Module, batches: Sequence[Any], loss_fn: LossFn | Non
     x, y = batches[0][0], batches[0][1]
     with torch.no_grad():
         output = model(x)
-    is_logits = output.ndim == 2 and y.ndim == 1 and not y.is_floating_point()
-    return int(output.shape[1]) if is_logits else None
+    return int(output.shape[1]) if is_class_logits(output, y) else None
 
 
 def log_evidence(

@@ -1,325 +1,365 @@
-"""A landscape evaluated chunk by chunk: resumable, over streamed data, sharded over processes.
+"""The grid engine: the loss (and accuracy) of a model at any set of points in weight space.
 
-Li et al. computed their figures on the whole training set (51×51 grids on 50 000 CIFAR-10
-images), over several GPUs, saving partial surfaces so that a long job could be restarted.
-:func:`compute_landscape_in_chunks` does the same on any engine that gives a sum over processes:
+Every instrument that evaluates the model at many weights goes through here: landscape planes
+(:func:`~lightning_landscape.core.landscape.compute_landscape`, chunked or not), interpolations
+(:func:`~lightning_landscape.core.interpolation.interpolate`), trajectory planes and snapshots
+(:mod:`~lightning_landscape.core.trajectory`); the eigenvalue ratio map visits its points with
+:func:`for_each_point`. A point is a row of coefficients; a *writer* puts it into the model in
+place (:func:`linear_combination_writer`: ``θ₀ + Σ_k c_k d_k``; an interpolation or a snapshot
+writes its own). Two paths evaluate a set of points, and this module is their only caller:
 
-- the grid's points, in row-major order, are cut into fixed chunks of ``chunk_points``; one pass
-  over the data evaluates a whole chunk (each batch is read once and every point of the chunk is
-  evaluated on it), so streamed data (:class:`~lightning_landscape.core.evaluation.StreamedBatches`)
-  is read once per chunk, not once per point;
-- after each chunk the sums go through :func:`~lightning_landscape.core.distributed.guarded_sum`
-  (inside :func:`~lightning_landscape.core.distributed.sharded` each process holds a shard of the
-  data and every process ends with the single-process numbers), and ``on_chunk`` receives the
-  partial result, with a ``computed`` mask, for the caller to save;
-- ``resume`` takes such a partial result and evaluates only the chunks it lacks, after checking
-  that it was computed with the same settings and directions. Chunk boundaries do not depend on
-  what was done before, so a resumed run gives the uninterrupted run's numbers bit for bit (with
-  the same number of processes: sharding changes the order of the sums).
+- **one point per forward**: write the point, run every batch (:func:`evaluate_points` without a
+  plan);
+- **several points per forward**: for linear combinations, the moving tensors of a chunk of points
+  stacked and mapped with ``torch.vmap`` (:func:`batched_plan`,
+  :func:`~lightning_landscape.core.batched.evaluate_grid_batched`), falling back to one point per
+  forward, with a warning, where the model cannot be mapped.
+
+Points are taken in chunks (``chunk_points``; by default all at once). Cached batches are read
+point after point; streamed data (:class:`~lightning_landscape.core.evaluation.StreamedBatches`) is
+read once per chunk, every point of the chunk evaluated on each batch as it comes. Inside
+:func:`~lightning_landscape.core.distributed.sharded` each chunk's sums go through one
+:func:`~lightning_landscape.core.distributed.guarded_sum` in the layout of :func:`shard_columns`,
+so every process ends with the means over all processes' samples.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from .._checks import (
-    check_callable,
-    check_int,
+from .batched import (
+    BatchingUnsupported,
+    balanced_chunk,
+    evaluate_grid_batched,
+    points_per_chunk,
+    warn_fallback,
 )
-from .batched import BatchingUnsupported, evaluate_grid_batched, warn_fallback
-from .directions import cosine_similarity
-from .distributed import guarded_sum
-from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, loss_name, module_device
-from .landscape import (
-    batched_plan,
-    check_grid_arguments,
-    column_means,
-    evaluation_precision,
-    grid_coordinates,
-    landscape_directions,
-    linear_combination_writer,
-    shard_columns,
-)
-from .normalization import Normalization
-from .params import observing, perturbable_parameters
-from .results import LandscapeResult, library_versions
+from .directions import moving_names
+from .distributed import guarded_sum, is_sharded
+from .evaluation import LossFn, StreamedBatches, batch_size, count_samples, evaluation_sums, module_device
+from .params import named_tensors
 
-__all__ = ["compute_landscape_in_chunks", "check_resumable"]
+__all__ = [
+    "BatchedPlan",
+    "ChunkValues",
+    "PointWriter",
+    "batched_plan",
+    "column_means",
+    "evaluate_chunks",
+    "evaluate_points",
+    "for_each_point",
+    "linear_combination_writer",
+    "scan_grid",
+    "shard_columns",
+]
 
-ChunkFn = Callable[[LandscapeResult], None]
+Direction = Mapping[str, torch.Tensor]
+PointWriter = Callable[[tuple[float, ...]], None]
+ProgressFn = Callable[[int], None]
 
 
-def _chunk_sums(
+def linear_combination_writer(
+    model: nn.Module, reference: Mapping[str, torch.Tensor], directions: Sequence[Direction]
+) -> PointWriter:
+    """A writer of ``θ₀ + Σ_k c_k d_k`` into ``model``, from the saved θ₀ ``reference``, in place.
+
+    Only tensors that some direction moves are touched; a zero coefficient adds nothing, so the
+    origin is θ₀ bit for bit.
+    """
+    tensors = named_tensors(model)
+    moving = moving_names(reference, directions)
+    targets = [tensors[n] for n in moving]
+    base = [reference[n] for n in moving]
+    axes = [[d[n] for n in moving] for d in directions]
+
+    def write(point: tuple[float, ...]) -> None:
+        if targets:
+            torch._foreach_copy_(targets, base)
+            for coefficient, axis in zip(point, axes):
+                if coefficient != 0.0:
+                    torch._foreach_add_(targets, axis, alpha=coefficient)
+
+    return write
+
+
+def for_each_point(
+    points: Iterable[tuple[float, ...]],
+    write_point: PointWriter,
+    compute: Callable[[], Any],
+    on_point: ProgressFn | None = None,
+) -> list[Any]:
+    """``[compute() after write_point(p) for p in points]``: the one loop that visits points one by
+    one (the evaluation of one point per forward, the eigenvalue ratio map's Lanczos runs)."""
+    values = []
+    for done, point in enumerate(points, start=1):
+        write_point(point)
+        values.append(compute())
+        if on_point is not None:
+            on_point(done)
+    return values
+
+
+@dataclass(frozen=True)
+class BatchedPlan:
+    """The vmapped path's inputs: the saved θ₀ and direction components of the tensors that move
+    (only those are stacked), and the points per forward."""
+
+    base: dict[str, torch.Tensor]
+    axes: list[dict[str, torch.Tensor]]
+    points_per_forward: int
+
+
+def batched_plan(
+    model: nn.Module,
+    pricing_batches: Sequence[Any],
+    reference: Mapping[str, torch.Tensor],
+    directions: Sequence[Direction],
+    points_per_forward: int | Literal["auto"],
+    points_memory_mb: float,
+    loss_fn: LossFn | None,
+) -> BatchedPlan | None:
+    """The plan of the vmapped path, or ``None`` for one point per forward (``points_per_forward``
+    1); ``"auto"`` sizes the chunk from ``points_memory_mb`` with the activations of the largest
+    of ``pricing_batches``."""
+    if points_per_forward == 1:
+        return None
+    moving = moving_names(reference, directions)
+    base = {n: reference[n] for n in moving}
+    axes = [{n: d[n] for n in moving} for d in directions]
+    chunk = points_per_forward
+    if chunk == "auto":
+        budget = int(points_memory_mb * 2**20)
+        chunk = points_per_chunk(
+            model, pricing_batches, sum(t.numel() for t in base.values()), budget, loss_fn
+        )
+    return BatchedPlan(base, axes, int(chunk))
+
+
+def shard_columns(loss_sum: torch.Tensor, correct_sum: torch.Tensor | None, count: float) -> torch.Tensor:
+    """Per point, what one process adds to the sum over processes: the columns ``[loss sum,
+    correct sum, has accuracy, samples, 1]`` (float64), so that after the sum the means over all
+    processes' samples, and whether every process had an accuracy, can be read back
+    (:func:`column_means`)."""
+    loss_sum = loss_sum.double()
+    has_accuracy = torch.full_like(loss_sum, float(correct_sum is not None))
+    correct_sum = torch.zeros_like(loss_sum) if correct_sum is None else correct_sum.double()
+    ones = torch.ones_like(loss_sum)
+    return torch.stack([loss_sum, correct_sum, has_accuracy, ones * count, ones], dim=1)
+
+
+def column_means(total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(mean loss, mean accuracy or None, samples)`` per point from summed :func:`shard_columns`;
+    the accuracy is ``None`` unless every process reported one."""
+    loss_sum, correct, has_accuracy, samples, processes = total.unbind(dim=1)
+    with_accuracy = bool((has_accuracy == processes).all())
+    return loss_sum / samples, (correct / samples if with_accuracy else None), samples
+
+
+@dataclass(frozen=True)
+class ChunkValues:
+    """The points ``start:stop`` evaluated: per-point means over every process's samples (float64,
+    CPU), the accuracy ``None`` when not recorded and NaN where the loss is NaN."""
+
+    start: int
+    stop: int
+    loss: torch.Tensor
+    accuracy: torch.Tensor | None
+    num_samples: int
+
+
+def _group_means(model, group, points, write_point, plan, loss_fn, on_point):
+    """Per-point means (loss, accuracy or None) over the batches of ``group``, by one path."""
+    if plan is not None:
+        chunk = balanced_chunk(points.shape[0], min(plan.points_per_forward, points.shape[0]))
+        return evaluate_grid_batched(model, group, plan.base, plan.axes, points, chunk, loss_fn, on_point)
+    as_tuples = [tuple(p) for p in points.tolist()]
+    sums = for_each_point(as_tuples, write_point, lambda: evaluation_sums(model, group, loss_fn), on_point)
+    recorded = all(s.accuracy is not None for s in sums)
+    loss = torch.stack([s.loss for s in sums])
+    return loss, (torch.stack([s.accuracy for s in sums]) if recorded else None)
+
+
+def _local_means(model, batches, points, write_point, plan, loss_fn, on_point):
+    """Per-point means over this process's data: cached batches as one group, point after point;
+    a stream batch by batch (each batch read once for every point of ``points``)."""
+    if not isinstance(batches, StreamedBatches):
+        return _group_means(model, batches, points, write_point, plan, loss_fn, on_point)
+    loss = torch.zeros(points.shape[0], dtype=torch.float64, device=points.device)
+    correct, count, with_accuracy = torch.zeros_like(loss), 0, True
+    for batch in batches:
+        size = batch_size(batch)
+        means, accuracy = _group_means(model, [batch], points, write_point, plan, loss_fn, None)
+        loss += means.double() * size
+        with_accuracy = with_accuracy and accuracy is not None
+        if with_accuracy:
+            correct += accuracy.double() * size
+        count += size
+    if on_point is not None:
+        on_point(points.shape[0])
+    return loss / count, (correct / count if with_accuracy else None)
+
+
+def _chunk_means(model, batches, points, write_point, plan, loss_fn, on_point):
+    """``(loss, accuracy or None, samples)`` for ``points``: this process's means, or, inside
+    :func:`~lightning_landscape.core.distributed.sharded`, the means over every process."""
+    if not is_sharded():
+        loss, accuracy = _local_means(model, batches, points, write_point, plan, loss_fn, on_point)
+        return loss, accuracy, count_samples(batches)
+    count = float(count_samples(batches))
+
+    def local_columns() -> torch.Tensor:
+        loss, accuracy = _local_means(model, batches, points, write_point, plan, loss_fn, on_point)
+        correct = None if accuracy is None else accuracy.double() * count
+        return shard_columns(loss.double() * count, correct, count)
+
+    total = guarded_sum(local_columns, shape=(points.shape[0], 5), dtype=torch.float64, device=points.device)
+    loss, accuracy, samples = column_means(total)
+    return loss, accuracy, int(samples[0]) if samples.numel() else 0
+
+
+def evaluate_chunks(
     model: nn.Module,
     batches: Iterable[Any],
     points: torch.Tensor,
-    write_point: Callable[[tuple[float, ...]], None],
-    batched: tuple[dict, list[dict], int] | None,
-    loss_fn: LossFn | None,
-) -> torch.Tensor:
-    """One pass over ``batches`` evaluating every row of ``points``: per point, the columns
-    ``[loss sum, correct sum, has accuracy, samples, 1]`` of this process (float64, device)."""
-    num_points = points.shape[0]
-    device = points.device
-    loss = torch.zeros(num_points, dtype=torch.float64, device=device)
-    correct = torch.zeros_like(loss)
-    count, with_accuracy = 0, True
-    as_tuples = [tuple(p) for p in points.tolist()]
-    for batch in batches:
-        size = batch_size(batch)
-        if batched is not None:
-            base, axes, chunk = batched
-            means, accuracy = evaluate_grid_batched(model, [batch], base, axes, points, chunk, loss_fn)
-        else:
-            sums = []
-            for point in as_tuples:
-                write_point(point)
-                sums.append(evaluation_sums(model, [batch], loss_fn))
-            means = torch.stack([s.loss for s in sums])
-            recorded = all(s.accuracy is not None for s in sums)
-            accuracy = torch.stack([s.accuracy for s in sums]) if recorded else None
-        loss += means.double() * size
-        if accuracy is None:
-            with_accuracy = False
-        else:
-            correct += accuracy.double() * size
-        count += size
-    return shard_columns(loss, correct if with_accuracy else None, count)
-
-
-def _settings(**values: Any) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
-
-
-def check_resumable(
-    partial: LandscapeResult, settings: Mapping[str, Any], directions: Sequence[Mapping[str, torch.Tensor]]
-) -> None:
-    """Refuse to continue ``partial`` unless it was computed with ``settings`` and ``directions``.
-
-    Raises:
-        ValueError: naming each setting whose value differs (the file's and this run's), or the
-            directions that differ.
-    """
-    found = partial.extra.get("settings")
-    if not isinstance(found, Mapping):
-        raise ValueError("`resume`: the result holds no chunked-run settings; it cannot be continued.")
-    differing = [
-        f"{key}: {found.get(key)!r} in the file, {value!r} now"
-        for key, value in settings.items()
-        if found.get(key) != value
-    ]
-    differing += [f"{key}: only in the file ({found[key]!r})" for key in found if key not in settings]
-    if differing:
-        raise ValueError(
-            "`resume`: the partial result was computed with other settings ("
-            + "; ".join(differing)
-            + "). Continue it with the same settings, or start afresh in another file."
-        )
-    for axis, (saved, now) in enumerate(zip(partial.directions, directions)):
-        same = saved.keys() == now.keys() and all(
-            torch.equal(saved[n], now[n].detach().cpu().to(saved[n].dtype)) for n in saved
-        )
-        if not same:
-            raise ValueError(
-                f"`resume`: direction {axis} of the partial result differs from this run's (other weights, "
-                "another seed or another model): it cannot be continued."
-            )
-
-
-def compute_landscape_in_chunks(
-    model: nn.Module,
-    batches: Iterable[Any],
-    *,
-    dims: int = 2,
-    num_points: int = 21,
-    span: tuple[float, float] = (-1.0, 1.0),
-    normalization: Normalization = "filter",
-    ignore_bias_and_norm: bool = True,
-    seed: int = 0,
+    write_point: PointWriter,
     loss_fn: LossFn | None = None,
-    chunk_points: int = 64,
-    points_per_forward: int | Literal["auto"] = 1,
-    points_memory_mb: float = 1024.0,
-    autocast: Literal["bf16", "fp16"] | None = None,
-    settings: Mapping[str, Any] | None = None,
-    resume: LandscapeResult | None = None,
-    on_chunk: ChunkFn | None = None,
-) -> LandscapeResult:
-    """The landscape of :func:`~lightning_landscape.core.landscape.compute_landscape`, evaluated in
-    chunks of grid points, each chunk in one pass over ``batches``.
+    *,
+    plan: BatchedPlan | None = None,
+    chunk_points: int | None = None,
+    skip: Callable[[int, int], bool] | None = None,
+    on_point: ProgressFn | None = None,
+) -> Iterator[ChunkValues]:
+    """Evaluate the rows of ``points`` (one row of coefficients per point) chunk by chunk.
 
-    The numbers are those of ``compute_landscape`` with the same arguments (to float rounding:
-    sums are taken per batch in float64). ``batches`` may be a cached list or a
-    :class:`~lightning_landscape.core.evaluation.StreamedBatches` (the whole data set, read once
-    per chunk); inside :func:`~lightning_landscape.core.distributed.sharded` it is this process's
-    shard and the result is the one of all shards together.
+    The caller is responsible for eval mode, ``no_grad`` and restoring the model afterwards.
 
     Args:
-        model: the network; its parameters with ``requires_grad=True`` are perturbed, and restored
-            exactly afterwards.
-        batches: the evaluation data (on the model's device, or streamed to it).
-        dims, num_points, span, normalization, ignore_bias_and_norm, seed, loss_fn,
-            points_per_forward, points_memory_mb, autocast: as for ``compute_landscape``.
-        chunk_points: grid points per chunk (per pass over the data, and per call of ``on_chunk``).
-        settings: what else identifies the run (a checkpoint's hash, the data split...), stored
-            with the other settings under ``extra["settings"]`` and compared on ``resume``.
-        resume: a partial result of an earlier call with the same settings: its chunks are kept
-            and only the missing ones evaluated. A result with other settings or directions is
-            refused (:func:`check_resumable`).
-        on_chunk: called after each chunk with the partial result so far (``computed`` marks the
-            points done), e.g. to save it; on every process alike.
+        model: the module the points are written into.
+        batches: cached batches on the model's device, or a stream (read once per chunk); this
+            process's shard inside ``sharded``.
+        points: ``(num_points, k)`` coefficients, on the model's device.
+        write_point: writes a point (a tuple of floats) into the model.
+        loss_fn: ``loss_fn(model, batch)``, or ``None`` for cross-entropy on ``(x, y)``.
+        plan: the vmapped path (:func:`batched_plan`; linear combinations only), or ``None``. A model
+            ``vmap`` cannot map falls back to one point per forward with a warning, from the
+            chunk that failed on.
+        chunk_points: points per chunk (default: all of them in one).
+        skip: ``skip(start, stop)`` true for a chunk to leave out (already computed).
+        on_point: called with the number of points done so far, from 0 to ``num_points``.
+
+    Yields:
+        One :class:`ChunkValues` per evaluated chunk, in order.
+    """
+    total = points.shape[0]
+    size = total if chunk_points is None else chunk_points
+    for start in range(0, total, max(size, 1)):
+        stop = min(start + size, total)
+        if skip is not None and skip(start, stop):
+            continue
+        chunk = points[start:stop]
+        progress = None if on_point is None else (lambda done, start=start: on_point(start + done))
+        try:
+            loss, accuracy, samples = _chunk_means(
+                model, batches, chunk, write_point, plan, loss_fn, progress
+            )
+        except BatchingUnsupported as exc:
+            warn_fallback(model, exc.__cause__ or exc)
+            plan = None  # for this chunk and the next ones
+            loss, accuracy, samples = _chunk_means(
+                model, batches, chunk, write_point, None, loss_fn, progress
+            )
+        loss = loss.to("cpu", torch.float64)
+        if accuracy is not None:  # NaN logits make argmax meaningless: no accuracy where the loss is NaN
+            accuracy = accuracy.to("cpu", torch.float64).masked_fill(loss.isnan(), math.nan)
+        yield ChunkValues(start, stop, loss, accuracy, int(samples))
+
+
+def evaluate_points(
+    model: nn.Module,
+    batches: Iterable[Any],
+    points: Iterable[tuple[float, ...]] | torch.Tensor,
+    write_point: PointWriter,
+    loss_fn: LossFn | None = None,
+    on_point: ProgressFn | None = None,
+    *,
+    plan: BatchedPlan | None = None,
+    chunk_points: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Every point of ``points`` written into ``model`` with ``write_point`` and evaluated on
+    ``batches`` (:func:`evaluate_chunks`, all chunks together).
 
     Returns:
-        The complete :class:`LandscapeResult` (``computed`` is ``None``).
-
-    Example:
-        >>> _ = torch.manual_seed(0)
-        >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
-        >>> data = [(torch.randn(16, 4), torch.randint(0, 3, (16,)))]
-        >>> saved = []
-        >>> result = compute_landscape_in_chunks(
-        ...     net, data, num_points=5, chunk_points=10, on_chunk=saved.append
-        ... )
-        >>> [int(r.loss.isfinite().sum()) for r in saved], result.is_complete
-        ([10, 20, 25], True)
+        ``(loss, accuracy)`` as 1-D float64 CPU tensors, one entry per point; accuracy is ``None``
+        when it is not recorded, and NaN where the loss is NaN.
     """
-    axes = {"dims": dims, "span": span, "normalization": normalization, "seed": seed}
-    axes["span"] = check_grid_arguments(
-        **axes,
-        num_points=num_points,
-        ignore_bias_and_norm=ignore_bias_and_norm,
-        loss_fn=loss_fn,
-        points_per_forward=points_per_forward,
-        points_memory_mb=points_memory_mb,
-        autocast=autocast,
-    )
-    span = axes["span"]
-    check_int("chunk_points", chunk_points, minimum=1)
-    check_callable("on_chunk", on_chunk)
-    if resume is not None and not isinstance(resume, LandscapeResult):
-        raise TypeError(f"`resume` must be a LandscapeResult (a partial one), got {type(resume).__name__}.")
-
-    device = module_device(model)
-    data = cache_batches(batches, device)
-    coords = [grid_coordinates(span, num_points) for _ in range(dims)]
-    shape = [num_points] * dims
-    run_settings = _settings(
-        **axes,
-        num_points=num_points,
-        ignore_bias_and_norm=ignore_bias_and_norm,
-        loss_name=loss_name(loss_fn),
-        chunk_points=chunk_points,
-        points_per_forward=points_per_forward,
-        autocast=autocast,
-        **dict(settings or {}),
-    )
-    total = math.prod(shape)
-    state = _Progress.empty(total)
-    with observing(model) as saved:
-        reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
-        used = landscape_directions(reference, **axes, ignore_bias_and_norm=ignore_bias_and_norm)
-        if resume is not None:
-            check_resumable(resume, run_settings, used)
-            state = _Progress.of(resume, total)
-        extra: dict[str, Any] = {"versions": library_versions(), "span": list(span), "settings": run_settings}
-        if dims == 2:
-            extra["direction_cosine"] = cosine_similarity(used[0], used[1])
-        fields = dict(
-            coords=tuple(coords),
-            directions=tuple({n: t.detach().cpu() for n, t in d.items()} for d in used),
-            seed=seed,
-            normalization=normalization,
-            ignore_bias_and_norm=ignore_bias_and_norm,
-            bn_mode="eval",
-            loss_name=loss_name(loss_fn),
-            extra=extra,
+    if not isinstance(points, torch.Tensor):
+        rows = [tuple(p) for p in points]
+        points = torch.tensor(rows, dtype=torch.float64).reshape(len(rows), -1 if rows else 0)
+    points = points.to(module_device(model))
+    chunks = list(
+        evaluate_chunks(
+            model,
+            batches,
+            points,
+            write_point,
+            loss_fn,
+            plan=plan,
+            chunk_points=chunk_points,
+            on_point=on_point,
         )
-        grid = torch.cartesian_prod(*coords).reshape(-1, dims).to(device)
-        writer = linear_combination_writer(model, reference, used)
-        batched = _batched_setup(model, data, reference, used, points_per_forward, points_memory_mb, loss_fn)
-        with evaluation_precision(model, autocast):
-            for start in range(0, total, chunk_points):
-                stop = min(start + chunk_points, total)
-                if bool(state.computed[start:stop].all()):
-                    continue
-                points = grid[start:stop]
-
-                def local(points=points, batched=batched):
-                    return _chunk_sums(model, data, points, writer, batched, loss_fn)
-
-                try:
-                    sums = guarded_sum(local, shape=(stop - start, 5), dtype=torch.float64, device=device)
-                except BatchingUnsupported as exc:
-                    warn_fallback(model, exc.__cause__ or exc)
-                    batched = None  # for this chunk and the next ones
-                    sums = guarded_sum(
-                        lambda points=points: _chunk_sums(model, data, points, writer, None, loss_fn),
-                        shape=(stop - start, 5),
-                        dtype=torch.float64,
-                        device=device,
-                    )
-                state.record(start, sums.cpu())
-                if on_chunk is not None:
-                    on_chunk(state.result(shape, fields))
-    return state.result(shape, fields)
+    )
+    if not chunks:
+        return torch.zeros(0, dtype=torch.float64), None
+    loss = torch.cat([c.loss for c in chunks])
+    recorded = all(c.accuracy is not None for c in chunks)
+    return loss, (torch.cat([c.accuracy for c in chunks]) if recorded else None)
 
 
-class _Progress:
-    """The points done so far: per-point means (NaN where not done), the samples per point and
-    whether every process reported an accuracy."""
+def scan_grid(
+    model: nn.Module,
+    batches: Sequence[Any],
+    reference: Mapping[str, torch.Tensor],
+    directions: Sequence[Direction],
+    coords: Sequence[torch.Tensor],
+    loss_fn: LossFn | None = None,
+    on_point: ProgressFn | None = None,
+    points_per_forward: int | Literal["auto"] = 1,
+    points_memory_mb: float = 1024.0,
+    compile: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Evaluate ``model`` at every point ``θ₀ + Σ_k c_k d_k`` of the grid ``coords``.
 
-    def __init__(self, loss, accuracy, computed, num_samples, with_accuracy):
-        self.loss, self.accuracy, self.computed = loss, accuracy, computed
-        self.num_samples, self.with_accuracy = num_samples, with_accuracy
+    The caller is responsible for eval mode, ``no_grad`` and restoring the model afterwards
+    (:func:`~lightning_landscape.core.landscape.compute_landscape` does all three).
 
-    @classmethod
-    def empty(cls, total: int) -> _Progress:
-        nan = torch.full((total,), math.nan, dtype=torch.float64)
-        return cls(nan, nan.clone(), torch.zeros(total, dtype=torch.bool), 0, True)
+    Args:
+        model: the module whose parameters (or buffers) are overwritten in place.
+        batches: the fixed evaluation batches, already on the model's device.
+        reference: name → saved θ₀ for every tensor a direction may move.
+        directions: one dict name → tensor per axis (names of ``reference``).
+        coords: one 1-D tensor of coefficients per axis.
+        loss_fn: ``loss_fn(model, batch)``, or ``None`` for cross-entropy on ``(x, y)``.
+        on_point: called with the number of grid points done after each point (or chunk).
+        points_per_forward: grid points per forward pass; above 1 (or ``"auto"``: as many as
+            ``points_memory_mb`` allows) they are stacked and mapped with ``torch.vmap``, falling
+            back to one point per forward, with a warning, where the model cannot be mapped.
+        points_memory_mb: memory for the stacked parameters and activations of one batched forward.
+        compile: run the one-point-per-forward path through ``torch.compile(model)``.
 
-    @classmethod
-    def of(cls, partial: LandscapeResult, total: int) -> _Progress:
-        """Continue from a partial result: its means are kept as they are (bit for bit)."""
-        computed = partial.computed
-        done = torch.ones(total, dtype=torch.bool) if computed is None else computed.reshape(-1).clone()
-        loss = partial.loss.reshape(-1).to(torch.float64).clone()
-        accuracy = torch.full_like(loss, math.nan)
-        if partial.accuracy is not None:
-            accuracy = partial.accuracy.reshape(-1).to(torch.float64).clone()
-        with_accuracy = partial.accuracy is not None or not bool(done.any())
-        return cls(loss, accuracy, done, partial.num_samples, with_accuracy)
-
-    def record(self, start: int, sums: torch.Tensor) -> None:
-        """Store a chunk's sums over processes (:func:`shard_columns`) from ``start``."""
-        loss, accuracy, samples = column_means(sums)
-        stop = start + sums.shape[0]
-        self.loss[start:stop] = loss
-        if accuracy is None:
-            self.with_accuracy = False
-        else:  # NaN logits make argmax meaningless: no accuracy where the loss is NaN
-            self.accuracy[start:stop] = accuracy.masked_fill(loss.isnan(), math.nan)
-        self.num_samples = int(samples[0])
-        self.computed[start:stop] = True
-
-    def result(self, shape: list[int], fields: dict[str, Any]) -> LandscapeResult:
-        complete = bool(self.computed.all())
-        return LandscapeResult(
-            loss=self.loss.reshape(shape).clone(),
-            accuracy=self.accuracy.reshape(shape).clone() if self.with_accuracy else None,
-            num_samples=self.num_samples,
-            computed=None if complete else self.computed.reshape(shape).clone(),
-            **fields,
-        )
-
-
-def _batched_setup(model, data, reference, used, points_per_forward, points_memory_mb, loss_fn):
-    """``(base, axes, chunk)`` for the vmapped path, or ``None`` for one point per forward."""
-    if points_per_forward == 1:
-        return None
-    first = [next(iter(data))]  # one batch prices the activations (a stream is not read through)
-    return batched_plan(model, first, reference, used, points_per_forward, points_memory_mb, loss_fn)
+    Returns:
+        ``(loss, accuracy)`` on CPU in float64 with shape ``[len(c) for c in coords]``; accuracy is
+        ``None`` when it is not recorded.
+    """
+    shape = [len(c) for c in coords]
+    grid = torch.cartesian_prod(*coords).reshape(-1, len(coords))
+    plan = batched_plan(model, batches, reference, directions, points_per_forward, points_memory_mb, loss_fn)
+    writer = linear_combination_writer(model, reference, directions)
+    forward = torch.compile(model) if compile and plan is None else model  # shares the written tensors
+    loss, accuracy = evaluate_points(forward, batches, grid, writer, loss_fn, on_point, plan=plan)
+    return loss.reshape(shape), None if accuracy is None else accuracy.reshape(shape)

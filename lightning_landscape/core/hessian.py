@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .distributed import guarded_sum
-from .evaluation import LossFn, loss_name, mean_batch_loss
+from .evaluation import LossFn, is_class_logits, loss_name, mean_batch_loss
 from .folding import folded_batchnorm
 from .operators import LinearOperator
 from .params import preserve_module_state, preserve_rng_state
@@ -293,7 +293,7 @@ class GGNOperator(_RiskOperator):
             for weight, batch in zip(self.risk.weights, self.risk.batches):
                 logits_of = self.risk.function(batch[0])
                 logits, jv = jvp(logits_of, (self._theta,), (tangent,))
-                if logits.ndim != 2:
+                if not is_class_logits(logits, batch[1]):
                     raise ValueError(
                         "the Gauss-Newton matrix needs class logits (batch, classes), got "
                         f"{tuple(logits.shape)}."

@@ -11,7 +11,8 @@ from torch import nn
 
 from .._checks import check_callable, check_int, check_span
 from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
-from .landscape import PointWriter, evaluate_points, grid_coordinates
+from .grid import PointWriter, evaluate_points
+from .landscape import grid_coordinates
 from .params import named_tensors, observing
 from .results import LandscapeResult, library_versions
 

@@ -10,7 +10,6 @@ is restored exactly afterwards (see :mod:`lightning_landscape.core.params`).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -29,24 +28,15 @@ from .._checks import (
     check_span,
     renamed,
 )
-from .batched import (
-    BatchingUnsupported,
-    balanced_chunk,
-    evaluate_grid_batched,
-    points_per_chunk,
-    warn_fallback,
-)
-from .directions import cosine_similarity, moving_names, random_directions
-from .distributed import guarded_sum, is_sharded
+from .directions import cosine_similarity, random_directions
 from .evaluation import (
     LossFn,
     cache_batches,
-    count_samples,
-    evaluation_sums,
     loss_name,
     module_device,
     total_samples,
 )
+from .grid import scan_grid
 from .normalization import (
     NORMALIZATIONS,
     Normalization,
@@ -58,13 +48,10 @@ from .results import LandscapeResult, library_versions
 
 __all__ = [
     "compute_landscape",
-    "evaluate_points",
     "grid_coordinates",
     "landscape_directions",
-    "linear_combination_writer",
     "named_tensors",
     "progress_reporter",
-    "scan_grid",
 ]
 
 Direction = Mapping[str, torch.Tensor]
@@ -203,201 +190,6 @@ def check_span_fits(name: str, span: tuple[float, float], tensors: Iterable[torc
         raise ValueError(
             f"`{name}` {span} holds coefficients beyond the largest value of the model's dtype ({largest:g})."
         )
-
-
-PointWriter = Callable[[tuple[float, ...]], None]
-
-
-def linear_combination_writer(
-    model: nn.Module, reference: Mapping[str, torch.Tensor], directions: Sequence[Direction]
-) -> PointWriter:
-    """A writer of ``θ₀ + Σ_k c_k d_k`` into ``model``, from the saved θ₀ ``reference``, in place.
-
-    Only tensors that some direction moves are touched; a zero coefficient adds nothing, so the
-    origin is θ₀ bit for bit.
-    """
-    tensors = named_tensors(model)
-    moving = moving_names(reference, directions)
-    targets = [tensors[n] for n in moving]
-    base = [reference[n] for n in moving]
-    axes = [[d[n] for n in moving] for d in directions]
-
-    def write(point: tuple[float, ...]) -> None:
-        if targets:
-            torch._foreach_copy_(targets, base)
-            for coefficient, axis in zip(point, axes):
-                if coefficient != 0.0:
-                    torch._foreach_add_(targets, axis, alpha=coefficient)
-
-    return write
-
-
-def evaluate_points(
-    model: nn.Module,
-    batches: Sequence[Any],
-    points: Iterable[tuple[float, ...]],
-    write_point: PointWriter,
-    loss_fn: LossFn | None = None,
-    on_point: ProgressFn | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Write each point into ``model`` with ``write_point`` and evaluate it on ``batches``.
-
-    The caller is responsible for eval mode, ``no_grad`` and restoring the model afterwards.
-
-    Returns:
-        ``(loss, accuracy)`` as 1-D float64 CPU tensors, one entry per point; accuracy is ``None``
-        when it is not recorded, and NaN where the loss is NaN. The host synchronizes once, at the
-        end.
-    """
-    points = list(points)
-
-    def scan() -> tuple[torch.Tensor, torch.Tensor | None]:
-        losses: list[torch.Tensor] = []
-        accuracies: list[torch.Tensor] = []
-        for done, point in enumerate(points, start=1):
-            write_point(point)
-            sums = evaluation_sums(model, batches, loss_fn)
-            losses.append(sums.loss)
-            if sums.accuracy is not None:
-                accuracies.append(sums.accuracy)
-            if on_point is not None:
-                on_point(done)
-        with_accuracy = len(accuracies) == len(losses)
-        return torch.stack(losses), (torch.stack(accuracies) if with_accuracy else None)
-
-    return _collect(scan, len(points), batches, module_device(model))
-
-
-def _collect(scan: Callable[[], tuple[torch.Tensor, torch.Tensor | None]], num_points: int, batches, device):
-    """Run ``scan`` (per-point means on this process's batches), sum over shards, move to the CPU."""
-    if is_sharded():
-        loss, accuracy = _sum_over_shards(scan, num_points, batches, device)
-    else:
-        loss, accuracy = scan()
-    loss = loss.to("cpu", torch.float64)
-    if accuracy is not None:
-        # NaN logits make argmax meaningless: no accuracy where the loss is NaN
-        accuracy = accuracy.to("cpu", torch.float64).masked_fill(loss.isnan(), float("nan"))
-    return loss, accuracy
-
-
-def _sum_over_shards(scan, num_points: int, batches: Sequence[Any], device: torch.device):
-    """``scan()``'s per-shard means turned into means over all shards' samples."""
-    count = float(count_samples(batches))
-
-    def local_sums() -> torch.Tensor:
-        loss, accuracy = scan()
-        correct = None if accuracy is None else accuracy.double() * count
-        return shard_columns(loss.double() * count, correct, count)
-
-    total = guarded_sum(local_sums, shape=(num_points, 5), dtype=torch.float64, device=device)
-    loss, accuracy, _ = column_means(total)
-    return loss, accuracy
-
-
-def shard_columns(loss_sum: torch.Tensor, correct_sum: torch.Tensor | None, count: float) -> torch.Tensor:
-    """Per point, what one process adds to the sum over processes: the columns ``[loss sum,
-    correct sum, has accuracy, samples, 1]`` (float64), so that after the sum the means over all
-    processes' samples, and whether every process had an accuracy, can be read back
-    (:func:`column_means`)."""
-    loss_sum = loss_sum.double()
-    has_accuracy = torch.full_like(loss_sum, float(correct_sum is not None))
-    correct_sum = torch.zeros_like(loss_sum) if correct_sum is None else correct_sum.double()
-    ones = torch.ones_like(loss_sum)
-    return torch.stack([loss_sum, correct_sum, has_accuracy, ones * count, ones], dim=1)
-
-
-def column_means(total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """``(mean loss, mean accuracy or None, samples)`` per point from summed :func:`shard_columns`;
-    the accuracy is ``None`` unless every process reported one."""
-    loss_sum, correct, has_accuracy, samples, processes = total.unbind(dim=1)
-    with_accuracy = bool((has_accuracy == processes).all())
-    return loss_sum / samples, (correct / samples if with_accuracy else None), samples
-
-
-def batched_plan(
-    model: nn.Module,
-    pricing_batches: Sequence[Any],
-    reference: Mapping[str, torch.Tensor],
-    directions: Sequence[Direction],
-    points_per_forward: int | Literal["auto"],
-    points_memory_mb: float,
-    loss_fn: LossFn | None,
-) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], int]:
-    """``(base, axes, points per vmapped forward)`` of the batched path: only the tensors some
-    direction moves are stacked; ``"auto"`` sizes the chunk from ``points_memory_mb`` with the
-    activations of the largest of ``pricing_batches``."""
-    moving = moving_names(reference, directions)
-    base = {n: reference[n] for n in moving}
-    axes = [{n: d[n] for n in moving} for d in directions]
-    chunk = points_per_forward
-    if chunk == "auto":
-        budget = int(points_memory_mb * 2**20)
-        chunk = points_per_chunk(
-            model, pricing_batches, sum(t.numel() for t in base.values()), budget, loss_fn
-        )
-    return base, axes, chunk
-
-
-def scan_grid(
-    model: nn.Module,
-    batches: Sequence[Any],
-    reference: Mapping[str, torch.Tensor],
-    directions: Sequence[Direction],
-    coords: Sequence[torch.Tensor],
-    loss_fn: LossFn | None = None,
-    on_point: ProgressFn | None = None,
-    points_per_forward: int | Literal["auto"] = 1,
-    points_memory_mb: float = 1024.0,
-    compile: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Evaluate ``model`` at every point ``θ₀ + Σ_k c_k d_k`` of the grid ``coords``.
-
-    The caller is responsible for eval mode, ``no_grad`` and restoring the model afterwards
-    (:func:`compute_landscape` does all three).
-
-    Args:
-        model: the module whose parameters (or buffers) are overwritten in place.
-        batches: the fixed evaluation batches, already on the model's device.
-        reference: name → saved θ₀ for every tensor a direction may move.
-        directions: one dict name → tensor per axis (names of ``reference``).
-        coords: one 1-D tensor of coefficients per axis.
-        loss_fn: ``loss_fn(model, batch)``, or ``None`` for cross-entropy on ``(x, y)``.
-        on_point: called with the number of grid points done after each point (or chunk).
-        points_per_forward: grid points per forward pass; above 1 (or ``"auto"``: as many as
-            ``points_memory_mb`` allows) they are stacked and mapped with ``torch.vmap`` (see
-            :mod:`lightning_landscape.core.batched`), falling back to one point per forward, with a
-            warning, where the model cannot be mapped.
-        points_memory_mb: memory for the stacked parameters and activations of one batched forward.
-        compile: run the one-point-per-forward path through ``torch.compile(model)``.
-
-    Returns:
-        ``(loss, accuracy)`` on CPU in float64 with shape ``[len(c) for c in coords]``; accuracy is
-        ``None`` when it is not recorded.
-    """
-    shape = [len(c) for c in coords]
-    loss = accuracy = None
-    if points_per_forward != 1:
-        grid = torch.cartesian_prod(*coords).reshape(-1, len(coords)).to(module_device(model))
-        num_points = grid.shape[0]
-        base, axes, chunk = batched_plan(
-            model, batches, reference, directions, points_per_forward, points_memory_mb, loss_fn
-        )
-        chunk = balanced_chunk(num_points, min(chunk, num_points))
-
-        def batched_scan():
-            return evaluate_grid_batched(model, batches, base, axes, grid, chunk, loss_fn, on_point)
-
-        try:
-            loss, accuracy = _collect(batched_scan, num_points, batches, module_device(model))
-        except BatchingUnsupported as exc:
-            warn_fallback(model, exc.__cause__ or exc)
-    if loss is None:
-        writer = linear_combination_writer(model, reference, directions)
-        points = itertools.product(*(c.tolist() for c in coords))
-        forward = torch.compile(model) if compile else model  # shares the tensors the writer writes
-        loss, accuracy = evaluate_points(forward, batches, points, writer, loss_fn, on_point)
-    return loss.reshape(shape), None if accuracy is None else accuracy.reshape(shape)
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from torch import nn
 
 from .curvature import check_eigenvalue_options, check_trace_options, hessian_eigenvalues, hessian_trace
 from .evaluation import LossFn
-from .sharpness import MEASURE_FUNCTIONS, check_sharpness_options, sharpness
+from .sharpness import MEASURE_FUNCTIONS, BasinVolumeResult, check_sharpness_options
 from .sharpness import MEASURES as SHARPNESS_MEASURES
 
 __all__ = ["MEASURES", "MeasureOutcome", "check_measure_options", "measure"]
@@ -89,9 +89,7 @@ def check_measure_options(
     if unknown:
         raise ValueError(f"`{where}[{name!r}]` has unknown option(s) {unknown}; allowed: {allowed}.")
     try:
-        # the sharpness checks take every measure's options: the others at sharpness()'s defaults
-        base = _defaults(sharpness) if name in SHARPNESS_MEASURES else {}
-        _CHECKS[name](**{**base, **_defaults(_FUNCTIONS[name]), **options, "measure": name})
+        _CHECKS[name](**{**_defaults(_FUNCTIONS[name]), **options, "measure": name})
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"`{where}[{name!r}]`: {exc}") from exc
     return dict(options)
@@ -126,7 +124,7 @@ def measure(
     values = {name: result.value, "center_loss": result.center_loss}
     if result.stderr is not None:
         values[f"{name}_stderr"] = result.stderr
-    if result.radii is None:
+    if not isinstance(result, BasinVolumeResult) or result.radii.numel() == 0:
         return MeasureOutcome(values)
     return MeasureOutcome(
         values, {"basin": result.extra}, {"basin/radii": result.radii, "basin/crossed": result.crossed}

@@ -141,12 +141,13 @@ class EmpiricalRisk:
     def loss(self, delta: Sequence[torch.Tensor] | None = None) -> float:
         """``L(θ₀ + δ)`` (``L(θ₀)`` without ``delta``), summed over processes; the model keeps θ₀ + δ."""
         self._write(delta)
+        weights = self.weights  # before the sum over processes: computing them is a sum itself
 
         def local_loss() -> torch.Tensor:
             with torch.no_grad():
                 total = sum(
                     w * mean_batch_loss(self.model, b, self.loss_fn).double()
-                    for w, b in zip(self.weights, self.batches)
+                    for w, b in zip(weights, self.batches)
                 )
             return torch.as_tensor(total, dtype=torch.float64)
 
@@ -155,11 +156,12 @@ class EmpiricalRisk:
     def loss_and_grad(self, delta: Sequence[torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
         """``L(θ₀ + δ)`` and its gradient (shaped like the parameters), summed over processes."""
         self._write(delta)
+        weights = self.weights  # before the sum over processes: computing them is a sum itself
         grads = [torch.zeros_like(p) for p in self.params]
 
         def local_loss_and_grad() -> torch.Tensor:
             total = torch.zeros((), dtype=torch.float64, device=self.device)
-            for w, batch in zip(self.weights, self.batches):
+            for w, batch in zip(weights, self.batches):
                 loss = w * mean_batch_loss(self.model, batch, self.loss_fn)
                 self.add_into(grads, torch.autograd.grad(loss, self.params, allow_unused=True))
                 total += loss.detach().double()

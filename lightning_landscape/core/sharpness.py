@@ -15,7 +15,7 @@ random stream are exactly as before, and it can be called from validation hooks 
 - ``"average"``: ``E_δ[L(θ₀+δ)] − L₀`` with ``δᵢ ~ N(0, (ρ|θ₀ᵢ|)²)``, with its standard error.
 - ``"filter_normalized_eigenvalue"`` (Huang et al. 2020): top eigenvalue of ``D H D``, where
   ``D`` scales every coordinate by the norm of its filter (the ``ndim ≥ 2`` weights only).
-- ``"basin_volume"`` (Huang et al. 2020): along ``num_directions`` random filter-normalized
+- ``"basin_volume"`` (Huang et al. 2020): along ``num_probes`` random filter-normalized
   directions (biases and norm layers fixed), the radius ``r`` where ``L(θ₀ + r·d)`` first reaches
   ``threshold`` (scan + bisection); the log-volume ``log E[rⁿ] = logsumexp(n log rᵢ) − log N`` with
   ``n`` the number of perturbed coordinates. Directions that never cross within ``max_radius`` are
@@ -24,16 +24,17 @@ random stream are exactly as before, and it can be called from validation hooks 
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from .._checks import check_callable, check_choice, check_int, check_positive_float, check_seed
+from .._checks import check_callable, check_choice, check_int, check_positive_float, check_seed, renamed
 from .directions import iter_random_directions
 from .evaluation import LossFn, cache_batches, module_device
 from .hessian import HessianOperator, hessian_context
@@ -44,6 +45,7 @@ from .risk import EmpiricalRisk
 from .spectrum import lanczos_eigenpairs, standard_error, warn_nonfinite, warn_unconverged
 
 __all__ = [
+    "BasinVolumeResult",
     "MEASURES",
     "MEASURE_FUNCTIONS",
     "SharpnessResult",
@@ -70,8 +72,6 @@ class SharpnessResult(ResultFile):
         stderr: standard error where the measure is an average (``"average"``), else ``None``.
         extra: free-form metadata: the settings used and by-products (e.g. ``max_loss`` for ascent
             measures), as ``extra`` in every result.
-        radii: ``"basin_volume"`` only: the radius along every direction.
-        crossed: ``"basin_volume"`` only: whether each direction reached the threshold.
     """
 
     measure: str
@@ -79,8 +79,24 @@ class SharpnessResult(ResultFile):
     center_loss: float
     stderr: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    radii: torch.Tensor | None = None
-    crossed: torch.Tensor | None = None
+
+
+def _empty(dtype: torch.dtype):
+    return field(default_factory=lambda: torch.zeros(0, dtype=dtype))
+
+
+@dataclass(frozen=True)
+class BasinVolumeResult(SharpnessResult):
+    """Huang et al.'s basin volume: a :class:`SharpnessResult` (``value`` is the log-volume
+    ``log E[rⁿ]``) with the radius along every direction.
+
+    Attributes:
+        radii: the radius along every direction (float64; empty where the weights diverged).
+        crossed: whether each direction reached the threshold (bool).
+    """
+
+    radii: torch.Tensor = _empty(torch.float64)
+    crossed: torch.Tensor = _empty(torch.bool)
 
 
 def _uniform_like(tensors: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
@@ -241,7 +257,7 @@ def _basin_volume(
     center: float,
     names,
     *,
-    num_directions: int,
+    num_probes: int,
     threshold: float | None,
     max_radius: float,
     num_scan: int,
@@ -254,7 +270,7 @@ def _basin_volume(
     reference = dict(zip(names, obj.base))
     radii, crossed = [], []
     count = nan_crossings = 0
-    for raw in iter_random_directions(reference, num_directions, seed):
+    for raw in iter_random_directions(reference, num_probes, seed):
         direction = normalize_directions(raw, reference, "filter", ignore_bias_and_norm=True)
         count = sum(int(torch.count_nonzero(t)) for t in direction.values())
         radius, hit, by_nan = _first_crossing(
@@ -267,7 +283,7 @@ def _basin_volume(
     log_volume = float(torch.logsumexp(count * r.log(), dim=0) - math.log(len(radii)))
     details = {
         "threshold": level,
-        "num_directions": num_directions,
+        "num_probes": num_probes,
         "max_radius": max_radius,
         "dimension": count,
         "num_not_crossed": int(len(crossed) - sum(crossed)),
@@ -275,7 +291,7 @@ def _basin_volume(
     }
     if nan_crossings:
         warnings.warn(
-            f"sharpness 'basin_volume': along {nan_crossings} of {num_directions} directions the loss "
+            f"sharpness 'basin_volume': along {nan_crossings} of {num_probes} directions the loss "
             "became NaN before reaching the threshold; those count as crossed there (the loss left the "
             "basin): see extra['num_nan_crossings'].",
             RuntimeWarning,
@@ -284,49 +300,7 @@ def _basin_volume(
     return log_volume, r, torch.tensor(crossed), details
 
 
-def check_sharpness_options(
-    *,
-    measure: str,
-    seed: int,
-    epsilon: float,
-    rho: float,
-    p: float,
-    num_ascent_steps: int,
-    step_size: float,
-    num_probes: int,
-    tol: float,
-    max_iter: int,
-    num_directions: int,
-    threshold: float | None,
-    max_radius: float,
-    num_scan: int,
-    num_bisect: int,
-    **_: Any,
-) -> None:
-    """The checks of :func:`sharpness`' options, usable before a model exists (monitors run them
-    at construction, with :func:`sharpness`' own defaults for the options not given).
-
-    >>> import inspect
-    >>> defaults = {n: q.default for n, q in inspect.signature(sharpness).parameters.items()}
-    >>> check_sharpness_options(**{**defaults, "epsilon": -1})
-    Traceback (most recent call last):
-    ...
-    ValueError: `epsilon` must be a finite number > 0, got -1.
-    """
-    check_choice("measure", measure, MEASURES)
-    check_seed("seed", seed)
-    check_positive_float("epsilon", epsilon)
-    check_positive_float("rho", rho)
-    check_choice("p", p, (2, math.inf))
-    check_int("num_ascent_steps", num_ascent_steps, minimum=1)
-    check_positive_float("step_size", step_size)
-    check_int("num_probes", num_probes, minimum=1)
-    check_positive_float("tol", tol)
-    check_int("max_iter", max_iter, minimum=1)
-    check_int("num_directions", num_directions, minimum=1)
-    check_positive_float("max_radius", max_radius)
-    check_int("num_scan", num_scan, minimum=1)
-    check_int("num_bisect", num_bisect, minimum=0)
+def _check_threshold(threshold: Any) -> None:
     finite = (
         isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and math.isfinite(threshold)
     )
@@ -334,129 +308,76 @@ def check_sharpness_options(
         raise ValueError(f"`threshold` must be a finite number or None, got {threshold!r}.")
 
 
-def sharpness(
+_OPTION_CHECKS: dict[str, Callable[[Any], None]] = {
+    "seed": lambda v: check_seed("seed", v),
+    "epsilon": lambda v: check_positive_float("epsilon", v),
+    "rho": lambda v: check_positive_float("rho", v),
+    "p": lambda v: check_choice("p", v, (2, math.inf)),
+    "num_ascent_steps": lambda v: check_int("num_ascent_steps", v, minimum=1),
+    "step_size": lambda v: check_positive_float("step_size", v),
+    "num_probes": lambda v: check_int("num_probes", v, minimum=1),
+    "num_directions": lambda v: check_int("num_directions", v, minimum=1),  # num_probes' former name
+    "tol": lambda v: check_positive_float("tol", v),
+    "max_iter": lambda v: check_int("max_iter", v, minimum=1),
+    "threshold": _check_threshold,
+    "max_radius": lambda v: check_positive_float("max_radius", v),
+    "num_scan": lambda v: check_int("num_scan", v, minimum=1),
+    "num_bisect": lambda v: check_int("num_bisect", v, minimum=0),
+}
+"""The check of every sharpness option, by name (one place, for every measure's function)."""
+
+
+def check_sharpness_options(*, measure: str | None = None, **options: Any) -> None:
+    """The checks of the sharpness options given (``measure`` and any of :func:`sharpness`'
+    options; others are ignored), usable before a model exists: monitors run them at construction.
+
+    >>> check_sharpness_options(measure="keskar", epsilon=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: `epsilon` must be a finite number > 0, got -1.
+    """
+    if measure is not None:
+        check_choice("measure", measure, MEASURES)
+    for name, value in options.items():
+        if name in _OPTION_CHECKS and not (
+            value is None and name in ("num_probes", "threshold", "num_directions")
+        ):
+            _OPTION_CHECKS[name](value)
+
+
+def _measured(
+    measure: str,
     model: nn.Module,
     batches: Iterable[Any],
+    loss_fn: LossFn | None,
+    num_samples: int | None,
+    compute: Callable[[EmpiricalRisk, float], SharpnessResult],
     *,
-    measure: Measure = "keskar",
-    loss_fn: LossFn | None = None,
-    seed: int = 0,
-    epsilon: float = 1e-3,
-    rho: float = 0.05,
-    p: float = 2,
-    num_ascent_steps: int = 20,
-    step_size: float = 0.25,
-    num_probes: int = 20,
-    tol: float = 1e-4,
-    max_iter: int = 100,
-    num_directions: int = 50,
     threshold: float | None = None,
-    max_radius: float = 1.0,
-    num_scan: int = 30,
-    num_bisect: int = 20,
-    num_samples: int | None = None,
 ) -> SharpnessResult:
-    """One sharpness measure of ``model`` at its current weights (see the module docstring).
-
-    Args:
-        model: the network.
-        batches: evaluation batches (cached on the model's device once).
-        measure: ``"keskar"``, ``"adaptive_worst"``, ``"average"``, ``"filter_normalized_eigenvalue"``
-            or ``"basin_volume"``.
-        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
-        seed: seed of every random start, perturbation and direction.
-        epsilon: ``"keskar"`` box size.
-        rho: ``"adaptive_worst"`` radius, ``"average"`` relative noise scale.
-        p: ``"adaptive_worst"`` norm, 2 or ``math.inf``.
-        num_ascent_steps: ascent steps (``"keskar"``, ``"adaptive_worst"``).
-        step_size: ascent step as a fraction of the box half-width / radius.
-        num_probes: ``"average"`` draws.
-        tol: ``"filter_normalized_eigenvalue"`` Lanczos tolerance.
-        max_iter: ``"filter_normalized_eigenvalue"`` Hessian-vector products at most.
-        num_directions: ``"basin_volume"`` directions.
-        threshold: ``"basin_volume"`` loss level (default: the centre loss + 1).
-        max_radius: ``"basin_volume"`` largest radius searched (filter-normalized units).
-        num_scan: ``"basin_volume"`` scan points before bisection.
-        num_bisect: ``"basin_volume"`` bisection steps.
-        num_samples: read at most this many samples from ``batches`` (needed for an iterable
-            without ``len``; default: every batch of a finite collection).
-
-    Example:
-        >>> _ = torch.manual_seed(0)
-        >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
-        >>> data = [(torch.randn(32, 3), torch.randint(0, 2, (32,)))]
-        >>> sharpness(net, data, measure="keskar").value >= 0
-        True
-    """
+    """``compute(risk, L₀)`` inside :func:`~lightning_landscape.core.hessian.hessian_context`, the
+    part every measure shares: the batches cached once, the risk over every trainable parameter,
+    ``L₀``, and a NaN result with a warning where the weights have diverged (nothing to measure
+    around). The filter-normalized eigenvalue reads no ``L₀`` first (a Lanczos run reports NaN itself)."""
     check_callable("loss_fn", loss_fn)
-    check_sharpness_options(
-        measure=measure,
-        seed=seed,
-        epsilon=epsilon,
-        rho=rho,
-        p=p,
-        num_ascent_steps=num_ascent_steps,
-        step_size=step_size,
-        num_probes=num_probes,
-        tol=tol,
-        max_iter=max_iter,
-        num_directions=num_directions,
-        threshold=threshold,
-        max_radius=max_radius,
-        num_scan=num_scan,
-        num_bisect=num_bisect,
-    )
     cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):
-        names = list(perturbable_parameters(model))
+        risk = EmpiricalRisk(model, cached, loss_fn)
         if measure == "filter_normalized_eigenvalue":
-            value, details = _filter_normalized_eigenvalue(
-                model, cached, loss_fn, tol=tol, max_iter=max_iter, seed=seed
-            )
-            obj = EmpiricalRisk(model, cached, loss_fn, names)
-            return SharpnessResult(measure, value, obj.loss(), extra=details)
-        obj = EmpiricalRisk(model, cached, loss_fn, names)
-        center = obj.loss()
+            return compute(risk, math.nan)
+        center = risk.loss()
         unmeasurable = measure == "basin_volume" and threshold is None and not center < center + 1.0
-        if not math.isfinite(center) or unmeasurable:  # diverged weights: nothing to measure around
+        if not math.isfinite(center) or unmeasurable:
             warn_nonfinite(f"sharpness {measure!r}")
             stderr = math.nan if measure == "average" else None
-            return SharpnessResult(measure, math.nan, center, stderr=stderr, extra={"diverged": True})
-        if measure == "keskar":
-            value, details = _keskar(
-                obj,
-                center,
-                epsilon=epsilon,
-                num_ascent_steps=num_ascent_steps,
-                step_size=step_size,
-                seed=seed,
-            )
-            return SharpnessResult(measure, value, center, extra=details)
-        if measure == "adaptive_worst":
-            value, details = _adaptive(
-                obj, center, rho=rho, p=p, num_ascent_steps=num_ascent_steps, step_size=step_size, seed=seed
-            )
-            return SharpnessResult(measure, value, center, extra=details)
-        if measure == "average":
-            value, stderr, details = _average(obj, center, rho=rho, num_probes=num_probes, seed=seed)
-            return SharpnessResult(measure, value, center, stderr=stderr, extra=details)
-        log_volume, radii, crossed, details = _basin_volume(
-            obj,
-            center,
-            names,
-            num_directions=num_directions,
-            threshold=threshold,
-            max_radius=max_radius,
-            num_scan=num_scan,
-            num_bisect=num_bisect,
-            seed=seed,
-        )
-        return SharpnessResult(measure, log_volume, center, extra=details, radii=radii, crossed=crossed)
+            kind = BasinVolumeResult if measure == "basin_volume" else SharpnessResult
+            return kind(measure, math.nan, center, stderr=stderr, extra={"diverged": True})
+        return compute(risk, center)
 
 
 # ------------------------------------------------------------------ one function per measure
-# Each takes only its own options (defaults as in sharpness(), a test checks they agree) and is
-# what the measure registry (core/measures.py) checks ``measure_kwargs`` against.
+# Each takes only its own options and holds its measure's logic; sharpness() dispatches to them by
+# name, and the measure registry (core/measures.py) checks ``measure_kwargs`` against them.
 def keskar_sharpness(
     model: nn.Module,
     batches: Iterable[Any],
@@ -468,11 +389,26 @@ def keskar_sharpness(
     loss_fn: LossFn | None = None,
     num_samples: int | None = None,
 ) -> SharpnessResult:
-    """Keskar et al.'s ε-sharpness: :func:`sharpness` with ``measure="keskar"``."""
-    options = {"epsilon": epsilon, "num_ascent_steps": num_ascent_steps, "step_size": step_size}
-    return sharpness(
-        model, batches, measure="keskar", seed=seed, loss_fn=loss_fn, num_samples=num_samples, **options
+    """Keskar et al.'s ε-sharpness (the module docstring's ``"keskar"``).
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> data = [(torch.randn(32, 3), torch.randint(0, 2, (32,)))]
+        >>> keskar_sharpness(net, data, num_ascent_steps=5).value >= 0
+        True
+    """
+    check_sharpness_options(
+        epsilon=epsilon, num_ascent_steps=num_ascent_steps, step_size=step_size, seed=seed
     )
+
+    def compute(risk: EmpiricalRisk, center: float) -> SharpnessResult:
+        value, details = _keskar(
+            risk, center, epsilon=epsilon, num_ascent_steps=num_ascent_steps, step_size=step_size, seed=seed
+        )
+        return SharpnessResult("keskar", value, center, extra=details)
+
+    return _measured("keskar", model, batches, loss_fn, num_samples, compute)
 
 
 def adaptive_worst_sharpness(
@@ -487,17 +423,15 @@ def adaptive_worst_sharpness(
     loss_fn: LossFn | None = None,
     num_samples: int | None = None,
 ) -> SharpnessResult:
-    """Adaptive worst-case sharpness: :func:`sharpness` with ``measure="adaptive_worst"``."""
+    """Adaptive worst-case sharpness (the module docstring's ``"adaptive_worst"``)."""
     options = {"rho": rho, "p": p, "num_ascent_steps": num_ascent_steps, "step_size": step_size}
-    return sharpness(
-        model,
-        batches,
-        measure="adaptive_worst",
-        seed=seed,
-        loss_fn=loss_fn,
-        num_samples=num_samples,
-        **options,
-    )
+    check_sharpness_options(**options, seed=seed)
+
+    def compute(risk: EmpiricalRisk, center: float) -> SharpnessResult:
+        value, details = _adaptive(risk, center, **options, seed=seed)
+        return SharpnessResult("adaptive_worst", value, center, extra=details)
+
+    return _measured("adaptive_worst", model, batches, loss_fn, num_samples, compute)
 
 
 def average_sharpness(
@@ -510,17 +444,14 @@ def average_sharpness(
     loss_fn: LossFn | None = None,
     num_samples: int | None = None,
 ) -> SharpnessResult:
-    """Average sharpness under relative Gaussian noise: :func:`sharpness` with ``measure="average"``."""
-    return sharpness(
-        model,
-        batches,
-        measure="average",
-        rho=rho,
-        num_probes=num_probes,
-        seed=seed,
-        loss_fn=loss_fn,
-        num_samples=num_samples,
-    )
+    """Average sharpness under relative Gaussian noise, with its standard error (``"average"``)."""
+    check_sharpness_options(rho=rho, num_probes=num_probes, seed=seed)
+
+    def compute(risk: EmpiricalRisk, center: float) -> SharpnessResult:
+        value, stderr, details = _average(risk, center, rho=rho, num_probes=num_probes, seed=seed)
+        return SharpnessResult("average", value, center, stderr=stderr, extra=details)
+
+    return _measured("average", model, batches, loss_fn, num_samples, compute)
 
 
 def filter_normalized_eigenvalue(
@@ -533,24 +464,23 @@ def filter_normalized_eigenvalue(
     loss_fn: LossFn | None = None,
     num_samples: int | None = None,
 ) -> SharpnessResult:
-    """Top eigenvalue of ``D H D``: :func:`sharpness` with ``measure="filter_normalized_eigenvalue"``."""
-    return sharpness(
-        model,
-        batches,
-        measure="filter_normalized_eigenvalue",
-        tol=tol,
-        max_iter=max_iter,
-        seed=seed,
-        loss_fn=loss_fn,
-        num_samples=num_samples,
-    )
+    """Top eigenvalue of ``D H D``, ``D`` the filter norms (``"filter_normalized_eigenvalue"``)."""
+    check_sharpness_options(tol=tol, max_iter=max_iter, seed=seed)
+
+    def compute(risk: EmpiricalRisk, _: float) -> SharpnessResult:
+        value, details = _filter_normalized_eigenvalue(
+            model, risk.batches, loss_fn, tol=tol, max_iter=max_iter, seed=seed
+        )
+        return SharpnessResult("filter_normalized_eigenvalue", value, risk.loss(), extra=details)
+
+    return _measured("filter_normalized_eigenvalue", model, batches, loss_fn, num_samples, compute)
 
 
 def basin_volume(
     model: nn.Module,
     batches: Iterable[Any],
     *,
-    num_directions: int = 50,
+    num_probes: int = 50,
     threshold: float | None = None,
     max_radius: float = 1.0,
     num_scan: int = 30,
@@ -558,20 +488,22 @@ def basin_volume(
     seed: int = 0,
     loss_fn: LossFn | None = None,
     num_samples: int | None = None,
-) -> SharpnessResult:
-    """Huang et al.'s basin log-volume: :func:`sharpness` with ``measure="basin_volume"``."""
-    options = {"num_directions": num_directions, "threshold": threshold, "max_radius": max_radius}
-    return sharpness(
-        model,
-        batches,
-        measure="basin_volume",
-        num_scan=num_scan,
-        num_bisect=num_bisect,
-        seed=seed,
-        loss_fn=loss_fn,
-        num_samples=num_samples,
-        **options,
-    )
+    num_directions: int | None = None,
+) -> BasinVolumeResult:
+    """Huang et al.'s basin log-volume along ``num_probes`` random filter-normalized directions
+    (``"basin_volume"``; ``num_directions`` is its former name, for one release)."""
+    num_probes = renamed("num_directions", num_directions, "num_probes", num_probes, 50)
+    options = {"num_probes": num_probes, "threshold": threshold, "max_radius": max_radius}
+    options.update(num_scan=num_scan, num_bisect=num_bisect)
+    check_sharpness_options(**options, seed=seed)
+
+    def compute(risk: EmpiricalRisk, center: float) -> SharpnessResult:
+        log_volume, radii, crossed, details = _basin_volume(risk, center, risk.names, **options, seed=seed)
+        return BasinVolumeResult(
+            "basin_volume", log_volume, center, extra=details, radii=radii, crossed=crossed
+        )
+
+    return _measured("basin_volume", model, batches, loss_fn, num_samples, compute, threshold=threshold)
 
 
 MEASURE_FUNCTIONS = {
@@ -582,3 +514,90 @@ MEASURE_FUNCTIONS = {
     "basin_volume": basin_volume,
 }
 """Each sharpness measure's own function, by name."""
+
+_COMMON = {"model", "batches", "seed", "loss_fn", "num_samples", "num_directions"}
+
+
+def measure_options(measure: str) -> dict[str, Any]:
+    """The options of ``measure``'s own function with their defaults (not the data, loss or seed)."""
+    parameters = inspect.signature(MEASURE_FUNCTIONS[measure]).parameters.values()
+    return {p.name: p.default for p in parameters if p.name not in _COMMON}
+
+
+def sharpness(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    measure: Measure = "keskar",
+    loss_fn: LossFn | None = None,
+    seed: int = 0,
+    epsilon: float = 1e-3,
+    rho: float = 0.05,
+    p: float = 2,
+    num_ascent_steps: int = 20,
+    step_size: float = 0.25,
+    num_probes: int | None = None,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    threshold: float | None = None,
+    max_radius: float = 1.0,
+    num_scan: int = 30,
+    num_bisect: int = 20,
+    num_samples: int | None = None,
+    num_directions: int | None = None,
+) -> SharpnessResult:
+    """One sharpness measure of ``model`` at its current weights (see the module docstring), by
+    name: the measure's own function (:data:`MEASURE_FUNCTIONS`) with the options it takes.
+
+    Args:
+        model: the network.
+        batches: evaluation batches (cached on the model's device once).
+        measure: ``"keskar"``, ``"adaptive_worst"``, ``"average"``, ``"filter_normalized_eigenvalue"``
+            or ``"basin_volume"``.
+        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        seed: seed of every random start, perturbation and direction.
+        epsilon: ``"keskar"`` box size.
+        rho: ``"adaptive_worst"`` radius, ``"average"`` relative noise scale.
+        p: ``"adaptive_worst"`` norm, 2 or ``math.inf``.
+        num_ascent_steps: ascent steps (``"keskar"``, ``"adaptive_worst"``).
+        step_size: ascent step as a fraction of the box half-width / radius.
+        num_probes: random vectors: ``"average"`` draws (default 20), ``"basin_volume"``
+            directions (default 50).
+        tol: ``"filter_normalized_eigenvalue"`` Lanczos tolerance.
+        max_iter: ``"filter_normalized_eigenvalue"`` Hessian-vector products at most.
+        threshold: ``"basin_volume"`` loss level (default: the centre loss + 1).
+        max_radius: ``"basin_volume"`` largest radius searched (filter-normalized units).
+        num_scan: ``"basin_volume"`` scan points before bisection.
+        num_bisect: ``"basin_volume"`` bisection steps.
+        num_samples: read at most this many samples from ``batches`` (needed for an iterable
+            without ``len``; default: every batch of a finite collection).
+        num_directions: the former name of ``num_probes`` for ``"basin_volume"`` (one release).
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> data = [(torch.randn(32, 3), torch.randint(0, 2, (32,)))]
+        >>> sharpness(net, data, measure="keskar").value >= 0
+        True
+    """
+    num_probes = renamed("num_directions", num_directions, "num_probes", num_probes, None)
+    given = {
+        "epsilon": epsilon,
+        "rho": rho,
+        "p": p,
+        "num_ascent_steps": num_ascent_steps,
+        "step_size": step_size,
+        "num_probes": num_probes,
+        "tol": tol,
+        "max_iter": max_iter,
+        "threshold": threshold,
+        "max_radius": max_radius,
+        "num_scan": num_scan,
+        "num_bisect": num_bisect,
+    }
+    check_callable("loss_fn", loss_fn)
+    check_choice("measure", measure, MEASURES)
+    check_sharpness_options(seed=seed, **given)
+    own = {k: given[k] for k in measure_options(measure) if given[k] is not None or k == "threshold"}
+    common = {"seed": seed, "loss_fn": loss_fn, "num_samples": num_samples}
+    return MEASURE_FUNCTIONS[measure](model, batches, **common, **own)

@@ -21,7 +21,8 @@ from torch import nn
 
 from .._checks import check_bool, check_callable, check_int, check_positive_float
 from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
-from .landscape import evaluate_points, grid_coordinates, linear_combination_writer, scan_grid
+from .grid import evaluate_points, linear_combination_writer, scan_grid
+from .landscape import grid_coordinates
 from .params import observing, perturbable_parameters
 from .results import LandscapeResult, ResultFile, ResultFileError, library_versions, load_arrays, save_arrays
 from .spectrum import finite_eigh
@@ -469,7 +470,7 @@ def trajectory_landscape(
         points = [tuple(row) for row in pca.coords.tolist()]
         plane_loss, _ = evaluate_points(model, cached, points, on_plane, loss_fn)
         snapshot_loss, _ = evaluate_points(
-            model, cached, range(len(snapshots)), _snapshot_writer(model, snapshots), loss_fn
+            model, cached, [(i,) for i in range(len(snapshots))], _snapshot_writer(model, snapshots), loss_fn
         )
     landscape = LandscapeResult(
         coords=tuple(coords),
@@ -496,8 +497,8 @@ def trajectory_landscape(
 def _snapshot_writer(model: nn.Module, snapshots: Sequence[State]):
     params = dict(model.named_parameters())
 
-    def write(index: int) -> None:
-        snapshot = snapshots[index]
+    def write(point: tuple[float, ...]) -> None:  # the point is (snapshot index,)
+        snapshot = snapshots[int(point[0])]
         names = [n for n in snapshot if n in params]
         torch._foreach_copy_([params[n] for n in names], [snapshot[n].to(params[n].device) for n in names])
 

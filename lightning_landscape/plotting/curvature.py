@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from ..core.curvature import EigenvalueRatioMap, SpectralDensity
 from ..core.results import SharpnessRecord
-from ..core.sharpness import SharpnessResult
+from ..core.sharpness import BasinVolumeResult
 from ..core.spectrum import SLQNodes
 
 __all__ = ["plot_basin_radii", "plot_eigenvalue_ratio_map", "plot_hessian_density", "sharpness_figures"]
@@ -61,9 +62,9 @@ def plot_eigenvalue_ratio_map(result: EigenvalueRatioMap, *, vmax: float = 0.5) 
     return fig
 
 
-def plot_basin_radii(result: SharpnessResult, *, bins: int = 20) -> Figure:
+def plot_basin_radii(result: BasinVolumeResult, *, bins: int = 20) -> Figure:
     """Histogram of the basin radii along random filter-normalized directions (Huang et al.)."""
-    if result.radii is None:
+    if not isinstance(result, BasinVolumeResult):
         raise ValueError(f"a basin_volume result is needed, got measure={result.measure!r}.")
     fig = Figure(figsize=(5.5, 3.5), layout="constrained")
     ax = fig.add_subplot()
@@ -91,13 +92,14 @@ def sharpness_figures(record: SharpnessRecord) -> dict[str, Figure]:
         spectrum = SpectralDensity(quadrature, density["num_probes"], density["num_steps"], density["seed"])
         figures["hessian_density"] = plot_hessian_density(spectrum)
     if "basin/radii" in arrays:
-        basin = SharpnessResult(
+        crossed = arrays.get("basin/crossed")
+        basin = BasinVolumeResult(
             "basin_volume",
             record.values.get("basin_volume", math.nan),
             record.values.get("center_loss", math.nan),
             extra=settings.get("basin", {}),
             radii=arrays["basin/radii"],
-            crossed=arrays.get("basin/crossed"),
+            crossed=torch.zeros(0, dtype=torch.bool) if crossed is None else crossed,
         )
         figures["basin_radii"] = plot_basin_radii(basin)
     if "ratio_map/lambda_max" in arrays:

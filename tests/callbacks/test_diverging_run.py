@@ -44,7 +44,7 @@ def test_a_diverging_run_trains_to_the_end_and_the_nan_is_logged_and_counted(tmp
                 "adaptive_worst": {"num_ascent_steps": 2},
                 "average": {"num_probes": 2},
                 "trace": {"num_probes": 6},
-                "basin_volume": {"num_directions": 2, "num_scan": 3, "num_bisect": 2},
+                "basin_volume": {"num_probes": 2, "num_scan": 3, "num_bisect": 2},
             },
             density=True,
             density_steps=4,

@@ -21,7 +21,7 @@ from lightning_landscape import SharpnessMonitor, hessian_eigenvalues, sharpness
 
 QUICK = {
     "measure_kwargs": {
-        "basin_volume": {"num_directions": 3, "num_scan": 5, "num_bisect": 5},
+        "basin_volume": {"num_probes": 3, "num_scan": 5, "num_bisect": 5},
         "average": {"num_probes": 3},
         "keskar": {"num_ascent_steps": 3},
         "adaptive_worst": {"num_ascent_steps": 3},

@@ -131,7 +131,7 @@ def test_curvature_of_two_shards_equals_one_process(problem):
     [
         ("keskar", {"num_ascent_steps": 5}),
         ("average", {"num_probes": 4}),
-        ("basin_volume", {"num_directions": 3}),
+        ("basin_volume", {"num_probes": 3}),
     ],
 )
 def test_sharpness_of_two_shards_equals_one_process(problem, measure, options):

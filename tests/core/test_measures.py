@@ -21,7 +21,7 @@ def test_each_name_computes_its_function():
     keskar = ll.sharpness(model, batches, measure="keskar", seed=3, num_ascent_steps=2)
     got = measure(model, batches, "keskar", seed=3, num_ascent_steps=2).values
     assert got == {"keskar": keskar.value, "center_loss": keskar.center_loss}
-    basin = measure(model, batches, "basin_volume", num_directions=3, num_scan=3)
+    basin = measure(model, batches, "basin_volume", num_probes=3, num_scan=3)
     assert set(basin.arrays) == {"basin/radii", "basin/crossed"} and "dimension" in basin.settings["basin"]
     assert set(MEASURES) == {"top_eigenvalue", "trace", *SHARPNESS_MEASURES}
 
@@ -43,17 +43,19 @@ def test_each_sharpness_measure_has_its_own_function_with_sharpness_defaults():
     from lightning_landscape.core.sharpness import MEASURE_FUNCTIONS
 
     shared = {n: p.default for n, p in inspect.signature(ll.sharpness).parameters.items()}
+    assert shared["num_probes"] is None  # each measure's own default: 20 draws, 50 basin directions
     assert set(MEASURE_FUNCTIONS) == set(SHARPNESS_MEASURES)
     model, batches = mlp(), vector_batches()
     for name, function in MEASURE_FUNCTIONS.items():
         own = {
             n: p.default
             for n, p in inspect.signature(function).parameters.items()
-            if n not in ("model", "batches")
+            if n not in ("model", "batches", "num_directions")  # (basin_volume's former name of num_probes)
         }
-        assert {n: shared[n] for n in own} == own, name  # the same defaults as sharpness()
+        expected = {n: own[n] if n == "num_probes" else shared[n] for n in own}
+        assert expected == own, name  # the same defaults as sharpness()
         if name != "filter_normalized_eigenvalue":  # (a Lanczos run: covered by test_sharpness.py)
-            quick = {"num_ascent_steps": 2, "num_probes": 2, "num_directions": 2, "num_scan": 3}
+            quick = {"num_ascent_steps": 2, "num_probes": 2, "num_scan": 3}
             options = {k: v for k, v in quick.items() if k in own}
             mine = function(model, batches, **options)
             theirs = ll.sharpness(model, batches, measure=name, **options)

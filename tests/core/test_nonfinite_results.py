@@ -35,7 +35,7 @@ CALLS = {
     "evidence_slq": lambda m, b: (
         log_evidence(m, b, prior_precision=1.0, num_probes=1, num_steps=4).log_evidence
     ),
-    "basin_volume": lambda m, b: sharpness(m, b, measure="basin_volume", num_directions=2, num_scan=3).value,
+    "basin_volume": lambda m, b: sharpness(m, b, measure="basin_volume", num_probes=2, num_scan=3).value,
     "keskar": lambda m, b: sharpness(m, b, measure="keskar", num_ascent_steps=2).value,
 }
 
@@ -87,7 +87,7 @@ def test_basin_volume_says_when_a_nan_loss_ended_a_direction():
             mlp(),
             vector_batches(),
             measure="basin_volume",
-            num_directions=3,
+            num_probes=3,
             num_scan=4,
             num_bisect=2,
             loss_fn=nan_far_from_the_weights,

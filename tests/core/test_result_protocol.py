@@ -18,11 +18,13 @@ def _states(model):
 
 
 RESULTS = {
+    "Evaluation": lambda m, b: ll.evaluate(m, b),
     "EigenvalueResult": lambda m, b: ll.hessian_eigenvalues(m, b, k=2, return_eigenvectors=True),
     "TraceEstimate": lambda m, b: ll.hessian_trace(m, b, method="hutch++", num_probes=6),
     "SpectralDensity": lambda m, b: ll.hessian_density(m, b, num_probes=2, num_steps=5),
     "EigenvalueRatioMap": lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, max_iter=5),
-    "SharpnessResult": lambda m, b: ll.sharpness(m, b, measure="basin_volume", num_directions=3, num_scan=3),
+    "SharpnessResult": lambda m, b: ll.sharpness(m, b, measure="average", num_probes=3),
+    "BasinVolumeResult": lambda m, b: ll.basin_volume(m, b, num_probes=3, num_scan=3),
     "EvidenceResult": lambda m, b: ll.log_evidence(m, b, prior_precision=1.0, num_probes=2, num_steps=3),
     "GradientNoiseScale": lambda m, b: gradient_noise_scale(m, b),
     "PCAResult": lambda m, b: ll.pca_directions(_states(m), m.state_dict()),

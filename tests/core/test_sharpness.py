@@ -122,7 +122,7 @@ def test_basin_volume_matches_closed_form_radii_and_shrinks_with_curvature():
             DUMMY,
             measure="basin_volume",
             loss_fn=quadratic_loss,
-            num_directions=20,
+            num_probes=20,
             threshold=0.5,
             max_radius=3.0,
             num_bisect=40,
@@ -145,7 +145,7 @@ def test_basin_volume_flags_directions_that_never_cross():
         measure="basin_volume",
         loss_fn=quadratic_loss,
         threshold=1.0,
-        num_directions=3,
+        num_probes=3,
         max_radius=0.5,
     )
     assert not bool(result.crossed.any()) and result.extra["num_not_crossed"] == 3
@@ -163,7 +163,7 @@ def test_every_measure_leaves_the_model_untouched_even_from_inference_mode(measu
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     rng = GlobalRNG.capture()
     before = snapshot(net)
-    kwargs = {"num_directions": 3, "num_samples": 3, "num_ascent_steps": 3, "max_iter": 10}
+    kwargs = {"num_probes": 3, "num_samples": 3, "num_ascent_steps": 3, "max_iter": 10}
     plain = sharpness(net, data, measure=measure, **kwargs)
     with torch.inference_mode():
         inside = sharpness(net, [(x.clone(), y.clone()) for x, y in data], measure=measure, **kwargs)

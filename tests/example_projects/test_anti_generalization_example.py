@@ -22,7 +22,7 @@ def test_comparison_script_writes_figure_and_table(tmp_path):
             str(tmp_path),
             "--steps-scale",
             "0.02",
-            "--num-directions",
+            "--num-probes",
             "2",
         ],
         capture_output=True,

@@ -32,7 +32,7 @@ def _small_config(tmp_path) -> str:
             callback["init_args"].update(num_points=5, num_samples=256)
         if callback["class_path"] == "lightning_landscape.SharpnessMonitor":
             callback["init_args"].update(every_n_epochs=1, num_samples=128, density_steps=10)
-            callback["init_args"]["measure_kwargs"]["basin_volume"].update(num_directions=4, num_scan=5)
+            callback["init_args"]["measure_kwargs"]["basin_volume"].update(num_probes=4, num_scan=5)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)

@@ -1,4 +1,4 @@
-"""The chunked, resumable, streamed landscape (core/grid.py) against compute_landscape.
+"""The chunked, resumable, streamed landscape (core/chunked.py) against compute_landscape.
 
 ``compute_landscape`` on cached batches is the reference: the chunked engine must give its numbers
 on cached and on streamed data, on shards summed over (thread-simulated) processes, and bit for bit
@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_landscape import LandscapeResult, compute_landscape
 from lightning_landscape.core import grid
+from lightning_landscape.core.chunked import compute_landscape_in_chunks
 from lightning_landscape.core.evaluation import StreamedBatches, stream_batches
-from lightning_landscape.core.grid import compute_landscape_in_chunks
 
 
 def _bn_problem():
@@ -167,7 +167,7 @@ def test_a_partial_result_with_other_settings_or_directions_is_refused():
 def test_a_failing_chunk_leaves_the_model_as_it_was_and_the_earlier_chunks_saved(monkeypatch):
     model, batches = _bn_problem()
     before = copy.deepcopy(model.state_dict())
-    original, calls, partials = grid._chunk_sums, [], []
+    original, calls, partials = grid._chunk_means, [], []
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -175,7 +175,7 @@ def test_a_failing_chunk_leaves_the_model_as_it_was_and_the_earlier_chunks_saved
             raise RuntimeError("killed")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(grid, "_chunk_sums", failing)
+    monkeypatch.setattr(grid, "_chunk_means", failing)
     with pytest.raises(RuntimeError, match="killed"):
         compute_landscape_in_chunks(model, batches, num_points=5, chunk_points=7, on_chunk=partials.append)
     assert [int(p.computed.sum()) for p in partials] == [7, 14]
@@ -189,7 +189,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     from torch import nn
     from torch.utils.data import DataLoader, Dataset
     from lightning_landscape.core.evaluation import cache_batches, stream_batches
-    from lightning_landscape.core.grid import compute_landscape_in_chunks
+    from lightning_landscape.core.chunked import compute_landscape_in_chunks
 
     class Generated(Dataset):  # samples made from their index: the data set itself takes no memory
         def __init__(self, n):

@@ -1,0 +1,257 @@
+"""A landscape evaluated chunk by chunk: resumable, over streamed data, sharded over processes.
+
+Li et al. computed their figures on the whole training set (51×51 grids on 50 000 CIFAR-10
+images), over several GPUs, saving partial surfaces so that a long job could be restarted.
+:func:`compute_landscape_in_chunks` does the same on any engine that gives a sum over processes:
+
+- the grid's points, in row-major order, are cut into fixed chunks of ``chunk_points``; one pass
+  over the data evaluates a whole chunk (each batch is read once and every point of the chunk is
+  evaluated on it), so streamed data (:class:`~lightning_landscape.core.evaluation.StreamedBatches`)
+  is read once per chunk, not once per point;
+- the points are evaluated by the grid engine (:func:`~lightning_landscape.core.grid.evaluate_chunks`);
+  after each chunk the sums go through :func:`~lightning_landscape.core.distributed.guarded_sum`
+  (inside :func:`~lightning_landscape.core.distributed.sharded` each process holds a shard of the
+  data and every process ends with the single-process numbers), and ``on_chunk`` receives the
+  partial result, with a ``computed`` mask, for the caller to save;
+- ``resume`` takes such a partial result and evaluates only the chunks it lacks, after checking
+  that it was computed with the same settings and directions. Chunk boundaries do not depend on
+  what was done before, so a resumed run gives the uninterrupted run's numbers bit for bit (with
+  the same number of processes: sharding changes the order of the sums).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .._checks import check_callable, check_int
+from .directions import cosine_similarity
+from .evaluation import LossFn, cache_batches, loss_name, module_device
+from .grid import ChunkValues, batched_plan, evaluate_chunks, linear_combination_writer
+from .landscape import check_grid_arguments, evaluation_precision, grid_coordinates, landscape_directions
+from .normalization import Normalization
+from .params import observing, perturbable_parameters
+from .results import LandscapeResult, library_versions
+
+__all__ = ["compute_landscape_in_chunks", "check_resumable"]
+
+ChunkFn = Callable[[LandscapeResult], None]
+
+
+def _settings(**values: Any) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
+
+
+def check_resumable(
+    partial: LandscapeResult, settings: Mapping[str, Any], directions: Sequence[Mapping[str, torch.Tensor]]
+) -> None:
+    """Refuse to continue ``partial`` unless it was computed with ``settings`` and ``directions``.
+
+    Raises:
+        ValueError: naming each setting whose value differs (the file's and this run's), or the
+            directions that differ.
+    """
+    found = partial.extra.get("settings")
+    if not isinstance(found, Mapping):
+        raise ValueError("`resume`: the result holds no chunked-run settings; it cannot be continued.")
+    differing = [
+        f"{key}: {found.get(key)!r} in the file, {value!r} now"
+        for key, value in settings.items()
+        if found.get(key) != value
+    ]
+    differing += [f"{key}: only in the file ({found[key]!r})" for key in found if key not in settings]
+    if differing:
+        raise ValueError(
+            "`resume`: the partial result was computed with other settings ("
+            + "; ".join(differing)
+            + "). Continue it with the same settings, or start afresh in another file."
+        )
+    for axis, (saved, now) in enumerate(zip(partial.directions, directions)):
+        same = saved.keys() == now.keys() and all(
+            torch.equal(saved[n], now[n].detach().cpu().to(saved[n].dtype)) for n in saved
+        )
+        if not same:
+            raise ValueError(
+                f"`resume`: direction {axis} of the partial result differs from this run's (other weights, "
+                "another seed or another model): it cannot be continued."
+            )
+
+
+def compute_landscape_in_chunks(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    dims: int = 2,
+    num_points: int = 21,
+    span: tuple[float, float] = (-1.0, 1.0),
+    normalization: Normalization = "filter",
+    ignore_bias_and_norm: bool = True,
+    seed: int = 0,
+    loss_fn: LossFn | None = None,
+    chunk_points: int = 64,
+    points_per_forward: int | Literal["auto"] = 1,
+    points_memory_mb: float = 1024.0,
+    autocast: Literal["bf16", "fp16"] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    resume: LandscapeResult | None = None,
+    on_chunk: ChunkFn | None = None,
+) -> LandscapeResult:
+    """The landscape of :func:`~lightning_landscape.core.landscape.compute_landscape`, evaluated in
+    chunks of grid points, each chunk in one pass over ``batches``.
+
+    The numbers are those of ``compute_landscape`` with the same arguments (to float rounding:
+    sums are taken per batch in float64). ``batches`` may be a cached list or a
+    :class:`~lightning_landscape.core.evaluation.StreamedBatches` (the whole data set, read once
+    per chunk); inside :func:`~lightning_landscape.core.distributed.sharded` it is this process's
+    shard and the result is the one of all shards together.
+
+    Args:
+        model: the network; its parameters with ``requires_grad=True`` are perturbed, and restored
+            exactly afterwards.
+        batches: the evaluation data (on the model's device, or streamed to it).
+        dims, num_points, span, normalization, ignore_bias_and_norm, seed, loss_fn,
+            points_per_forward, points_memory_mb, autocast: as for ``compute_landscape``.
+        chunk_points: grid points per chunk (per pass over the data, and per call of ``on_chunk``).
+        settings: what else identifies the run (a checkpoint's hash, the data split...), stored
+            with the other settings under ``extra["settings"]`` and compared on ``resume``.
+        resume: a partial result of an earlier call with the same settings: its chunks are kept
+            and only the missing ones evaluated. A result with other settings or directions is
+            refused (:func:`check_resumable`).
+        on_chunk: called after each chunk with the partial result so far (``computed`` marks the
+            points done), e.g. to save it; on every process alike.
+
+    Returns:
+        The complete :class:`LandscapeResult` (``computed`` is ``None``).
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        >>> data = [(torch.randn(16, 4), torch.randint(0, 3, (16,)))]
+        >>> saved = []
+        >>> result = compute_landscape_in_chunks(
+        ...     net, data, num_points=5, chunk_points=10, on_chunk=saved.append
+        ... )
+        >>> [int(r.loss.isfinite().sum()) for r in saved], result.is_complete
+        ([10, 20, 25], True)
+    """
+    axes = {"dims": dims, "span": span, "normalization": normalization, "seed": seed}
+    axes["span"] = check_grid_arguments(
+        **axes,
+        num_points=num_points,
+        ignore_bias_and_norm=ignore_bias_and_norm,
+        loss_fn=loss_fn,
+        points_per_forward=points_per_forward,
+        points_memory_mb=points_memory_mb,
+        autocast=autocast,
+    )
+    span = axes["span"]
+    check_int("chunk_points", chunk_points, minimum=1)
+    check_callable("on_chunk", on_chunk)
+    if resume is not None and not isinstance(resume, LandscapeResult):
+        raise TypeError(f"`resume` must be a LandscapeResult (a partial one), got {type(resume).__name__}.")
+
+    device = module_device(model)
+    data = cache_batches(batches, device)
+    coords = [grid_coordinates(span, num_points) for _ in range(dims)]
+    shape = [num_points] * dims
+    run_settings = _settings(
+        **axes,
+        num_points=num_points,
+        ignore_bias_and_norm=ignore_bias_and_norm,
+        loss_name=loss_name(loss_fn),
+        chunk_points=chunk_points,
+        points_per_forward=points_per_forward,
+        autocast=autocast,
+        **dict(settings or {}),
+    )
+    total = math.prod(shape)
+    state = _Progress.empty(total)
+    with observing(model) as saved:
+        reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
+        used = landscape_directions(reference, **axes, ignore_bias_and_norm=ignore_bias_and_norm)
+        if resume is not None:
+            check_resumable(resume, run_settings, used)
+            state = _Progress.of(resume, total)
+        extra: dict[str, Any] = {"versions": library_versions(), "span": list(span), "settings": run_settings}
+        if dims == 2:
+            extra["direction_cosine"] = cosine_similarity(used[0], used[1])
+        fields = dict(
+            coords=tuple(coords),
+            directions=tuple({n: t.detach().cpu() for n, t in d.items()} for d in used),
+            seed=seed,
+            normalization=normalization,
+            ignore_bias_and_norm=ignore_bias_and_norm,
+            bn_mode="eval",
+            loss_name=loss_name(loss_fn),
+            extra=extra,
+        )
+        grid = torch.cartesian_prod(*coords).reshape(-1, dims).to(device)
+        writer = linear_combination_writer(model, reference, used)
+        # one batch prices the activations of "auto" (a stream is not read through for it)
+        pricing = [next(iter(data))] if points_per_forward == "auto" else []
+        plan = batched_plan(model, pricing, reference, used, points_per_forward, points_memory_mb, loss_fn)
+        with evaluation_precision(model, autocast):
+            for chunk in evaluate_chunks(
+                model,
+                data,
+                grid,
+                writer,
+                loss_fn,
+                plan=plan,
+                chunk_points=chunk_points,
+                skip=lambda start, stop: bool(state.computed[start:stop].all()),
+            ):
+                state.record(chunk)
+                if on_chunk is not None:
+                    on_chunk(state.result(shape, fields))
+    return state.result(shape, fields)
+
+
+class _Progress:
+    """The points done so far: per-point means (NaN where not done), the samples per point and
+    whether every process reported an accuracy."""
+
+    def __init__(self, loss, accuracy, computed, num_samples, with_accuracy):
+        self.loss, self.accuracy, self.computed = loss, accuracy, computed
+        self.num_samples, self.with_accuracy = num_samples, with_accuracy
+
+    @classmethod
+    def empty(cls, total: int) -> _Progress:
+        nan = torch.full((total,), math.nan, dtype=torch.float64)
+        return cls(nan, nan.clone(), torch.zeros(total, dtype=torch.bool), 0, True)
+
+    @classmethod
+    def of(cls, partial: LandscapeResult, total: int) -> _Progress:
+        """Continue from a partial result: its means are kept as they are (bit for bit)."""
+        computed = partial.computed
+        done = torch.ones(total, dtype=torch.bool) if computed is None else computed.reshape(-1).clone()
+        loss = partial.loss.reshape(-1).to(torch.float64).clone()
+        accuracy = torch.full_like(loss, math.nan)
+        if partial.accuracy is not None:
+            accuracy = partial.accuracy.reshape(-1).to(torch.float64).clone()
+        with_accuracy = partial.accuracy is not None or not bool(done.any())
+        return cls(loss, accuracy, done, partial.num_samples, with_accuracy)
+
+    def record(self, chunk: ChunkValues) -> None:
+        """Store a chunk's means over every process's samples."""
+        self.loss[chunk.start : chunk.stop] = chunk.loss
+        if chunk.accuracy is None:
+            self.with_accuracy = False
+        else:
+            self.accuracy[chunk.start : chunk.stop] = chunk.accuracy
+        self.num_samples = chunk.num_samples
+        self.computed[chunk.start : chunk.stop] = True
+
+    def result(self, shape: list[int], fields: dict[str, Any]) -> LandscapeResult:
+        complete = bool(self.computed.all())
+        return LandscapeResult(
+            loss=self.loss.reshape(shape).clone(),
+            accuracy=self.accuracy.reshape(shape).clone() if self.with_accuracy else None,
+            num_samples=self.num_samples,
+            computed=None if complete else self.computed.reshape(shape).clone(),
+            **fields,
+        )
