@@ -55,6 +55,31 @@ def check_seed(name: str, value: Any) -> int:
     return value
 
 
+def check_params(name: str, value: Any) -> list[str] | None:
+    """Return ``value`` as a list of glob patterns over parameter names (``None``: every trainable
+    parameter; a string: one pattern).
+
+    >>> check_params("params", "*.lora_*")
+    ['*.lora_*']
+    >>> check_params("params", [])
+    Traceback (most recent call last):
+    ...
+    ValueError: `params` must be None, a glob pattern or a non-empty list of them (e.g. ['*.lora_*']), got [].
+    """
+    if value is None:
+        return None
+    patterns = [value] if isinstance(value, str) else value
+    message = (
+        f"`{name}` must be None, a glob pattern or a non-empty list of them (e.g. ['*.lora_*']), "
+        f"got {value!r}."
+    )
+    if not isinstance(patterns, (list, tuple)):
+        raise TypeError(message)
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise ValueError(message)
+    return list(patterns)
+
+
 def check_names(name: str, value: Any) -> list[str] | None:
     """Return ``value`` as a list if it is ``None`` or a non-empty list of distinct strings.
 

@@ -304,6 +304,7 @@ def surface(
     num_nodes: int = 1,
     strategy: str = "auto",
     loss_fn: LossSpec = None,
+    directions: Literal["random", "hessian", "hessian_extremes"] = "random",
 ) -> list[str]:
     """The filter-normalized landscape of a checkpoint: ``surface.npz`` and its figures.
 
@@ -337,6 +338,9 @@ def surface(
         loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
             a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
             module's ``{{class_path, init_args}}``.
+        directions: ``random`` (seeded, normalized), ``hessian`` (the top eigenvectors of the
+            loss Hessian on the first 1024 samples) or ``hessian_extremes`` (the top and the
+            bottom one); Hessian axes are unit vectors used as they are.
     """
     from .plotting.landscape import landscape_figures
 
@@ -380,6 +384,7 @@ def surface(
             settings=settings,
             resume=earlier,
             on_chunk=save,
+            directions=None if directions == "random" else directions,
         )
     bar.close()
     if not engine.is_writer:

@@ -78,6 +78,30 @@ def test_surface_writes_a_result_equal_to_compute_landscape_and_figures(digits_r
     torch.testing.assert_close(result.loss, expected.loss, rtol=1e-6, atol=0)
 
 
+def test_surface_along_hessian_eigenvectors_equals_compute_landscape(digits_run):
+    root, config, _, last, model = digits_run
+    out = root / "hessian_surface"
+    args = ["--model_config", config, "--ckpt_path", last, "--output_dir", str(out), *CLASSES]
+    main(
+        ["surface", *args, "--num_points", "3", "--num_samples", "128", "--accelerator", "cpu"]
+        + ["--loss_fn", "cross_entropy", "--directions", "hessian"]
+    )
+    result = LandscapeResult.load(out / "surface.npz")
+    from digits import DigitsDataModule
+
+    from lightning_landscape.core.evaluation import evaluation_subset
+
+    data = DigitsDataModule(batch_size=64)
+    data.setup("fit")
+    batches = evaluation_subset(data.train_dataloader(), 128, 256, 0, torch.device("cpu"))
+    expected = compute_landscape(model.cpu(), batches, num_points=3, directions="hessian")
+    assert result.extra["directions"] == "hessian" and result.normalization is None
+    assert result.extra["hessian_eigenvalues"] == pytest.approx(
+        expected.extra["hessian_eigenvalues"], rel=1e-5
+    )
+    torch.testing.assert_close(result.loss, expected.loss, rtol=1e-5, atol=0)
+
+
 def test_interpolate_passes_through_both_checkpoints(digits_run):
     root, config, first, last, _ = digits_run
     out = root / "interp"

@@ -52,6 +52,13 @@ CALLS = {
         num_points=3,
     ),
     "hessian_eigenvalues": lambda m, b: ll.hessian_eigenvalues(m, b, k=1, max_iter=5, min_iter=2),
+    "hessian_eigenvalues_per_layer": lambda m, b: ll.hessian_eigenvalues(m, b, blocks="module", max_iter=4),
+    "hessian_eigenvalues_per_batch": lambda m, b: ll.hessian_eigenvalues(m, b, per_batch=True, max_iter=4),
+    "hessian_trace_per_layer": lambda m, b: ll.hessian_trace(m, b, blocks="parameter", num_probes=3),
+    "compute_landscape_hessian_plane": lambda m, b: ll.compute_landscape(
+        m, b, num_points=3, directions="hessian_extremes"
+    ),
+    "compute_landscape_of_a_subset": lambda m, b: ll.compute_landscape(m, b, num_points=3, params="5.*"),
     "hessian_trace": lambda m, b: ll.hessian_trace(m, b, num_probes=3),
     "hessian_density": lambda m, b: ll.hessian_density(m, b, num_probes=1, num_steps=3),
     "eigenvalue_ratio_map": lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, max_iter=4),

@@ -60,6 +60,7 @@ from .._checks import (
     check_choice,
     check_int,
     check_optional_int,
+    check_params,
     check_positive_float,
     check_seed,
     check_tag,
@@ -67,7 +68,7 @@ from .._checks import (
 from ..core.distributed import guarded_sum, sharded
 from ..core.evaluation import LossFn, evaluation_subset, evaluation_sums
 from ..core.hessian import check_loss_fn
-from ..core.params import observing
+from ..core.params import observing, selected_parameters
 from ..reporting import log_figures, log_scalars, logging_step, prepare_output_dir
 from ..user_module import LossSpec, batch_transfer, check_loss_spec, move_criterion, resolve_loss_fn
 from . import _budget
@@ -96,6 +97,8 @@ class EpochMonitor(Callback):
         save_results: write result files beside the logs.
         progress_bar: show a progress bar while computing.
         tag: prefix of the logged tags and file names.
+        params: the parameters a monitor varies (directions, curvature, snapshots): the trainable
+            ones matching these glob patterns (e.g. ``"*.lora_*"``); default all of them.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class EpochMonitor(Callback):
         progress_bar: bool,
         tag: str,
         data: Literal["train", "val"] = "train",
+        params: str | Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.every_n_epochs = check_optional_int("every_n_epochs", every_n_epochs, minimum=1)
@@ -123,6 +127,7 @@ class EpochMonitor(Callback):
         self.seed = check_seed("seed", seed)
         self.loss_fn = check_loss_spec("loss_fn", loss_fn)
         self.data = check_choice("data", data, ("train", "val"))
+        self.params = check_params("params", params)
         self.log_scale = check_bool("log_scale", log_scale)
         self.save_results = check_bool("save_results", save_results)
         self.progress_bar = check_bool("progress_bar", progress_bar)
@@ -165,6 +170,8 @@ class EpochMonitor(Callback):
         if self.uses_loss:
             self._resolved = False
             self.loss_function(pl_module)
+        if self.params is not None:  # a pattern that matches nothing fails before training
+            selected_parameters(pl_module, self.params)
         if self.save_results:  # a monitor that writes no file makes no folder
             prepare_output_dir(trainer)
         if stage == "fit":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -10,6 +11,7 @@ import torch
 from typing_extensions import override
 
 from .._checks import check_bool, check_choice, check_int, check_positive_float, check_span, renamed
+from ..core.curvature import HESSIAN_DIRECTIONS
 from ..core.evaluation import evaluation_sums
 from ..core.landscape import check_points_per_forward, check_span_fits, compute_landscape
 from ..core.normalization import NORMALIZATIONS
@@ -66,6 +68,10 @@ class LossLandscapeMonitor(EpochMonitor):
         num_points: grid points per axis (>= 2; odd puts a point exactly on the weights).
         span: ``(low, high)`` coefficient range per axis.
         normalization: ``"filter"``, ``"layer"`` or ``None``.
+        directions: ``"random"`` (default: seeded Gaussian directions, normalized), ``"hessian"``
+            (the top ``dims`` eigenvectors of the loss Hessian on the evaluation subset, found
+            afresh at every run) or ``"hessian_extremes"`` (the top and the bottom one; ``dims=2``).
+            Hessian axes are unit vectors used as they are (``normalization`` does not apply).
         ignore_bias_and_norm: hold biases and norm-layer affine parameters fixed (paper's biasbn).
         num_samples: size of the fixed evaluation subset of the training data.
         eval_batch_size: batch size for evaluating that subset.
@@ -89,6 +95,8 @@ class LossLandscapeMonitor(EpochMonitor):
         compile: evaluate through ``torch.compile`` (one point per forward).
         data: draw the evaluation subset from the ``"train"`` or ``"val"`` loader.
         memory_budget_mb: former name of ``points_memory_mb`` (deprecated: a ``FutureWarning``).
+        params: vary only the trainable parameters matching these glob patterns (e.g.
+            ``"*.lora_*"``); default all of them.
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -125,6 +133,8 @@ class LossLandscapeMonitor(EpochMonitor):
         data: Literal["train", "val"] = "train",
         budget: float | None = 0.1,
         memory_budget_mb: float | None = None,
+        directions: Literal["random", "hessian", "hessian_extremes"] = "random",
+        params: str | Sequence[str] | None = None,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -139,6 +149,7 @@ class LossLandscapeMonitor(EpochMonitor):
             progress_bar=progress_bar,
             tag=tag,
             data=data,
+            params=params,
         )
         self.dims = check_choice("dims", dims, (1, 2))
         self.num_points = check_int("num_points", num_points, minimum=2)
@@ -152,10 +163,17 @@ class LossLandscapeMonitor(EpochMonitor):
         self.points_memory_mb = check_positive_float("points_memory_mb", points_memory_mb, maximum=2.0**30)
         self.autocast = check_choice("autocast", autocast, (None, "bf16", "fp16"))
         self.compile = check_bool("compile", compile)
+        self.directions = check_choice("directions", directions, ("random", *HESSIAN_DIRECTIONS))
+        if directions == "hessian_extremes" and dims != 2:
+            raise ValueError("`directions='hessian_extremes'` spans two axes (top and bottom): use `dims=2`.")
 
     @property
     @override
     def state_key(self) -> str:
+        if self.directions != "random":
+            return self._generate_state_key(
+                tag=self.tag, dims=self.dims, seed=self.seed, directions=self.directions
+            )
         return self._generate_state_key(tag=self.tag, dims=self.dims, seed=self.seed)
 
     def cost_units(self) -> float:
@@ -200,6 +218,8 @@ class LossLandscapeMonitor(EpochMonitor):
             ignore_bias_and_norm=self.ignore_bias_and_norm,
             seed=self.seed,
             loss_fn=self.loss_function(pl_module),
+            directions=None if self.directions == "random" else self.directions,
+            params=self.params,
             progress_bar=self.shows_progress(trainer),
             points_per_forward=self.points_per_forward,
             points_memory_mb=self.points_memory_mb,

@@ -13,7 +13,9 @@ from typing_extensions import override
 
 from .._checks import check_bool, check_int
 from ..core import measures as registry
-from ..core.curvature import eigenvalue_ratio_map, hessian_density
+from ..core.blocks import check_blocks
+from ..core.curvature import eigenvalue_ratio_map, hessian_density, hessian_eigenvalues, hessian_trace
+from ..core.distributed import sharded
 from ..core.evaluation import total_samples
 from ..core.landscape import progress_reporter
 from ..core.measures import MEASURES, check_measure_options
@@ -77,6 +79,17 @@ class SharpnessMonitor(EpochMonitor):
         density_steps: Lanczos steps per probe.
         eigenvalue_ratio_map: also log Li et al.'s eigenvalue-ratio map.
         ratio_map_points: grid points per axis of that map (each costs two Lanczos runs).
+        per_layer: curvature per layer: ``True`` (one block per module with parameters), or a
+            partition (``"parameter"``, or block name → parameter-name patterns; see
+            :func:`~lightning_landscape.core.blocks.parameter_blocks`). For ``"top_eigenvalue"``
+            and ``"trace"`` (those of them in ``measures``) the value of every diagonal block of
+            the Hessian is logged as ``{tag}/<measure>/<block>``, with the bar chart
+            ``{tag}/per_layer``.
+        per_batch: also the top eigenvalue of the loss on each batch of the evaluation subset on
+            its own (the "λ_max spectra" of the ViT landscape papers): the histogram
+            ``{tag}/per_batch_top_eigenvalue`` and its ``mean``/``median``/``min``/``max``/``std``
+            as ``{tag}/per_batch_top_eigenvalue/<stat>``. With several processes, each measures
+            its own batches and global rank zero's are drawn.
         num_samples: size of the fixed evaluation subset of the training data.
         eval_batch_size: batch size for that subset.
         seed: seed of the subset and of every random start.
@@ -88,6 +101,9 @@ class SharpnessMonitor(EpochMonitor):
         progress_bar: show a progress bar over the measures.
         tag: prefix of the logged tags and file names.
         data: draw the evaluation subset from the ``"train"`` or ``"val"`` loader.
+        params: measure over the trainable parameters matching these glob patterns only (e.g.
+            ``"*.lora_*"``; every measure, per layer and per batch too, unless a measure's own
+            ``measure_kwargs`` give ``params``); default all of them.
 
     Example:
         >>> monitor = SharpnessMonitor(measures=["top_eigenvalue", "keskar"],
@@ -108,6 +124,8 @@ class SharpnessMonitor(EpochMonitor):
         density_steps: int = 40,
         eigenvalue_ratio_map: bool = False,
         ratio_map_points: int = 5,
+        per_layer: bool | str | Mapping[str, Sequence[str]] = False,
+        per_batch: bool = False,
         num_samples: int = 1024,
         eval_batch_size: int = 256,
         seed: int = 0,
@@ -118,6 +136,7 @@ class SharpnessMonitor(EpochMonitor):
         tag: str = "sharpness",
         data: Literal["train", "val"] = "train",
         budget: float | None = 0.1,
+        params: str | Sequence[str] | None = None,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -132,6 +151,7 @@ class SharpnessMonitor(EpochMonitor):
             progress_bar=progress_bar,
             tag=tag,
             data=data,
+            params=params,
         )
         if isinstance(measures, str) or not measures or any(m not in MEASURES for m in measures):
             raise ValueError(f"`measures` must be a non-empty list drawn from {MEASURES}, got {measures!r}.")
@@ -147,6 +167,15 @@ class SharpnessMonitor(EpochMonitor):
         self.density_steps = check_int("density_steps", density_steps, minimum=2)
         self.eigenvalue_ratio_map = check_bool("eigenvalue_ratio_map", eigenvalue_ratio_map)
         self.ratio_map_points = check_int("ratio_map_points", ratio_map_points, minimum=2)
+        if per_layer is not False:
+            check_blocks("per_layer", "module" if per_layer is True else per_layer)
+            if not {"top_eigenvalue", "trace"} & set(self.measures):
+                raise ValueError(
+                    "`per_layer` gives 'top_eigenvalue' and 'trace' per block: put at least one of them "
+                    f"in `measures`, got {self.measures}."
+                )
+        self.per_layer = "module" if per_layer is True else (per_layer or None)
+        self.per_batch = check_bool("per_batch", per_batch)
 
     @property
     @override
@@ -162,6 +191,10 @@ class SharpnessMonitor(EpochMonitor):
             units += 3.0 * self.density_probes * self.density_steps
         if self.eigenvalue_ratio_map:
             units += 120.0 * self.ratio_map_points**2
+        if self.per_layer is not None:
+            units += 120.0 * 4  # a few blocks of a Lanczos run and a trace each
+        if self.per_batch:
+            units += 60.0 * 4
         return units
 
     @override
@@ -205,6 +238,10 @@ class SharpnessMonitor(EpochMonitor):
             tasks.append(self._density)
         if self.eigenvalue_ratio_map:
             tasks.append(self._ratio_map)
+        if self.per_layer is not None:
+            tasks.append(self._per_layer)
+        if self.per_batch:
+            tasks.append(self._per_batch)
         values: dict[str, float] = {}
         settings: dict[str, Any] = {
             "measures": list(self.measures),
@@ -227,6 +264,13 @@ class SharpnessMonitor(EpochMonitor):
             values, arrays, settings, epoch=trainer.current_epoch, global_step=trainer.global_step
         )
 
+    def _options(self, measure: str) -> dict[str, Any]:
+        """``measure_kwargs[measure]``, with the monitor's ``params`` unless they choose their own."""
+        options = dict(self.measure_kwargs.get(measure, {}))
+        if self.params is not None and "params" not in options and "names" not in options:
+            options["params"] = self.params
+        return options
+
     def _measure(self, name: str, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
         outcome = registry.measure(
             pl_module,
@@ -234,7 +278,7 @@ class SharpnessMonitor(EpochMonitor):
             name,
             loss_fn=self.loss_function(pl_module),
             seed=self.seed,
-            **self.measure_kwargs.get(name, {}),
+            **self._options(name),
         )
         return outcome.values, outcome.settings, outcome.arrays
 
@@ -273,6 +317,59 @@ class SharpnessMonitor(EpochMonitor):
             "ratio_map/lambda_min": ratio.lambda_min,
         }
         return {}, {}, arrays
+
+    def _curvature_options(self, measure: str, allowed: Sequence[str]) -> dict[str, Any]:
+        """The options given for ``measure`` in ``measure_kwargs`` that a per-block or per-batch run
+        takes too (its tolerances and iteration counts), so every view of a measure agrees."""
+        return {k: v for k, v in self._options(measure).items() if k in allowed}
+
+    def _per_layer(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
+        loss_fn = self.loss_function(pl_module)
+        values: dict[str, float] = {}
+        arrays: dict[str, torch.Tensor] = {}
+        blocks: dict[str, list[str]] = {}
+        if "top_eigenvalue" in self.measures:
+            options = self._curvature_options(
+                "top_eigenvalue", ("tol", "max_iter", "min_iter", "names", "params")
+            )
+            top = hessian_eigenvalues(
+                pl_module, batches, k=1, loss_fn=loss_fn, seed=self.seed, blocks=self.per_layer, **options
+            )
+            blocks = top.blocks
+            values.update({f"top_eigenvalue/{b}": float(r.eigenvalues[0]) for b, r in top.results.items()})
+            arrays["per_layer/top_eigenvalue"] = torch.stack([r.eigenvalues[0] for r in top.results.values()])
+        if "trace" in self.measures:
+            options = self._curvature_options("trace", ("num_probes", "method", "names", "params"))
+            trace = hessian_trace(
+                pl_module, batches, loss_fn=loss_fn, seed=self.seed, blocks=self.per_layer, **options
+            )
+            blocks = trace.blocks
+            values.update({f"trace/{b}": r.estimate for b, r in trace.results.items()})
+            arrays["per_layer/trace"] = torch.tensor(
+                [r.estimate for r in trace.results.values()], dtype=torch.float64
+            )
+        return values, {"per_layer": {"blocks": blocks}}, arrays
+
+    def _per_batch(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
+        options = self._curvature_options(
+            "top_eigenvalue", ("tol", "max_iter", "min_iter", "names", "params")
+        )
+        with sharded(None):  # each batch on its own, on this process
+            result = hessian_eigenvalues(
+                pl_module,
+                batches,
+                k=1,
+                loss_fn=self.loss_function(pl_module),
+                seed=self.seed,
+                per_batch=True,
+                **options,
+            )
+        values = {f"per_batch_top_eigenvalue/{k}": v for k, v in result.scalars().items()}
+        arrays = {
+            "per_batch/top_eigenvalue": result.eigenvalues[:, 0],
+            "per_batch/batch_sizes": result.batch_sizes,
+        }
+        return values, {}, arrays
 
 
 def _checked_kwargs(

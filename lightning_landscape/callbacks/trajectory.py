@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -18,7 +19,7 @@ from .._checks import (
     renamed,
 )
 from ..core.landscape import progress_reporter
-from ..core.params import perturbable_parameters
+from ..core.params import selected_parameters
 from ..core.trajectory import SnapshotBuffer, TrajectoryResult, trajectory_landscape
 from ..plotting.trajectory import plot_trajectory
 from ..reporting import log_histograms, log_text, output_dir
@@ -82,6 +83,8 @@ class TrajectoryMonitor(EpochMonitor):
         tag: prefix of the logged tags and file names.
         data: draw the evaluation subset from the ``"train"`` or ``"val"`` loader.
         memory_budget_mb: former name of ``snapshot_memory_mb`` (deprecated: a ``FutureWarning``).
+        params: snapshot and project only the trainable parameters matching these glob patterns
+            (e.g. ``"*.lora_*"``); default all of them.
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -111,6 +114,7 @@ class TrajectoryMonitor(EpochMonitor):
         data: Literal["train", "val"] = "train",
         budget: float | None = None,
         memory_budget_mb: float | None = None,
+        params: str | Sequence[str] | None = None,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -125,6 +129,7 @@ class TrajectoryMonitor(EpochMonitor):
             progress_bar=progress_bar,
             tag=tag,
             data=data,
+            params=params,
         )
         self.plot_every_n_epochs = check_optional_int("plot_every_n_epochs", plot_every_n_epochs, minimum=1)
         self.num_points = check_int("num_points", num_points, minimum=2)
@@ -200,7 +205,7 @@ class TrajectoryMonitor(EpochMonitor):
 
     # ------------------------------------------------------------------ work
     def _snapshot(self, trainer: pl.Trainer, pl_module: pl.LightningModule, completed_epochs: int) -> None:
-        weights = perturbable_parameters(pl_module)
+        weights = selected_parameters(pl_module, self.params)
         self.snapshots.append(weights, epoch=completed_epochs, step=trainer.global_step)
         self.mark_run(trainer)
         if self.log_histograms and trainer.is_global_zero:
@@ -230,6 +235,7 @@ class TrajectoryMonitor(EpochMonitor):
                 on_point=on_point,
                 # the PCA's working memory (about four chunks) stays within the snapshot budget
                 chunk_bytes=min(16 * 2**20, max(2**18, self.snapshots.budget_bytes // 4)),
+                params=self.params,
             )
 
     @override

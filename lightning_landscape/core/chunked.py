@@ -30,7 +30,7 @@ from torch import nn
 
 from .._checks import check_callable, check_int
 from .directions import cosine_similarity
-from .evaluation import LossFn, cache_batches, loss_name, module_device
+from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_device
 from .grid import ChunkValues, batched_plan, evaluate_chunks, linear_combination_writer
 from .landscape import check_grid_arguments, evaluation_precision, grid_coordinates, landscape_directions
 from .normalization import Normalization
@@ -99,6 +99,8 @@ def compute_landscape_in_chunks(
     settings: Mapping[str, Any] | None = None,
     resume: LandscapeResult | None = None,
     on_chunk: ChunkFn | None = None,
+    directions: Literal["hessian", "hessian_extremes"] | None = None,
+    hessian_samples: int = 1024,
 ) -> LandscapeResult:
     """The landscape of :func:`~lightning_landscape.core.landscape.compute_landscape`, evaluated in
     chunks of grid points, each chunk in one pass over ``batches``.
@@ -123,6 +125,11 @@ def compute_landscape_in_chunks(
             refused (:func:`check_resumable`).
         on_chunk: called after each chunk with the partial result so far (``computed`` marks the
             points done), e.g. to save it; on every process alike.
+        directions: ``None`` (seeded random directions, normalized), or ``"hessian"`` /
+            ``"hessian_extremes"`` as for ``compute_landscape``: Hessian eigenvectors found by
+            Lanczos on the first ``hessian_samples`` samples of ``batches`` (of each process's
+            shard), used as they are.
+        hessian_samples: the samples the Hessian directions are found on.
 
     Returns:
         The complete :class:`LandscapeResult` (``computed`` is ``None``).
@@ -153,9 +160,17 @@ def compute_landscape_in_chunks(
     check_callable("on_chunk", on_chunk)
     if resume is not None and not isinstance(resume, LandscapeResult):
         raise TypeError(f"`resume` must be a LandscapeResult (a partial one), got {type(resume).__name__}.")
+    check_int("hessian_samples", hessian_samples, minimum=1)
 
     device = module_device(model)
     data = cache_batches(batches, device)
+    given, eigenvalues = None, None
+    if directions is not None:
+        from .curvature import hessian_directions  # curvature builds on the landscape modules
+
+        subset = _first_samples(data, hessian_samples)
+        given, eigenvalues = hessian_directions(model, subset, directions, dims, loss_fn=loss_fn, seed=seed)
+        axes["normalization"] = normalization = None
     coords = [grid_coordinates(span, num_points) for _ in range(dims)]
     shape = [num_points] * dims
     run_settings = _settings(
@@ -166,19 +181,24 @@ def compute_landscape_in_chunks(
         chunk_points=chunk_points,
         points_per_forward=points_per_forward,
         autocast=autocast,
+        **({} if directions is None else {"directions": directions, "hessian_samples": hessian_samples}),
         **dict(settings or {}),
     )
     total = math.prod(shape)
     state = _Progress.empty(total)
     with observing(model) as saved:
         reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
-        used = landscape_directions(reference, **axes, ignore_bias_and_norm=ignore_bias_and_norm)
+        used = landscape_directions(
+            reference, **axes, ignore_bias_and_norm=ignore_bias_and_norm, directions=given
+        )
         if resume is not None:
             check_resumable(resume, run_settings, used)
             state = _Progress.of(resume, total)
         extra: dict[str, Any] = {"versions": library_versions(), "span": list(span), "settings": run_settings}
         if dims == 2:
             extra["direction_cosine"] = cosine_similarity(used[0], used[1])
+        if eigenvalues is not None:
+            extra.update(directions=directions, hessian_eigenvalues=eigenvalues.tolist())
         fields = dict(
             coords=tuple(coords),
             directions=tuple({n: t.detach().cpu() for n, t in d.items()} for d in used),
@@ -209,6 +229,17 @@ def compute_landscape_in_chunks(
                 if on_chunk is not None:
                     on_chunk(state.result(shape, fields))
     return state.result(shape, fields)
+
+
+def _first_samples(data: Iterable[Any], count: int) -> list[Any]:
+    """The first batches of ``data`` holding at least ``count`` samples (a stream is read that far)."""
+    taken, seen = [], 0
+    for batch in data:
+        taken.append(batch)
+        seen += batch_size(batch)
+        if seen >= count:
+            break
+    return taken
 
 
 class _Progress:

@@ -16,21 +16,25 @@ import torch
 from torch import nn
 
 from .._checks import (
+    check_bool,
     check_callable,
     check_choice,
     check_int,
     check_names,
+    check_params,
     check_positive_float,
     check_seed,
     check_span,
+    renamed,
 )
-from .distributed import guarded_sum
-from .evaluation import LossFn, cache_batches, module_device
+from .blocks import BlockSpec, Blockwise, check_blocks, per_block
+from .distributed import guarded_sum, is_sharded
+from .evaluation import LossFn, batch_size, cache_batches, module_device
 from .ggn_trace import layerwise_ggn_trace
 from .grid import for_each_point, linear_combination_writer
 from .hessian import HessianOperator, hessian_context
 from .landscape import _resolve_directions, grid_coordinates
-from .params import perturbable_parameters
+from .params import perturbable_parameters, selected_parameters
 from .results import ResultFile
 from .risk import EmpiricalRisk, autograd_batch
 from .spectrum import (
@@ -44,11 +48,14 @@ from .spectrum import (
 )
 
 __all__ = [
+    "HESSIAN_DIRECTIONS",
+    "PerBatchEigenvalues",
     "EigenvalueRatioMap",
     "EigenvalueResult",
     "SpectralDensity",
     "eigenvalue_ratio_map",
     "exact_ggn_trace",
+    "hessian_directions",
     "hessian_density",
     "hessian_eigenvalues",
     "hessian_trace",
@@ -56,6 +63,11 @@ __all__ = [
     "check_trace_options",
     "is_piecewise_linear",
 ]
+
+
+def _chosen(model: nn.Module, params: str | Sequence[str] | None) -> list[str] | None:
+    """The parameter names ``params`` selects (``None``: every trainable parameter)."""
+    return None if params is None else list(selected_parameters(model, params))
 
 
 def _operator(
@@ -89,6 +101,37 @@ class EigenvalueResult(ResultFile):
     eigenvectors: list[dict[str, torch.Tensor]] | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class PerBatchEigenvalues(ResultFile):
+    """Hessian eigenvalues of the loss on each minibatch on its own (``per_batch=True``): the
+    distribution of per-batch curvature (the "λ_max spectra" of the ViT landscape papers).
+
+    Attributes:
+        eigenvalues: ``(num_batches, wanted)`` float64, each row the :class:`EigenvalueResult`
+            ``eigenvalues`` of that batch alone.
+        batch_sizes: ``(num_batches,)`` the samples of each batch.
+        converged: ``(num_batches,)`` whether Lanczos met its tolerance on each batch.
+        which: ``"largest"``, ``"smallest"`` or ``"both"``.
+    """
+
+    eigenvalues: torch.Tensor
+    batch_sizes: torch.Tensor
+    converged: torch.Tensor
+    which: str
+
+    def scalars(self) -> dict[str, float]:
+        """Summary of the first eigenvalue over batches: mean, median, min, max, std, count."""
+        first = self.eigenvalues[:, 0]
+        return {
+            "mean": float(first.mean()),
+            "median": float(first.median()),
+            "min": float(first.min()),
+            "max": float(first.max()),
+            "std": float(first.std()) if first.numel() > 1 else 0.0,
+            "num_batches": float(first.numel()),
+        }
+
+
 def check_eigenvalue_options(
     *,
     k: int,
@@ -97,13 +140,14 @@ def check_eigenvalue_options(
     max_iter: int,
     min_iter: int,
     seed: int,
-    names: Sequence[str] | None,
+    params: str | Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
     **_: Any,
 ) -> None:
     """The checks of :func:`hessian_eigenvalues`' options, usable before a model exists (monitors
     run them at construction, with the function's own defaults for the options not given).
 
-    >>> check_eigenvalue_options(k=3, which="largest", tol=1e-4, max_iter=2, min_iter=1, seed=0, names=None)
+    >>> check_eigenvalue_options(k=3, which="largest", tol=1e-4, max_iter=2, min_iter=1, seed=0)
     Traceback (most recent call last):
     ...
     ValueError: `max_iter` (2) must be at least the number of wanted eigenvalues (3).
@@ -114,6 +158,7 @@ def check_eigenvalue_options(
     check_int("max_iter", max_iter, minimum=1)
     check_int("min_iter", min_iter, minimum=1)
     check_seed("seed", seed)
+    check_params("params", params)
     check_names("names", names)
     wanted = 2 * k if which == "both" else k
     if max_iter < wanted:
@@ -123,12 +168,19 @@ def check_eigenvalue_options(
 
 
 def check_trace_options(
-    *, num_probes: int, method: str, seed: int, names: Sequence[str] | None, **_: Any
+    *,
+    num_probes: int,
+    method: str,
+    seed: int,
+    params: str | Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+    **_: Any,
 ) -> None:
     """The checks of :func:`hessian_trace`'s options, usable before a model exists."""
     check_choice("method", method, ("auto", "exact_ggn", "hutch++", "hutchinson"))
     check_int("num_probes", num_probes, minimum=1 if method == "hutchinson" else 3)
     check_seed("seed", seed)
+    check_params("params", params)
     check_names("names", names)
 
 
@@ -146,7 +198,10 @@ def hessian_eigenvalues(
     return_eigenvectors: bool = False,
     names: Sequence[str] | None = None,
     num_samples: int | None = None,
-) -> EigenvalueResult:
+    blocks: BlockSpec | None = None,
+    params: str | Sequence[str] | None = None,
+    per_batch: bool = False,
+) -> EigenvalueResult | Blockwise[EigenvalueResult] | PerBatchEigenvalues:
     """Extreme eigenvalues of the loss Hessian by Lanczos with full reorthogonalization.
 
     Args:
@@ -165,14 +220,23 @@ def hessian_eigenvalues(
             can converge before the top one appears; the gradient gives the top eigenvector a large
             share (on the digits MLP and CNN: 11 and 5–6 products instead of up to 20).
         return_eigenvectors: also keep the eigenvectors (as dicts name → tensor) in the result.
-        names: restrict to these parameters (default: every trainable parameter).
+        names: the former name of ``params`` (exact names; one release, with a ``FutureWarning``).
         num_samples: read at most this many samples from ``batches`` (needed for an iterable
             without ``len``; default: every batch of a finite collection).
+        blocks: per layer: a partition of the parameters (``"module"``, ``"parameter"`` or block
+            name → glob patterns, :func:`~lightning_landscape.core.blocks.parameter_blocks`); the
+            eigenvalues of each diagonal block of the Hessian (the loss as a function of that
+            block's parameters alone), as a :class:`~lightning_landscape.core.blocks.Blockwise`.
+        per_batch: the eigenvalues of the loss on each batch of ``batches`` on its own, as a
+            :class:`PerBatchEigenvalues` (each row what this function gives for that one batch).
+        params: only the trainable parameters matching these glob patterns (e.g. ``"*.lora_*"``);
+            default every trainable parameter: the Hessian of the loss as a function of them.
 
     Returns:
-        An :class:`EigenvalueResult`: the eigenvalues (float64 CPU tensor), whether Lanczos met
-        ``tol`` within ``max_iter`` (``converged``; a warning says so when it did not), the
-        residual bounds, the products used and, with ``return_eigenvectors``, the eigenvectors.
+        An :class:`EigenvalueResult` (one per block, in a ``Blockwise``, with ``blocks``): the
+        eigenvalues (float64 CPU tensor), whether Lanczos met ``tol`` within ``max_iter``
+        (``converged``; a warning says so when it did not), the residual bounds, the products used
+        and, with ``return_eigenvectors``, the eigenvectors.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -183,9 +247,40 @@ def hessian_eigenvalues(
         (torch.Size([2]), True)
     """
     check_callable("loss_fn", loss_fn)
+    params = renamed("names", check_names("names", names), "params", params, None)
     check_eigenvalue_options(
-        k=k, which=which, tol=tol, max_iter=max_iter, min_iter=min_iter, seed=seed, names=names
+        k=k, which=which, tol=tol, max_iter=max_iter, min_iter=min_iter, seed=seed, params=params
     )
+    check_blocks("blocks", blocks)
+    names = _chosen(model, params)
+    check_bool("per_batch", per_batch)
+    if per_batch and (blocks is not None or return_eigenvectors):
+        raise ValueError(
+            "`per_batch=True` gives eigenvalues only, for the whole model: drop `blocks` and "
+            "`return_eigenvectors`."
+        )
+    if per_batch and is_sharded():
+        raise ValueError(
+            "`per_batch=True` measures each batch on its own: call it outside `sharded(...)`, on each "
+            "process's own batches."
+        )
+    if per_batch:
+        cached = cache_batches(batches, module_device(model), num_samples)
+        options = dict(k=k, which=which, loss_fn=loss_fn, tol=tol, max_iter=max_iter, min_iter=min_iter)
+        rows = [hessian_eigenvalues(model, [batch], **options, seed=seed, params=names) for batch in cached]
+        return PerBatchEigenvalues(
+            eigenvalues=torch.stack([r.eigenvalues for r in rows]),
+            batch_sizes=torch.tensor([batch_size(b) for b in cached]),
+            converged=torch.tensor([r.converged for r in rows]),
+            which=which,
+        )
+    if blocks is not None:
+        cached = cache_batches(batches, module_device(model), num_samples)
+        options = dict(k=k, which=which, loss_fn=loss_fn, tol=tol, max_iter=max_iter, min_iter=min_iter)
+        options.update(seed=seed, return_eigenvectors=return_eigenvectors)
+        return per_block(
+            model, blocks, names, lambda ns: hessian_eigenvalues(model, cached, params=ns, **options)
+        )
     with hessian_context(model):
         op = _operator(model, batches, loss_fn, names, num_samples)
         result = lanczos_eigenpairs(
@@ -226,6 +321,51 @@ def hessian_eigenvalues(
     )
 
 
+HESSIAN_DIRECTIONS = ("hessian", "hessian_extremes")
+"""The landscape axes found by Lanczos: the top eigenvectors, or the top and the bottom one."""
+
+
+def hessian_directions(
+    model: nn.Module,
+    batches: Iterable[Any],
+    kind: Literal["hessian", "hessian_extremes"],
+    dims: int,
+    *,
+    loss_fn: LossFn | None = None,
+    seed: int = 0,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    params: str | Sequence[str] | None = None,
+) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
+    """Landscape axes along Hessian eigenvectors: ``(directions, eigenvalues)``.
+
+    ``"hessian"``: the top ``dims`` eigenvectors; ``"hessian_extremes"``: the top and the bottom
+    one (``dims`` must be 2). Unit vectors over the trainable parameters matching ``params`` (all by
+    default; names absent from a direction do not move), on the parameters' devices, from
+    :func:`hessian_eigenvalues`; along
+    one of them a quadratic loss is ``½ λ t²``.
+    """
+    check_choice("directions", kind, HESSIAN_DIRECTIONS)
+    if kind == "hessian_extremes" and dims != 2:
+        raise ValueError("`directions='hessian_extremes'` spans two axes (top and bottom): use `dims=2`.")
+    which, k = ("largest", dims) if kind == "hessian" else ("both", 1)
+    result = hessian_eigenvalues(
+        model,
+        batches,
+        k=k,
+        which=which,
+        loss_fn=loss_fn,
+        seed=seed,
+        tol=tol,
+        max_iter=max_iter,
+        return_eigenvectors=True,
+        params=params,
+    )
+    devices = {n: p for n, p in model.named_parameters()}
+    vectors = [{n: t.to(devices[n]) for n, t in v.items()} for v in result.eigenvectors]
+    return vectors, result.eigenvalues
+
+
 def hessian_trace(
     model: nn.Module,
     batches: Iterable[Any],
@@ -236,7 +376,9 @@ def hessian_trace(
     seed: int = 0,
     names: Sequence[str] | None = None,
     num_samples: int | None = None,
-) -> TraceEstimate:
+    blocks: BlockSpec | None = None,
+    params: str | Sequence[str] | None = None,
+) -> TraceEstimate | Blockwise[TraceEstimate]:
     """``tr H``: exact for piecewise-linear networks, else a stochastic estimate with its error.
 
     - ``"exact_ggn"``: ``tr GGN`` from per-sample logit Jacobians (:func:`exact_ggn_trace`), equal to
@@ -250,14 +392,23 @@ def hessian_trace(
       :func:`is_piecewise_linear` proves the model qualifies, else ``"hutch++"``.
 
     ``num_samples`` caps the samples read from ``batches`` (needed for an iterable without
-    ``len``).
+    ``len``). ``blocks`` (as for :func:`hessian_eigenvalues`) gives the trace of every diagonal
+    block of the Hessian (they sum to ``tr H``; exact per layer where the trace is exact).
+    ``params`` (glob patterns) restricts it to the matching parameters (``names``: its former name).
 
     Returns:
         A :class:`~lightning_landscape.core.spectrum.TraceEstimate` (``estimate``, ``stderr``,
-        ``num_matvecs``, ``method``).
+        ``num_matvecs``, ``method``); one per block in a ``Blockwise`` with ``blocks``.
     """
     check_callable("loss_fn", loss_fn)
-    check_trace_options(num_probes=num_probes, method=method, seed=seed, names=names)
+    params = renamed("names", check_names("names", names), "params", params, None)
+    check_trace_options(num_probes=num_probes, method=method, seed=seed, params=params)
+    check_blocks("blocks", blocks)
+    names = _chosen(model, params)
+    if blocks is not None:
+        cached = cache_batches(batches, module_device(model), num_samples)
+        options = dict(num_probes=num_probes, method=method, loss_fn=loss_fn, seed=seed)
+        return per_block(model, blocks, names, lambda ns: hessian_trace(model, cached, params=ns, **options))
     if method == "auto":
         method = "exact_ggn" if loss_fn is None and is_piecewise_linear(model) else "hutch++"
     if method == "exact_ggn" and loss_fn is not None:
@@ -417,17 +568,30 @@ def hessian_density(
     seed: int = 0,
     names: Sequence[str] | None = None,
     num_samples: int | None = None,
-) -> SpectralDensity:
+    blocks: BlockSpec | None = None,
+    params: str | Sequence[str] | None = None,
+) -> SpectralDensity | Blockwise[SpectralDensity]:
     """Eigenvalue density of the loss Hessian by stochastic Lanczos quadrature.
 
     ``num_probes × num_steps`` Hessian-vector products, on at most ``num_samples`` samples of
-    ``batches``. Draw it with :func:`lightning_landscape.plotting.plot_hessian_density`.
+    ``batches``. Draw it with :func:`lightning_landscape.plotting.plot_hessian_density`. With
+    ``blocks`` (as for :func:`hessian_eigenvalues`), the density of every diagonal block; with
+    ``params`` (glob patterns; ``names``: its former name), of the matching parameters only.
     """
     check_int("num_probes", num_probes, minimum=1)
     check_int("num_steps", num_steps, minimum=2)
     check_seed("seed", seed)
     check_callable("loss_fn", loss_fn)
-    check_names("names", names)
+    params = renamed("names", check_names("names", names), "params", params, None)
+    check_params("params", params)
+    check_blocks("blocks", blocks)
+    names = _chosen(model, params)
+    if blocks is not None:
+        cached = cache_batches(batches, module_device(model), num_samples)
+        options = dict(num_probes=num_probes, num_steps=num_steps, loss_fn=loss_fn, seed=seed)
+        return per_block(
+            model, blocks, names, lambda ns: hessian_density(model, cached, params=ns, **options)
+        )
     with hessian_context(model):
         op = _operator(model, batches, loss_fn, names, num_samples)
         nodes = slq_nodes(op, num_probes=num_probes, num_steps=num_steps, seed=seed)

@@ -30,11 +30,20 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import check_callable, check_choice, check_int, check_names, check_positive_float, check_seed
+from .._checks import (
+    check_callable,
+    check_choice,
+    check_int,
+    check_names,
+    check_positive_float,
+    check_seed,
+    renamed,
+)
 from .distributed import guarded_sum
 from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, is_class_logits, module_device
 from .hessian import GGNOperator, HessianOperator, hessian_context
 from .operators import LinearOperator
+from .params import selected_parameters
 from .results import ResultFile
 from .spectrum import finite_eigh, slq_nodes, standard_error
 
@@ -108,6 +117,7 @@ def log_evidence(
     seed: int = 0,
     names: Sequence[str] | None = None,
     num_samples: int | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> EvidenceResult:
     """Laplace log evidence ``−N·L(θ) − (λ/2)‖θ‖² − ½ log det(N·∇²L/λ + I)`` at the current weights.
 
@@ -116,7 +126,7 @@ def log_evidence(
     data term to be a log likelihood. The model is evaluated in eval mode and left untouched.
 
     Args:
-        model: the network; its trainable parameters (or ``names``) carry the prior.
+        model: the network; its trainable parameters (or those ``params`` selects) carry the prior.
         batches: the data, all of it: N is the number of samples in them.
         prior_precision: λ > 0, the precision of the Gaussian prior on every parameter (a weight
             decay of ``wd`` on the mean loss corresponds to ``λ = N·wd``).
@@ -131,9 +141,11 @@ def log_evidence(
         num_probes: SLQ probes (Rademacher vectors).
         num_steps: Lanczos steps per probe.
         seed: seed of the probes.
-        names: restrict to these parameters (the others are treated as fixed).
+        names: the former name of ``params`` (exact names; one release, with a ``FutureWarning``).
         num_samples: read at most this many samples from ``batches`` (needed for an iterable
             without ``len``; default: every batch of a finite collection).
+        params: only the trainable parameters matching these glob patterns carry the prior (the
+            others are treated as fixed); default all of them.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -154,7 +166,8 @@ def log_evidence(
     check_int("num_steps", num_steps, minimum=2)
     check_seed("seed", seed)
     check_callable("loss_fn", loss_fn)
-    check_names("names", names)
+    params = renamed("names", check_names("names", names), "params", params, None)
+    names = None if params is None else list(selected_parameters(model, params))
     cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):
         loss_sum, n = _summed_loss(model, cached, loss_fn)

@@ -23,6 +23,7 @@ from .._checks import (
     check_choice,
     check_int,
     check_optional_int,
+    check_params,
     check_positive_float,
     check_seed,
     check_span,
@@ -43,7 +44,7 @@ from .normalization import (
     check_direction_names,
     normalize_directions,
 )
-from .params import named_tensors, observing, perturbable_parameters
+from .params import named_tensors, observing, selected_parameters
 from .results import LandscapeResult, library_versions
 
 __all__ = [
@@ -222,7 +223,7 @@ def compute_landscape(
     ignore_bias_and_norm: bool = True,
     seed: int = 0,
     loss_fn: LossFn | None = None,
-    directions: Sequence[Direction] | None = None,
+    directions: Sequence[Direction] | Literal["hessian", "hessian_extremes"] | None = None,
     num_samples: int | None = None,
     progress_bar: bool | ProgressFn = False,
     points_per_forward: int | Literal["auto"] = 1,
@@ -232,6 +233,7 @@ def compute_landscape(
     memory_budget_mb: float | None = None,
     epoch: int | None = None,
     global_step: int | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> LandscapeResult:
     """Loss (and accuracy) of ``model`` on a 1D or 2D grid around its current weights.
 
@@ -255,6 +257,11 @@ def compute_landscape(
         loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
         directions: ``dims`` dicts name → tensor to use instead of random ones; normalized as
             asked, used exactly as given with ``normalization=None``; absent names do not move.
+            ``"hessian"``: the top ``dims`` eigenvectors of the loss Hessian on ``batches`` (found
+            by Lanczos from ``seed``); ``"hessian_extremes"``: the top and the bottom one. They are
+            unit vectors used as they are (``normalization`` does not apply; the result records
+            ``None``), so along an axis a quadratic loss is ``½ λ t²``; the eigenvalues are in
+            ``extra["hessian_eigenvalues"]``.
         num_samples: use only the first ``num_samples`` samples of ``batches`` (all if None).
         progress_bar: show a progress bar (``True``) or call ``progress_bar(points_done)`` after each
             point.
@@ -274,6 +281,8 @@ def compute_landscape(
         memory_budget_mb: former name of ``points_memory_mb`` (deprecated: a ``FutureWarning``).
         epoch: recorded in the result's metadata.
         global_step: recorded in the result's metadata.
+        params: vary only the trainable parameters matching these glob patterns (e.g.
+            ``"*.lora_*"``: a fine-tuned adapter on a frozen base); default all of them.
 
     Returns:
         A :class:`LandscapeResult` with CPU tensors.
@@ -303,6 +312,20 @@ def compute_landscape(
     )
     check_optional_int("num_samples", num_samples, minimum=1)
     check_bool("compile", compile)
+    chosen = list(selected_parameters(model, params))
+    cached = cache_batches(batches, module_device(model), num_samples)
+    extra: dict[str, Any] = {"versions": library_versions(), "span": list(span)}
+    if params is not None:
+        extra["params"] = check_params("params", params)
+    if isinstance(directions, str):
+        from .curvature import hessian_directions  # curvature builds on this module
+
+        kind = directions
+        directions, eigenvalues = hessian_directions(
+            model, cached, kind, dims, loss_fn=loss_fn, seed=seed, params=params
+        )
+        normalization = None
+        extra.update(directions=kind, hessian_eigenvalues=eigenvalues.tolist())
     if directions is not None and (isinstance(directions, Mapping) or len(directions) != dims):
         raise ValueError(
             f"`directions` must be a sequence of {dims} dicts name -> tensor (one per axis), "
@@ -311,13 +334,12 @@ def compute_landscape(
             + "."
         )
 
-    cached = cache_batches(batches, module_device(model), num_samples)
     coords = [grid_coordinates(span, num_points) for _ in range(dims)]
     with (
         progress_reporter(progress_bar, num_points**dims, "loss landscape") as on_point,
         observing(model) as saved,
     ):
-        reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
+        reference = {n: saved.parameters[n] for n in chosen}
         used = landscape_directions(
             reference,
             span=span,
@@ -341,7 +363,6 @@ def compute_landscape(
                 compile=compile,
             )
 
-    extra: dict[str, Any] = {"versions": library_versions(), "span": list(span)}
     if autocast is not None or compile:
         extra.update(autocast=autocast, compile=compile)
     if dims == 2:
@@ -351,7 +372,7 @@ def compute_landscape(
         loss=loss,
         accuracy=accuracy,
         directions=tuple({n: t.detach().cpu() for n, t in d.items()} for d in used),
-        seed=seed if directions is None else None,
+        seed=seed if directions is None or "hessian_eigenvalues" in extra else None,
         normalization=normalization,
         ignore_bias_and_norm=ignore_bias_and_norm,
         bn_mode="eval",

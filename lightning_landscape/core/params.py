@@ -13,7 +13,7 @@ import contextlib
 import random
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +25,7 @@ __all__ = [
     "deferred_interrupts",
     "named_tensors",
     "perturbable_parameters",
+    "selected_parameters",
     "preserve_module_state",
     "preserve_rng_state",
     "observing",
@@ -46,6 +47,41 @@ def perturbable_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
     ['bias', 'weight']
     """
     return {name: p for name, p in module.named_parameters() if p.requires_grad}
+
+
+def selected_parameters(
+    module: nn.Module, params: str | Sequence[str] | None = None, *, name: str = "params"
+) -> dict[str, nn.Parameter]:
+    """The trainable parameters whose names match a glob pattern of ``params`` (all of them for
+    ``None``), in the module's order: the one way every function and monitor chooses the
+    parameters it varies (e.g. ``"*.lora_*"`` for a low-rank adapter, ``"classifier.*"``).
+
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    >>> sorted(selected_parameters(net, "1.*"))
+    ['1.bias', '1.weight']
+    >>> selected_parameters(net, ["0.weight", "2.*"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `params` pattern '2.*' matches no trainable parameter; they are ['0.weight', ...
+
+    Raises:
+        ValueError: naming ``name``: a pattern that matches no trainable parameter.
+    """
+    from fnmatch import fnmatchcase
+
+    from .._checks import check_params
+
+    trainable = perturbable_parameters(module)
+    patterns = check_params(name, params)
+    if patterns is None:
+        return trainable
+    for pattern in patterns:
+        if not any(fnmatchcase(n, pattern) for n in trainable):
+            shown = list(trainable)[:6] + (["..."] if len(trainable) > 6 else [])
+            raise ValueError(
+                f"`{name}` pattern {pattern!r} matches no trainable parameter; they are {shown}."
+            )
+    return {n: p for n, p in trainable.items() if any(fnmatchcase(n, pattern) for pattern in patterns)}
 
 
 @contextlib.contextmanager

@@ -34,12 +34,20 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import check_callable, check_choice, check_int, check_positive_float, check_seed, renamed
+from .._checks import (
+    check_callable,
+    check_choice,
+    check_int,
+    check_params,
+    check_positive_float,
+    check_seed,
+    renamed,
+)
 from .directions import iter_random_directions
 from .evaluation import LossFn, cache_batches, module_device
 from .hessian import HessianOperator, hessian_context
 from .normalization import normalize_directions
-from .params import perturbable_parameters
+from .params import perturbable_parameters, selected_parameters
 from .results import ResultFile
 from .risk import EmpiricalRisk
 from .spectrum import lanczos_eigenpairs, standard_error, warn_nonfinite, warn_unconverged
@@ -202,8 +210,17 @@ def _filter_norm_scales(weights: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     return scales
 
 
-def _filter_normalized_eigenvalue(model, batches, loss_fn, *, tol: float, max_iter: int, seed: int):
-    weights = {n: p.detach() for n, p in perturbable_parameters(model).items() if p.ndim >= 2}
+def _filter_normalized_eigenvalue(
+    model, batches, loss_fn, *, tol: float, max_iter: int, seed: int, names: Sequence[str]
+):
+    chosen = set(names)
+    trainable = perturbable_parameters(model)
+    weights = {n: p.detach() for n, p in trainable.items() if p.ndim >= 2 and n in chosen}
+    if not weights:
+        raise ValueError(
+            "`params`: the filter-normalized eigenvalue scales filters of weights with ndim >= 2, and "
+            f"none is among the chosen parameters {list(names)[:6]}."
+        )
     op = HessianOperator(model, batches, loss_fn, names=list(weights))
     d = torch.cat(_filter_norm_scales(weights))
     result = lanczos_eigenpairs(
@@ -323,6 +340,7 @@ _OPTION_CHECKS: dict[str, Callable[[Any], None]] = {
     "max_radius": lambda v: check_positive_float("max_radius", v),
     "num_scan": lambda v: check_int("num_scan", v, minimum=1),
     "num_bisect": lambda v: check_int("num_bisect", v, minimum=0),
+    "params": lambda v: check_params("params", v),
 }
 """The check of every sharpness option, by name (one place, for every measure's function)."""
 
@@ -340,7 +358,7 @@ def check_sharpness_options(*, measure: str | None = None, **options: Any) -> No
         check_choice("measure", measure, MEASURES)
     for name, value in options.items():
         if name in _OPTION_CHECKS and not (
-            value is None and name in ("num_probes", "threshold", "num_directions")
+            value is None and name in ("num_probes", "threshold", "num_directions", "params")
         ):
             _OPTION_CHECKS[name](value)
 
@@ -354,15 +372,19 @@ def _measured(
     compute: Callable[[EmpiricalRisk, float], SharpnessResult],
     *,
     threshold: float | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
     """``compute(risk, L₀)`` inside :func:`~lightning_landscape.core.hessian.hessian_context`, the
     part every measure shares: the batches cached once, the risk over every trainable parameter,
     ``L₀``, and a NaN result with a warning where the weights have diverged (nothing to measure
-    around). The filter-normalized eigenvalue reads no ``L₀`` first (a Lanczos run reports NaN itself)."""
+    around). ``params`` (glob patterns) chooses the parameters a measure perturbs (default all
+    trainable ones). The filter-normalized eigenvalue reads no ``L₀`` first (a Lanczos run reports
+    NaN itself)."""
     check_callable("loss_fn", loss_fn)
+    names = list(selected_parameters(model, params))
     cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):
-        risk = EmpiricalRisk(model, cached, loss_fn)
+        risk = EmpiricalRisk(model, cached, loss_fn, names)
         if measure == "filter_normalized_eigenvalue":
             return compute(risk, math.nan)
         center = risk.loss()
@@ -388,6 +410,7 @@ def keskar_sharpness(
     seed: int = 0,
     loss_fn: LossFn | None = None,
     num_samples: int | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
     """Keskar et al.'s ε-sharpness (the module docstring's ``"keskar"``).
 
@@ -408,7 +431,7 @@ def keskar_sharpness(
         )
         return SharpnessResult("keskar", value, center, extra=details)
 
-    return _measured("keskar", model, batches, loss_fn, num_samples, compute)
+    return _measured("keskar", model, batches, loss_fn, num_samples, compute, params=params)
 
 
 def adaptive_worst_sharpness(
@@ -422,6 +445,7 @@ def adaptive_worst_sharpness(
     seed: int = 0,
     loss_fn: LossFn | None = None,
     num_samples: int | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
     """Adaptive worst-case sharpness (the module docstring's ``"adaptive_worst"``)."""
     options = {"rho": rho, "p": p, "num_ascent_steps": num_ascent_steps, "step_size": step_size}
@@ -431,7 +455,7 @@ def adaptive_worst_sharpness(
         value, details = _adaptive(risk, center, **options, seed=seed)
         return SharpnessResult("adaptive_worst", value, center, extra=details)
 
-    return _measured("adaptive_worst", model, batches, loss_fn, num_samples, compute)
+    return _measured("adaptive_worst", model, batches, loss_fn, num_samples, compute, params=params)
 
 
 def average_sharpness(
@@ -443,6 +467,7 @@ def average_sharpness(
     seed: int = 0,
     loss_fn: LossFn | None = None,
     num_samples: int | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
     """Average sharpness under relative Gaussian noise, with its standard error (``"average"``)."""
     check_sharpness_options(rho=rho, num_probes=num_probes, seed=seed)
@@ -451,7 +476,7 @@ def average_sharpness(
         value, stderr, details = _average(risk, center, rho=rho, num_probes=num_probes, seed=seed)
         return SharpnessResult("average", value, center, stderr=stderr, extra=details)
 
-    return _measured("average", model, batches, loss_fn, num_samples, compute)
+    return _measured("average", model, batches, loss_fn, num_samples, compute, params=params)
 
 
 def filter_normalized_eigenvalue(
@@ -463,17 +488,20 @@ def filter_normalized_eigenvalue(
     seed: int = 0,
     loss_fn: LossFn | None = None,
     num_samples: int | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
     """Top eigenvalue of ``D H D``, ``D`` the filter norms (``"filter_normalized_eigenvalue"``)."""
     check_sharpness_options(tol=tol, max_iter=max_iter, seed=seed)
 
     def compute(risk: EmpiricalRisk, _: float) -> SharpnessResult:
         value, details = _filter_normalized_eigenvalue(
-            model, risk.batches, loss_fn, tol=tol, max_iter=max_iter, seed=seed
+            model, risk.batches, loss_fn, tol=tol, max_iter=max_iter, seed=seed, names=risk.names
         )
         return SharpnessResult("filter_normalized_eigenvalue", value, risk.loss(), extra=details)
 
-    return _measured("filter_normalized_eigenvalue", model, batches, loss_fn, num_samples, compute)
+    return _measured(
+        "filter_normalized_eigenvalue", model, batches, loss_fn, num_samples, compute, params=params
+    )
 
 
 def basin_volume(
@@ -489,6 +517,7 @@ def basin_volume(
     loss_fn: LossFn | None = None,
     num_samples: int | None = None,
     num_directions: int | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> BasinVolumeResult:
     """Huang et al.'s basin log-volume along ``num_probes`` random filter-normalized directions
     (``"basin_volume"``; ``num_directions`` is its former name, for one release)."""
@@ -503,7 +532,9 @@ def basin_volume(
             "basin_volume", log_volume, center, extra=details, radii=radii, crossed=crossed
         )
 
-    return _measured("basin_volume", model, batches, loss_fn, num_samples, compute, threshold=threshold)
+    return _measured(
+        "basin_volume", model, batches, loss_fn, num_samples, compute, threshold=threshold, params=params
+    )
 
 
 MEASURE_FUNCTIONS = {
@@ -515,7 +546,7 @@ MEASURE_FUNCTIONS = {
 }
 """Each sharpness measure's own function, by name."""
 
-_COMMON = {"model", "batches", "seed", "loss_fn", "num_samples", "num_directions"}
+_COMMON = {"model", "batches", "seed", "loss_fn", "num_samples", "num_directions", "params"}
 
 
 def measure_options(measure: str) -> dict[str, Any]:
@@ -545,6 +576,7 @@ def sharpness(
     num_bisect: int = 20,
     num_samples: int | None = None,
     num_directions: int | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
     """One sharpness measure of ``model`` at its current weights (see the module docstring), by
     name: the measure's own function (:data:`MEASURE_FUNCTIONS`) with the options it takes.
@@ -572,6 +604,8 @@ def sharpness(
         num_samples: read at most this many samples from ``batches`` (needed for an iterable
             without ``len``; default: every batch of a finite collection).
         num_directions: the former name of ``num_probes`` for ``"basin_volume"`` (one release).
+        params: perturb only the trainable parameters matching these glob patterns (e.g.
+            ``"*.lora_*"``); default all of them.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -599,5 +633,5 @@ def sharpness(
     check_choice("measure", measure, MEASURES)
     check_sharpness_options(seed=seed, **given)
     own = {k: given[k] for k in measure_options(measure) if given[k] is not None or k == "threshold"}
-    common = {"seed": seed, "loss_fn": loss_fn, "num_samples": num_samples}
+    common = {"seed": seed, "loss_fn": loss_fn, "num_samples": num_samples, "params": params}
     return MEASURE_FUNCTIONS[measure](model, batches, **common, **own)

@@ -23,7 +23,7 @@ from .._checks import check_bool, check_callable, check_int, check_positive_floa
 from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
 from .grid import evaluate_points, linear_combination_writer, scan_grid
 from .landscape import grid_coordinates
-from .params import observing, perturbable_parameters
+from .params import observing, selected_parameters
 from .results import LandscapeResult, ResultFile, ResultFileError, library_versions, load_arrays, save_arrays
 from .spectrum import finite_eigh
 
@@ -417,6 +417,7 @@ def trajectory_landscape(
     loss_fn: LossFn | None = None,
     on_point: Callable[[int], None] | None = None,
     chunk_bytes: int = 16 * 2**20,
+    params: str | Sequence[str] | None = None,
 ) -> TrajectoryResult:
     """PCA plane of ``snapshots`` around the model's current weights, with the loss over it.
 
@@ -437,6 +438,8 @@ def trajectory_landscape(
         loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy.
         on_point: called with the number of grid points done (for progress bars).
         chunk_bytes: working memory of the PCA's chunks (see :func:`pca_directions`).
+        params: the PCA space and the plane: only the trainable parameters matching these glob
+            patterns (default all of them; snapshots need hold only those).
     """
     check_int("num_points", num_points, minimum=2)
     check_positive_float("margin", margin, maximum=100.0)
@@ -450,10 +453,11 @@ def trajectory_landscape(
         )
     if epochs is not None and len(epochs) != len(snapshots):
         raise ValueError(f"`epochs` must give one label per snapshot ({len(snapshots)}), got {len(epochs)}.")
+    chosen = list(selected_parameters(model, params))
     device = module_device(model)
     cached = cache_batches(batches, device)
     with observing(model) as saved:
-        final = {n: saved.parameters[n] for n in perturbable_parameters(model)}
+        final = {n: saved.parameters[n] for n in chosen}
         pca = pca_directions(
             snapshots,
             final,

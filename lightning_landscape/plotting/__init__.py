@@ -1,7 +1,13 @@
 """Turn results into matplotlib figures (object-oriented API; no pyplot state, no files)."""
 
 from .compose import save_side_by_side
-from .curvature import plot_basin_radii, plot_eigenvalue_ratio_map, plot_hessian_density
+from .curvature import (
+    plot_basin_radii,
+    plot_eigenvalue_ratio_map,
+    plot_hessian_density,
+    plot_per_batch_eigenvalues,
+    plot_per_layer_curvature,
+)
 from .decision import plot_decision_boundary
 from .landscape import (
     landscape_figures,
@@ -14,6 +20,8 @@ from .trajectory import plot_interpolation, plot_trajectory
 __all__ = [
     "landscape_figures",
     "plot_basin_radii",
+    "plot_per_batch_eigenvalues",
+    "plot_per_layer_curvature",
     "plot_decision_boundary",
     "plot_eigenvalue_ratio_map",
     "plot_hessian_density",

@@ -80,9 +80,43 @@ def plot_basin_radii(result: BasinVolumeResult, *, bins: int = 20) -> Figure:
     return fig
 
 
+def plot_per_layer_curvature(
+    blocks: list[str], top_eigenvalue: torch.Tensor | None = None, trace: torch.Tensor | None = None
+) -> Figure:
+    """Bar charts of the top eigenvalue and the trace of each diagonal block of the Hessian."""
+    panels = [
+        (name, v) for name, v in (("top eigenvalue", top_eigenvalue), ("trace", trace)) if v is not None
+    ]
+    if not panels:
+        raise ValueError("give `top_eigenvalue` or `trace` (one value per block).")
+    fig = Figure(figsize=(max(5.0, 0.45 * len(blocks) + 2.0), 2.6 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    positions = np.arange(len(blocks))
+    for ax, (name, values) in zip(axes, panels):
+        ax.bar(positions, values.double().numpy(), color="tab:blue")
+        ax.set_ylabel(name)
+        ax.set_xticks(positions, blocks, rotation=45, ha="right", fontsize=8)
+        ax.axhline(0.0, color="black", lw=0.5)
+    axes[0].set_title("Hessian curvature per layer (diagonal blocks)", fontsize=9)
+    return fig
+
+
+def plot_per_batch_eigenvalues(values: torch.Tensor, *, bins: int = 20) -> Figure:
+    """Histogram of the top Hessian eigenvalue of each minibatch on its own."""
+    fig = Figure(figsize=(5.5, 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    finite = values[torch.isfinite(values)].double().numpy()
+    ax.hist(finite, bins=bins, color="tab:orange", edgecolor="white")
+    ax.set_xlabel("top eigenvalue of one batch's loss")
+    ax.set_ylabel("batches")
+    ax.set_title(f"per-batch λ_max · {len(finite)} batches · median {np.median(finite):.4g}", fontsize=9)
+    return fig
+
+
 def sharpness_figures(record: SharpnessRecord) -> dict[str, Figure]:
     """Every figure a :class:`~lightning_landscape.SharpnessRecord` holds the data of, by name:
-    ``hessian_density``, ``basin_radii``, ``eigenvalue_ratio_map`` (those that were measured)."""
+    ``hessian_density``, ``basin_radii``, ``per_layer``, ``per_batch_top_eigenvalue``,
+    ``eigenvalue_ratio_map`` (those that were measured)."""
     arrays, settings, figures = record.arrays, record.settings, {}
     if "density/nodes" in arrays:
         density = settings["density"]
@@ -102,6 +136,14 @@ def sharpness_figures(record: SharpnessRecord) -> dict[str, Figure]:
             crossed=torch.zeros(0, dtype=torch.bool) if crossed is None else crossed,
         )
         figures["basin_radii"] = plot_basin_radii(basin)
+    if "per_layer/top_eigenvalue" in arrays or "per_layer/trace" in arrays:
+        figures["per_layer"] = plot_per_layer_curvature(
+            list(settings.get("per_layer", {}).get("blocks", {})),
+            arrays.get("per_layer/top_eigenvalue"),
+            arrays.get("per_layer/trace"),
+        )
+    if "per_batch/top_eigenvalue" in arrays:
+        figures["per_batch_top_eigenvalue"] = plot_per_batch_eigenvalues(arrays["per_batch/top_eigenvalue"])
     if "ratio_map/lambda_max" in arrays:
         coords = (arrays["ratio_map/coords/0"], arrays["ratio_map/coords/1"])
         ratio = EigenvalueRatioMap(

@@ -1,0 +1,136 @@
+"""Partitions of the trainable parameters into blocks, and one result per block.
+
+Curvature per layer is the curvature of a diagonal block of the Hessian: the loss as a function of
+one block's parameters, every other parameter held where it is. :func:`parameter_blocks` turns a
+partition as users write it into block name → parameter names:
+
+- ``"module"``: one block per module that owns trainable parameters directly (a leaf layer such
+  as ``features.0``; the model itself is ``"(root)"`` when it owns some);
+- ``"parameter"``: one block per parameter;
+- a mapping block name → glob patterns over parameter names (``{"body": ["layers.*"], "head":
+  ["classifier.*"]}``), matched with :func:`fnmatch.fnmatchcase`.
+
+Blocks never overlap (a diagonal block is the Hessian of one set of coordinates). A computation
+run block by block returns a :class:`Blockwise`: the partition and one result per block.
+
+Example:
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> parameter_blocks(net, "module")
+    {'0': ['0.weight', '0.bias'], '2': ['2.weight', '2.bias']}
+    >>> parameter_blocks(net, {"weights": ["*.weight"]})
+    {'weights': ['0.weight', '2.weight']}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any, Generic, Literal, TypeVar
+
+from torch import nn
+
+from .params import perturbable_parameters
+from .results import ResultFile
+
+__all__ = ["BlockSpec", "Blockwise", "check_blocks", "parameter_blocks", "per_block"]
+
+BlockSpec = Literal["module", "parameter"] | Mapping[str, Sequence[str]]
+R = TypeVar("R")
+
+
+def check_blocks(name: str, blocks: Any) -> None:
+    """Refuse a partition that is neither ``"module"``, ``"parameter"`` nor a mapping block name →
+    non-empty list of glob patterns (usable before a model exists), naming ``name``."""
+    if blocks is None or blocks in ("module", "parameter"):
+        return
+    if not isinstance(blocks, Mapping) or not blocks:
+        raise ValueError(
+            f"`{name}` must be 'module', 'parameter' or a non-empty mapping block name -> list of "
+            f"parameter-name patterns, got {blocks!r}."
+        )
+    for block, patterns in blocks.items():
+        good = (
+            isinstance(block, str)
+            and block
+            and isinstance(patterns, (list, tuple))
+            and patterns
+            and all(isinstance(p, str) and p for p in patterns)
+        )
+        if not good:
+            raise ValueError(
+                f"`{name}[{block!r}]` must be a non-empty list of parameter-name patterns "
+                f"(e.g. ['features.*']), got {patterns!r}."
+            )
+
+
+def parameter_blocks(
+    model: nn.Module, blocks: BlockSpec, names: Sequence[str] | None = None, *, name: str = "blocks"
+) -> dict[str, list[str]]:
+    """The partition ``blocks`` of the trainable parameters of ``model`` (or of ``names``), as
+    block name → parameter names in the model's order.
+
+    Raises:
+        ValueError: naming ``name``: a malformed partition, a block that matches no trainable
+            parameter, or a parameter in two blocks.
+    """
+    check_blocks(name, blocks)
+    available = list(perturbable_parameters(model))
+    if names is not None:
+        chosen = set(names)
+        available = [n for n in available if n in chosen]
+    if blocks == "parameter":
+        return {n: [n] for n in available}
+    if blocks == "module":
+        known, found = set(available), {}
+        for module_name, module in model.named_modules():
+            prefix = f"{module_name}." if module_name else ""
+            own = [prefix + p for p, _ in module.named_parameters(recurse=False) if prefix + p in known]
+            if own:
+                found[module_name or "(root)"] = own
+        return found
+    found, owner = {}, {}
+    for block, patterns in blocks.items():
+        matched = [n for n in available if any(fnmatchcase(n, p) for p in patterns)]
+        if not matched:
+            shown = available[:6] + (["..."] if len(available) > 6 else [])
+            raise ValueError(
+                f"`{name}[{block!r}]` ({list(patterns)}) matches no trainable parameter; they are {shown}."
+            )
+        for n in matched:
+            if n in owner:
+                raise ValueError(
+                    f"`{name}`: parameter {n!r} is in both {owner[n]!r} and {block!r}; blocks must not "
+                    "overlap."
+                )
+            owner[n] = block
+        found[block] = matched
+    return found
+
+
+@dataclass(frozen=True)
+class Blockwise(ResultFile, Generic[R]):
+    """One result per block of parameters.
+
+    Attributes:
+        blocks: block name → the parameter names it holds.
+        results: block name → that block's result (an ``EigenvalueResult``, a ``TraceEstimate``...).
+    """
+
+    blocks: dict[str, list[str]]
+    results: dict[str, R]
+
+    def __getitem__(self, block: str) -> R:
+        return self.results[block]
+
+    def scalars(self) -> dict[str, float]:
+        """Every block's numbers, as ``<block>/<name>``."""
+        return {f"{b}/{k}": v for b, r in self.results.items() for k, v in r.scalars().items()}
+
+
+def per_block(
+    model: nn.Module, blocks: BlockSpec, names: Sequence[str] | None, compute: Callable[[list[str]], R]
+) -> Blockwise[R]:
+    """``compute(parameter names)`` for every block of the partition (:func:`parameter_blocks`)."""
+    resolved = parameter_blocks(model, blocks, names)
+    return Blockwise(blocks=resolved, results={b: compute(ns) for b, ns in resolved.items()})

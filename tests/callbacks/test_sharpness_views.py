@@ -1,0 +1,66 @@
+"""SharpnessMonitor(per_layer=..., per_batch=True) in a real Trainer run (issue 19, items 1 and 4)."""
+
+import pytest
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from problems import assert_same_training_end, fit_classifier, training_end
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_landscape import SharpnessMonitor, SharpnessRecord, hessian_eigenvalues, hessian_trace
+
+QUICK = {
+    "num_samples": 48,
+    "eval_batch_size": 16,
+    "every_n_epochs": 1,
+    "measure_kwargs": {"trace": {"num_probes": 6}},
+}
+
+
+def test_per_layer_and_per_batch_curvature_are_logged_and_training_is_untouched(tmp_path):
+    _, plain = fit_classifier(tmp_path / "plain", [], seed=11)
+    monitor = SharpnessMonitor(measures=["top_eigenvalue", "trace"], per_layer=True, per_batch=True, **QUICK)
+    logger = TensorBoardLogger(str(tmp_path / "watched"), name="tb")
+    _, watched = fit_classifier(tmp_path / "watched", [monitor], seed=11, logger=logger)
+    assert_same_training_end(training_end(plain), training_end(watched))
+    record = SharpnessRecord.load(monitor.saved_files[-1])
+    blocks = record.settings["per_layer"]["blocks"]
+    assert blocks and all(
+        f"top_eigenvalue/{b}" in record.values and f"trace/{b}" in record.values for b in blocks
+    )
+    assert record.arrays["per_batch/top_eigenvalue"].shape == (3,)  # 48 samples in batches of 16
+    events = EventAccumulator(logger.log_dir, size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    images, scalars = set(events.Tags()["images"]), set(events.Tags()["scalars"])
+    assert {"sharpness/per_layer", "sharpness/per_batch_top_eigenvalue"} <= images
+    assert {f"sharpness/top_eigenvalue/{b}" for b in blocks} <= scalars
+    assert {"sharpness/per_batch_top_eigenvalue/median", "sharpness/per_batch_top_eigenvalue/max"} <= scalars
+
+
+def test_per_layer_values_equal_the_core_functions_on_the_same_batches():
+    from problems import mlp, vector_batches
+
+    model, batches = mlp(), vector_batches()
+    monitor = SharpnessMonitor(
+        measures=["top_eigenvalue", "trace"], per_layer={"first": ["0.*"], "rest": ["2.*"]}
+    )
+    monitor.loss_function = lambda module: None
+    values, settings, arrays = monitor._per_layer(model, batches)
+    top = hessian_eigenvalues(model, batches, blocks={"first": ["0.*"], "rest": ["2.*"]})
+    trace = hessian_trace(model, batches, blocks={"first": ["0.*"], "rest": ["2.*"]})
+    assert list(settings["per_layer"]["blocks"]) == ["first", "rest"]
+    for block in ("first", "rest"):
+        assert values[f"top_eigenvalue/{block}"] == float(top[block].eigenvalues[0])
+        assert values[f"trace/{block}"] == trace[block].estimate
+    assert torch.equal(
+        arrays["per_layer/trace"],
+        torch.tensor([trace["first"].estimate, trace["rest"].estimate], dtype=torch.float64),
+    )
+
+
+def test_per_layer_is_checked_when_the_monitor_is_built():
+    with pytest.raises(ValueError, match="`per_layer` gives 'top_eigenvalue' and 'trace' per block"):
+        SharpnessMonitor(measures=["keskar"], per_layer=True)
+    with pytest.raises(ValueError, match="`per_layer` must be 'module', 'parameter' or a non-empty mapping"):
+        SharpnessMonitor(per_layer="layers")
+    with pytest.raises(TypeError, match="`per_batch` must be True or False"):
+        SharpnessMonitor(per_batch=1)
