@@ -106,3 +106,24 @@ def test_example_command_line_runs(tmp_path):
     )
     assert redrawn.returncode == 0, redrawn.stderr[-3000:]
     assert (tmp_path / "redrawn.png").stat().st_size > 10_000
+
+
+def test_the_curvature_config_draws_hessian_planes_and_curvature_per_layer_and_per_batch(tmp_path):
+    config = yaml.safe_load((EXAMPLE / "curvature.yaml").read_text())
+    config["trainer"].update(max_epochs=2, enable_progress_bar=False, default_root_dir=str(tmp_path))
+    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
+    for callback in config["trainer"]["callbacks"]:
+        callback["init_args"].update(num_samples=256)
+        if callback["class_path"] == "lightning_landscape.LossLandscapeMonitor":
+            callback["init_args"].update(num_points=5)
+    path = tmp_path / "curvature.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cli = _load_main().main(args=["fit", "--config", str(path)])
+    events = EventAccumulator(cli.trainer.logger.log_dir, size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    images, scalars = set(events.Tags()["images"]), set(events.Tags()["scalars"])
+    assert {"hessian_plane/2d/contour", "sharpness/per_layer", "sharpness/per_batch_top_eigenvalue"} <= images
+    layers = [t for t in scalars if t.startswith("sharpness/top_eigenvalue/")]
+    assert len(layers) >= 4  # the CNN's convolutions, BatchNorms and linear layers, one each
+    assert {t.replace("top_eigenvalue", "trace") for t in layers} <= scalars
+    assert "sharpness/per_batch_top_eigenvalue/median" in scalars
