@@ -6,6 +6,7 @@ The digits CNN (BatchNorm) of ``example_projects/digits`` after 5 epochs of SGD,
 training images in batches of 128, float32, on the CPU. Each row is the median wall time of
 ``--repeats`` calls (the model and data are built once); the plain row is what the instrument adds
 to or replaces: the top eigenvalue of the whole Hessian, a 21×21 random filter-normalized plane.
+``connect`` joins it to the same CNN trained from seed 1; ``barrier_matrix`` adds seed 2.
 """
 
 from __future__ import annotations
@@ -22,10 +23,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from landscape import trained_model  # noqa: E402
 
-from lightning_landscape import compute_landscape, hessian_eigenvalues, hessian_trace  # noqa: E402
+from lightning_landscape import (  # noqa: E402
+    barrier_matrix,
+    compute_landscape,
+    connect,
+    hessian_eigenvalues,
+    hessian_trace,
+)
 
 
-def rows(model, batches):
+def rows(model, others, batches):
     plane = dict(dims=2, num_points=21)
     return {
         "top eigenvalue, whole Hessian (plain)": lambda: hessian_eigenvalues(model, batches),
@@ -47,6 +54,12 @@ def rows(model, batches):
         "21x21 plane over the last layer (params)": lambda: compute_landscape(
             model, batches, params="9.*", **plane
         ),
+        "connect: Bezier curve, 1 bend, 100 steps, 21 points": lambda: connect(
+            model, batches, model, others[0], steps=100, lr=0.05
+        ),
+        "barrier_matrix of 3 solutions (3 straight paths, 11 points)": lambda: barrier_matrix(
+            model, batches, [model, *others]
+        ),
     }
 
 
@@ -59,6 +72,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, x, y = trained_model("cnn", args.samples)
+    sys.path.insert(
+        0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "example_projects", "digits")
+    )
+    from digits import sgd_trained
+
+    others = [sgd_trained("cnn", epochs=5, seed=seed)[0] for seed in (1, 2)]
     batches = [(x[i : i + 128], y[i : i + 128]) for i in range(0, x.shape[0], 128)]
     names = [n for n, _ in model.named_parameters()]
     print(
@@ -66,7 +85,7 @@ def main() -> None:
         f"{x.shape[0]} samples, {len(batches)} batches, {torch.get_num_threads()} threads"
     )
     print("| instrument | seconds (median) |\n|---|---|")
-    for name, call in rows(model, batches).items():
+    for name, call in rows(model, others, batches).items():
         times = []
         for _ in range(args.repeats):
             started = time.perf_counter()

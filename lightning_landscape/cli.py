@@ -58,7 +58,7 @@ from .user_module import (
     resolve_loss_fn,
 )
 
-__all__ = ["export_vtk", "interpolate", "main", "plot", "run", "sharpness", "surface"]
+__all__ = ["connect", "export_vtk", "interpolate", "main", "plot", "run", "sharpness", "surface"]
 
 
 # ------------------------------------------------------------------ loading
@@ -500,6 +500,90 @@ def interpolate(
 interpolate.__doc__ = interpolate.__doc__.format(engine=_ENGINE_ARGS)
 
 
+def connect(
+    model_config: str,
+    start: str,
+    end: str,
+    output_dir: str = "connect",
+    model_class: str | None = None,
+    data_class: str | None = None,
+    curve: Literal["bezier", "polychain"] = "bezier",
+    num_bends: int = 1,
+    steps: int = 500,
+    lr: float = 0.01,
+    num_points: int = 21,
+    num_samples: int | Literal["all"] = 1024,
+    eval_batch_size: int = 128,
+    seed: int = 0,
+    accelerator: str = "auto",
+    loss_fn: LossSpec = None,
+) -> list[str]:
+    """A curve of low loss between two checkpoints (Garipov et al.), against the straight line:
+    ``connect.npz``, ``connect.png`` and the figure in a TensorBoard event file in ``output_dir``.
+
+    The bends are trained on a cached subset of the training data (through the batch hooks), on one
+    device, and both paths are evaluated on it with BatchNorm statistics re-estimated at every point.
+
+    Args:
+        model_config: LightningCLI YAML with the ``model`` and ``data`` sections.
+        start: checkpoint at t = 0.
+        end: checkpoint at t = 1.
+        output_dir: folder for the result, the figure and the event file.
+        model_class: dotted path of the LightningModule when the config names none.
+        data_class: dotted path of the LightningDataModule when the config names none.
+        curve: ``bezier`` or ``polychain``.
+        num_bends: trained control points between the ends.
+        steps: SGD steps on the bends.
+        lr: their learning rate (momentum 0.9).
+        num_points: points of ``t`` in [0, 1] at which both paths are evaluated.
+        num_samples: the training subset (``all``: every training sample, cached).
+        eval_batch_size: batch size of that subset (the bends' training batches too).
+        seed: seed of the subset, the ``t`` draws and dropout.
+        accelerator: ``auto``, ``cpu``, ``gpu``/``cuda``, ``mps``... (one device).
+        loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
+            a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
+            module's ``{class_path, init_args}``.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    from .core.connectivity import connect as connect_states
+    from .plotting.connectivity import plot_connectivity
+
+    engine = _Engine(accelerator, 1, 1, "auto")
+    model, data = load_model_and_data(model_config, None, model_class, data_class, engine.device)
+    batches = _data(data, model, num_samples, eval_batch_size, seed, engine, stream=False)
+    with progress_reporter(True, steps, "curve") as on_step:
+        result = connect_states(
+            model,
+            batches,
+            _state_dict(start, "start"),
+            _state_dict(end, "end"),
+            curve=curve,
+            num_bends=num_bends,
+            steps=steps,
+            lr=lr,
+            seed=seed,
+            num_points=num_points,
+            loss_fn=_loss(loss_fn, model, engine.device, batches),
+            on_step=on_step,
+        )
+    os.makedirs(output_dir, exist_ok=True)
+    paths = [result.save(os.path.join(output_dir, "connect.npz"))]
+    figure = plot_connectivity(result)
+    paths.append(os.path.join(output_dir, "connect.png"))
+    figure.savefig(paths[-1], dpi=120)
+    with SummaryWriter(log_dir=output_dir) as writer:
+        writer.add_figure("connect/curve_vs_line", figure, global_step=0)
+        for name, value in result.scalars().items():
+            writer.add_scalar(f"connect/{name}", value, global_step=0)
+    print(
+        f"lightning-landscape: barrier {result.linear_barrier:.4g} along the straight line, "
+        f"{result.curve_barrier:.4g} along the {curve} curve",
+        file=sys.stderr,
+    )
+    return _written(paths)
+
+
 def sharpness(
     model_config: str,
     ckpt_path: str,
@@ -640,6 +724,7 @@ def export_vtk(result: str, output: str, log_scale: bool = False) -> list[str]:
 COMMANDS = {
     "surface": surface,
     "interpolate": interpolate,
+    "connect": connect,
     "sharpness": sharpness,
     "plot": plot,
     "export-vtk": export_vtk,

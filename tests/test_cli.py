@@ -116,6 +116,24 @@ def test_interpolate_passes_through_both_checkpoints(digits_run):
     assert result.loss[-1] < result.loss[0]  # training lowered the loss from epoch 0 to epoch 1
 
 
+def test_connect_writes_the_curve_the_figure_and_a_tensorboard_event_file(digits_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lightning_landscape import ConnectivityResult
+
+    root, config, first, last, _ = digits_run
+    out = root / "connect"
+    args = ["--model_config", config, "--start", first, "--end", last, "--output_dir", str(out), *CLASSES]
+    written = main(["connect", *args, "--steps", "20", "--num_points", "5", "--num_samples", "128"])
+    assert sorted(os.path.basename(p) for p in written) == ["connect.npz", "connect.png"]
+    result = ConnectivityResult.load(out / "connect.npz")
+    assert result.t.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] and result.train_loss.shape == (20,)
+    events = EventAccumulator(str(out), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert "connect/curve_vs_line" in events.Tags()["images"]
+    assert events.Scalars("connect/curve_barrier")[0].value == pytest.approx(result.curve_barrier, rel=1e-5)
+
+
 def test_sharpness_writes_its_values(digits_run):
     root, config, _, last, _ = digits_run
     out = root / "sharp"

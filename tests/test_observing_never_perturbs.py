@@ -42,6 +42,8 @@ CALLS = {
         m, b, num_points=3, chunk_points=4, points_per_forward=2
     ),
     "interpolate": lambda m, b: ll.interpolate(m, b, m.state_dict(), OTHER_STATE, num_points=3),
+    "connect": lambda m, b: ll.connect(m, b, m.state_dict(), OTHER_STATE, steps=3, num_points=3),
+    "barrier_matrix": lambda m, b: ll.barrier_matrix(m, b, [m.state_dict(), OTHER_STATE], num_points=3),
     "trajectory_landscape": lambda m, b: ll.trajectory_landscape(
         m,
         b,

@@ -130,3 +130,14 @@ def test_monitors_snapshot_direct_and_measure_only_the_adapter(tmp_path):
     assert sharpness.last_values["top_eigenvalue"] > 0
     with pytest.raises(ValueError, match="`params` pattern 'net.2.\\*' matches no trainable parameter"):
         fit_classifier(tmp_path / "bad", [LossLandscapeMonitor(params="net.2.*")], seed=0, model=LoRAModule())
+
+
+def test_the_chunked_landscape_and_the_ratio_map_take_the_subset_too():
+    model, batches = _net(), _batches()
+    whole = ll.compute_landscape(model, batches, num_points=3, params=ADAPTER)
+    chunked = ll.compute_landscape_in_chunks(model, batches, num_points=3, params=ADAPTER, chunk_points=4)
+    torch.testing.assert_close(chunked.loss, whole.loss, rtol=1e-5, atol=0)
+    assert chunked.extra["settings"]["params"] == [ADAPTER]
+    ratio = ll.eigenvalue_ratio_map(model, batches, num_points=2, params="3.*", max_iter=8)
+    head_only = ll.hessian_eigenvalues(model, batches, params="3.weight", which="both", max_iter=8)
+    assert float(ratio.lambda_max[0, 0]) > 0 and head_only.eigenvalues.shape == (2,)

@@ -5,6 +5,7 @@ random stream exactly as they were, and return frozen result dataclasses holding
 """
 
 from .chunked import compute_landscape_in_chunks
+from .connectivity import BarrierMatrix, ConnectivityResult, barrier_matrix, connect
 from .curvature import (
     EigenvalueRatioMap,
     EigenvalueResult,
@@ -66,6 +67,10 @@ __all__ = [
     "SpectralDensity",
     "TrajectoryResult",
     "interpolate",
+    "BarrierMatrix",
+    "ConnectivityResult",
+    "barrier_matrix",
+    "connect",
     "pca_directions",
     "trajectory_landscape",
     "StreamedBatches",

@@ -28,13 +28,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._checks import check_callable, check_int
+from .._checks import check_callable, check_int, check_params
 from .directions import cosine_similarity
 from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_device
 from .grid import ChunkValues, batched_plan, evaluate_chunks, linear_combination_writer
 from .landscape import check_grid_arguments, evaluation_precision, grid_coordinates, landscape_directions
 from .normalization import Normalization
-from .params import observing, perturbable_parameters
+from .params import observing, selected_parameters
 from .results import LandscapeResult, library_versions
 
 __all__ = ["compute_landscape_in_chunks", "check_resumable"]
@@ -101,6 +101,7 @@ def compute_landscape_in_chunks(
     on_chunk: ChunkFn | None = None,
     directions: Literal["hessian", "hessian_extremes"] | None = None,
     hessian_samples: int = 1024,
+    params: str | Sequence[str] | None = None,
 ) -> LandscapeResult:
     """The landscape of :func:`~lightning_landscape.core.landscape.compute_landscape`, evaluated in
     chunks of grid points, each chunk in one pass over ``batches``.
@@ -130,6 +131,7 @@ def compute_landscape_in_chunks(
             Lanczos on the first ``hessian_samples`` samples of ``batches`` (of each process's
             shard), used as they are.
         hessian_samples: the samples the Hessian directions are found on.
+        params: vary only the trainable parameters matching these glob patterns (default all).
 
     Returns:
         The complete :class:`LandscapeResult` (``computed`` is ``None``).
@@ -162,6 +164,7 @@ def compute_landscape_in_chunks(
         raise TypeError(f"`resume` must be a LandscapeResult (a partial one), got {type(resume).__name__}.")
     check_int("hessian_samples", hessian_samples, minimum=1)
 
+    chosen = list(selected_parameters(model, params))
     device = module_device(model)
     data = cache_batches(batches, device)
     given, eigenvalues = None, None
@@ -169,7 +172,9 @@ def compute_landscape_in_chunks(
         from .curvature import hessian_directions  # curvature builds on the landscape modules
 
         subset = _first_samples(data, hessian_samples)
-        given, eigenvalues = hessian_directions(model, subset, directions, dims, loss_fn=loss_fn, seed=seed)
+        given, eigenvalues = hessian_directions(
+            model, subset, directions, dims, loss_fn=loss_fn, seed=seed, params=params
+        )
         axes["normalization"] = normalization = None
     coords = [grid_coordinates(span, num_points) for _ in range(dims)]
     shape = [num_points] * dims
@@ -182,12 +187,13 @@ def compute_landscape_in_chunks(
         points_per_forward=points_per_forward,
         autocast=autocast,
         **({} if directions is None else {"directions": directions, "hessian_samples": hessian_samples}),
+        **({} if params is None else {"params": check_params("params", params)}),
         **dict(settings or {}),
     )
     total = math.prod(shape)
     state = _Progress.empty(total)
     with observing(model) as saved:
-        reference = {n: saved.parameters[n] for n in perturbable_parameters(model)}
+        reference = {n: saved.parameters[n] for n in chosen}
         used = landscape_directions(
             reference, **axes, ignore_bias_and_norm=ignore_bias_and_norm, directions=given
         )

@@ -34,7 +34,7 @@ from .ggn_trace import layerwise_ggn_trace
 from .grid import for_each_point, linear_combination_writer
 from .hessian import HessianOperator, hessian_context
 from .landscape import _resolve_directions, grid_coordinates
-from .params import perturbable_parameters, selected_parameters
+from .params import checked_names, perturbable_parameters, selected_parameters
 from .results import ResultFile
 from .risk import EmpiricalRisk, autograd_batch
 from .spectrum import (
@@ -247,7 +247,7 @@ def hessian_eigenvalues(
         (torch.Size([2]), True)
     """
     check_callable("loss_fn", loss_fn)
-    params = renamed("names", check_names("names", names), "params", params, None)
+    params = renamed("names", checked_names(model, names), "params", params, None)
     check_eigenvalue_options(
         k=k, which=which, tol=tol, max_iter=max_iter, min_iter=min_iter, seed=seed, params=params
     )
@@ -401,7 +401,7 @@ def hessian_trace(
         ``num_matvecs``, ``method``); one per block in a ``Blockwise`` with ``blocks``.
     """
     check_callable("loss_fn", loss_fn)
-    params = renamed("names", check_names("names", names), "params", params, None)
+    params = renamed("names", checked_names(model, names), "params", params, None)
     check_trace_options(num_probes=num_probes, method=method, seed=seed, params=params)
     check_blocks("blocks", blocks)
     names = _chosen(model, params)
@@ -582,7 +582,7 @@ def hessian_density(
     check_int("num_steps", num_steps, minimum=2)
     check_seed("seed", seed)
     check_callable("loss_fn", loss_fn)
-    params = renamed("names", check_names("names", names), "params", params, None)
+    params = renamed("names", checked_names(model, names), "params", params, None)
     check_params("params", params)
     check_blocks("blocks", blocks)
     names = _chosen(model, params)
@@ -634,22 +634,25 @@ def eigenvalue_ratio_map(
     max_iter: int = 30,
     loss_fn: LossFn | None = None,
     num_samples: int | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> EigenvalueRatioMap:
     """``λ_min`` and ``λ_max`` of the Hessian at every point of a coarse 2D landscape grid.
 
-    The grid is that of :func:`~lightning_landscape.compute_landscape` with the same ``seed``
-    (filter-normalized directions, biases and norm layers fixed); as in the paper's code the Hessian
-    is taken with respect to the weights with ``ndim > 1`` only, and its extreme eigenvalues are
-    found by Lanczos to tolerance ``tol`` (the paper's ``eigsh`` used 1e-2).
+    The grid is that of :func:`~lightning_landscape.compute_landscape` with the same ``seed`` and
+    ``params`` (filter-normalized directions, biases and norm layers fixed); as in the paper's code
+    the Hessian is taken with respect to the weights with ``ndim > 1`` only (of those ``params``
+    selects), and its extreme eigenvalues are found by Lanczos to tolerance ``tol`` (the paper's
+    ``eigsh`` used 1e-2).
     """
     check_int("num_points", num_points, minimum=2)
     span = check_span("span", span)
+    chosen = selected_parameters(model, params)
     check_callable("loss_fn", loss_fn)
     check_eigenvalue_options(k=1, which="both", tol=tol, max_iter=max_iter, min_iter=1, seed=seed, names=None)
     cached = cache_batches(batches, module_device(model), num_samples)
     coords = [grid_coordinates(span, num_points) for _ in range(2)]
     with hessian_context(model):
-        reference = {n: p.detach().clone() for n, p in perturbable_parameters(model).items()}
+        reference = {n: p.detach().clone() for n, p in chosen.items()}
         directions = _resolve_directions(
             reference, dims=2, seed=seed, normalization="filter", ignore_bias_and_norm=True, directions=None
         )

@@ -34,7 +34,6 @@ from .._checks import (
     check_callable,
     check_choice,
     check_int,
-    check_names,
     check_positive_float,
     check_seed,
     renamed,
@@ -43,7 +42,7 @@ from .distributed import guarded_sum
 from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, is_class_logits, module_device
 from .hessian import GGNOperator, HessianOperator, hessian_context
 from .operators import LinearOperator
-from .params import selected_parameters
+from .params import checked_names, selected_parameters
 from .results import ResultFile
 from .spectrum import finite_eigh, slq_nodes, standard_error
 
@@ -166,7 +165,7 @@ def log_evidence(
     check_int("num_steps", num_steps, minimum=2)
     check_seed("seed", seed)
     check_callable("loss_fn", loss_fn)
-    params = renamed("names", check_names("names", names), "params", params, None)
+    params = renamed("names", checked_names(model, names), "params", params, None)
     names = None if params is None else list(selected_parameters(model, params))
     cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):

@@ -25,6 +25,7 @@ __all__ = [
     "deferred_interrupts",
     "named_tensors",
     "perturbable_parameters",
+    "checked_names",
     "selected_parameters",
     "preserve_module_state",
     "preserve_rng_state",
@@ -82,6 +83,17 @@ def selected_parameters(
                 f"`{name}` pattern {pattern!r} matches no trainable parameter; they are {shown}."
             )
     return {n: p for n, p in trainable.items() if any(fnmatchcase(n, pattern) for pattern in patterns)}
+
+
+def checked_names(module: nn.Module, names: Sequence[str] | None) -> list[str] | None:
+    """``names`` (the former argument of ``params``: exact parameter names) checked under its own
+    name: a list of distinct strings, each a trainable parameter of ``module``."""
+    from .._checks import check_names
+
+    names = check_names("names", names)
+    if names is not None:
+        selected_parameters(module, names, name="names")
+    return names
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """Turn results into matplotlib figures (object-oriented API; no pyplot state, no files)."""
 
 from .compose import save_side_by_side
+from .connectivity import plot_barrier_matrix, plot_connectivity
 from .curvature import (
     plot_basin_radii,
     plot_eigenvalue_ratio_map,
@@ -19,7 +20,9 @@ from .trajectory import plot_interpolation, plot_trajectory
 
 __all__ = [
     "landscape_figures",
+    "plot_barrier_matrix",
     "plot_basin_radii",
+    "plot_connectivity",
     "plot_per_batch_eigenvalues",
     "plot_per_layer_curvature",
     "plot_decision_boundary",
