@@ -4,11 +4,13 @@ Functions here take a module and batches, run on the module's device, leave the 
 random stream exactly as they were, and return frozen result dataclasses holding CPU tensors.
 """
 
+from .blocks import Blockwise
 from .chunked import compute_landscape_in_chunks
 from .connectivity import BarrierMatrix, ConnectivityResult, barrier_matrix, connect
 from .curvature import (
     EigenvalueRatioMap,
     EigenvalueResult,
+    PerBatchEigenvalues,
     SpectralDensity,
     eigenvalue_ratio_map,
     hessian_density,
@@ -68,6 +70,8 @@ __all__ = [
     "TrajectoryResult",
     "interpolate",
     "BarrierMatrix",
+    "Blockwise",
+    "PerBatchEigenvalues",
     "ConnectivityResult",
     "barrier_matrix",
     "connect",

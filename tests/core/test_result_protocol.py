@@ -18,6 +18,10 @@ def _states(model):
 
 
 RESULTS = {
+    "Blockwise": lambda m, b: ll.hessian_trace(m, b, blocks="module", method="hutchinson", num_probes=2),
+    "PerBatchEigenvalues": lambda m, b: ll.hessian_eigenvalues(m, b, per_batch=True, max_iter=6),
+    "ConnectivityResult": lambda m, b: ll.connect(m, b, m, _states(m)[1], steps=3, num_points=3),
+    "BarrierMatrix": lambda m, b: ll.barrier_matrix(m, b, _states(m), num_points=3),
     "Evaluation": lambda m, b: ll.evaluate(m, b),
     "EigenvalueResult": lambda m, b: ll.hessian_eigenvalues(m, b, k=2, return_eigenvectors=True),
     "TraceEstimate": lambda m, b: ll.hessian_trace(m, b, method="hutch++", num_probes=6),
