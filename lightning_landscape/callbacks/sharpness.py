@@ -36,6 +36,8 @@ MeasureName = Literal[
     "filter_normalized_eigenvalue",
     "basin_volume",
 ]
+# the options of "top_eigenvalue" that its per-layer and per-batch views take too
+_LANCZOS_OPTIONS = ("tol", "max_iter", "min_iter", "names", "params")
 _Parts = tuple[dict[str, float], dict[str, Any], dict[str, torch.Tensor]]  # scalars, settings, arrays
 
 
@@ -329,9 +331,7 @@ class SharpnessMonitor(EpochMonitor):
         arrays: dict[str, torch.Tensor] = {}
         blocks: dict[str, list[str]] = {}
         if "top_eigenvalue" in self.measures:
-            options = self._curvature_options(
-                "top_eigenvalue", ("tol", "max_iter", "min_iter", "names", "params")
-            )
+            options = self._curvature_options("top_eigenvalue", _LANCZOS_OPTIONS)
             top = hessian_eigenvalues(
                 pl_module, batches, k=1, loss_fn=loss_fn, seed=self.seed, blocks=self.per_layer, **options
             )
@@ -351,9 +351,7 @@ class SharpnessMonitor(EpochMonitor):
         return values, {"per_layer": {"blocks": blocks}}, arrays
 
     def _per_batch(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
-        options = self._curvature_options(
-            "top_eigenvalue", ("tol", "max_iter", "min_iter", "names", "params")
-        )
+        options = self._curvature_options("top_eigenvalue", _LANCZOS_OPTIONS)
         with sharded(None):  # each batch on its own, on this process
             result = hessian_eigenvalues(
                 pl_module,

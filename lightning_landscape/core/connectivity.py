@@ -38,8 +38,17 @@ from torch import nn
 
 from .._checks import check_bool, check_callable, check_choice, check_int, check_positive_float, check_seed
 from .batched import _LossOf
-from .evaluation import LossFn, cache_batches, check_class_logits, loss_name, module_device, total_samples
+from .evaluation import (
+    LossFn,
+    StreamedBatches,
+    cache_batches,
+    check_class_logits,
+    loss_name,
+    module_device,
+    total_samples,
+)
 from .grid import evaluate_points
+from .interpolation import _state, check_states_hold
 from .params import named_tensors, observing, perturbable_parameters
 from .results import ResultFile, library_versions
 
@@ -144,20 +153,9 @@ class BarrierMatrix(ResultFile):
         return {"mean_barrier": float(upper.mean()), "max_barrier": float(upper.max())}
 
 
-def _state(state: Any, name: str) -> State:
-    from .interpolation import _state as as_state_dict
-
-    return as_state_dict(state, name)
-
-
 def _ends(model: nn.Module, names: list[str], state_a: State, state_b: State) -> tuple[list, list]:
     tensors = named_tensors(model)
-    for label, state in (("state_a", state_a), ("state_b", state_b)):
-        missing = [n for n in names if n not in state]
-        if missing:
-            raise ValueError(
-                f"`{label}` lacks {missing[:5]}{'...' if len(missing) > 5 else ''} of the model."
-            )
+    check_states_hold(names, {"state_a": state_a, "state_b": state_b})
     a = [state_a[n].detach().to(tensors[n]).clone() for n in names]
     b = [state_b[n].detach().to(tensors[n]).clone() for n in names]
     return a, b
@@ -188,6 +186,11 @@ def _reestimate_batchnorm(model: nn.Module, batches: Sequence[Any], loss_fn: Los
         model.eval()
 
 
+def _curve_point(coefficients: Sequence[float], points: Sequence[Sequence[torch.Tensor]], i: int):
+    """``Σ_k c_k P_k`` for the ``i``-th tensor of the control points (terms with ``c_k = 0`` left out)."""
+    return sum(c * p[i] for c, p in zip(coefficients, points) if c != 0.0)
+
+
 def _path_writer(
     model: nn.Module,
     names: list[str],
@@ -206,7 +209,7 @@ def _path_writer(
         coefficients = curve_coefficients(curve, num_bends, float(point[0]))
         with torch.no_grad():
             for i, target in enumerate(targets):
-                target.copy_(sum(c * p[i] for c, p in zip(coefficients, points) if c != 0.0))
+                target.copy_(_curve_point(coefficients, points, i))
         if reestimate_bn and _batch_norms(model):
             _reestimate_batchnorm(model, batches, loss_fn)
 
@@ -262,10 +265,7 @@ def _train_bends(
         batch = batches[step % len(batches)]
         points = [a, *bends, b]
         coefficients = curve_coefficients(curve, num_bends, t)
-        theta = {
-            prefix + n: sum(c * p[i] for c, p in zip(coefficients, points) if c != 0.0)
-            for i, n in enumerate(names)
-        }
+        theta = {prefix + n: _curve_point(coefficients, points, i) for i, n in enumerate(names)}
         tensors = {**{prefix + n: v for n, v in fixed.items()}, **theta}
         if loss_fn is None:
             logits = functional_call(target, tensors, (batch[0],))

@@ -264,10 +264,12 @@ def hessian_eigenvalues(
             "`per_batch=True` measures each batch on its own: call it outside `sharded(...)`, on each "
             "process's own batches."
         )
-    if per_batch:
+    if per_batch or blocks is not None:  # the whole-model routine, run on each batch or block
         cached = cache_batches(batches, module_device(model), num_samples)
         options = dict(k=k, which=which, loss_fn=loss_fn, tol=tol, max_iter=max_iter, min_iter=min_iter)
-        rows = [hessian_eigenvalues(model, [batch], **options, seed=seed, params=names) for batch in cached]
+        options.update(seed=seed, return_eigenvectors=return_eigenvectors)
+    if per_batch:
+        rows = [hessian_eigenvalues(model, [batch], **options, params=names) for batch in cached]
         return PerBatchEigenvalues(
             eigenvalues=torch.stack([r.eigenvalues for r in rows]),
             batch_sizes=torch.tensor([batch_size(b) for b in cached]),
@@ -275,9 +277,6 @@ def hessian_eigenvalues(
             which=which,
         )
     if blocks is not None:
-        cached = cache_batches(batches, module_device(model), num_samples)
-        options = dict(k=k, which=which, loss_fn=loss_fn, tol=tol, max_iter=max_iter, min_iter=min_iter)
-        options.update(seed=seed, return_eigenvectors=return_eigenvectors)
         return per_block(
             model, blocks, names, lambda ns: hessian_eigenvalues(model, cached, params=ns, **options)
         )

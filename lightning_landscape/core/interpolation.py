@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -75,6 +75,16 @@ def _interpolation_writer(
     return write
 
 
+def check_states_hold(names: Sequence[str], states: Mapping[str, State]) -> None:
+    """Refuse a state (argument name → state dict) that lacks any of ``names``, naming it."""
+    for label, state in states.items():
+        missing = [n for n in names if n not in state]
+        if missing:
+            raise ValueError(
+                f"`{label}` lacks {missing[:5]}{'...' if len(missing) > 5 else ''} of the model."
+            )
+
+
 def _is_state(value: Any) -> bool:
     """A module or a mapping (state dict, checkpoint): never a collection of batches."""
     return isinstance(value, (nn.Module, Mapping))
@@ -142,12 +152,7 @@ def interpolate(
     a, b = _state(state_a, "state_a"), _state(state_b, "state_b")
     tensors = named_tensors(model)
     names = [n for n, t in tensors.items() if t.is_floating_point()]
-    for label, state in (("state_a", a), ("state_b", b)):
-        missing = [n for n in names if n not in state]
-        if missing:
-            raise ValueError(
-                f"`{label}` lacks {missing[:5]}{'...' if len(missing) > 5 else ''} of the model."
-            )
+    check_states_hold(names, {"state_a": a, "state_b": b})
     device = module_device(model)
     cached = cache_batches(batches, device, num_samples)
     alphas = interpolation_coordinates(alpha_range, num_points)
