@@ -350,6 +350,11 @@ def connect(
     names = list(perturbable_parameters(model))
     ends = _ends(model, names, a_state, b_state)
     cached = cache_batches(batches, module_device(model), num_samples)
+    if isinstance(cached, StreamedBatches):
+        raise ValueError(
+            "`batches`: connect trains the bends step by step on cached batches, not on a stream; pass a "
+            "loader or a list (and `num_samples` to cap what is cached)."
+        )
     t = torch.linspace(0.0, 1.0, num_points, dtype=torch.float64)
     with observing(model):
         with torch.inference_mode(False), torch.enable_grad():

@@ -124,5 +124,16 @@ def test_bad_arguments_are_refused_by_name():
         connect(net, NO_DATA, net, net, num_bends=0)
     with pytest.raises(ValueError, match="`states` must be a sequence of at least two states"):
         barrier_matrix(net, NO_DATA, [net])
+    from lightning_landscape.core.evaluation import StreamedBatches
+
+    with pytest.raises(
+        ValueError, match="`batches`: connect trains the bends step by step on cached batches"
+    ):
+        connect(
+            net,
+            StreamedBatches([(torch.zeros(2, 4), torch.zeros(2).long())], 2, torch.device("cpu")),
+            net,
+            net,
+        )
     with pytest.raises(ValueError, match="`state_b` lacks"):
         connect(net, NO_DATA, net, {"0.weight": torch.zeros(8, 4)})
