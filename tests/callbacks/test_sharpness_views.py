@@ -64,3 +64,40 @@ def test_per_layer_is_checked_when_the_monitor_is_built():
         SharpnessMonitor(per_layer="layers")
     with pytest.raises(TypeError, match="`per_batch` must be True or False"):
         SharpnessMonitor(per_batch=1)
+
+
+def test_on_a_users_dict_batch_regression_the_views_give_its_own_loss_curvature(tmp_path):
+    """A regression module whose loss lives in training_step, on dict batches: per layer, per batch
+    and the Hessian plane measure that loss (the explicit ``dict_mse`` gives the same numbers)."""
+    from lightning.pytorch import Trainer, seed_everything
+    from user_modules import RegressionData, RegressionModule, dict_mse
+
+    from lightning_landscape import LossLandscapeMonitor, compute_landscape
+
+    seed_everything(0)
+    module = RegressionModule(dict_batches=True)
+    views = SharpnessMonitor(measures=["top_eigenvalue", "trace"], per_layer=True, per_batch=True, **QUICK)
+    plane = LossLandscapeMonitor(
+        every_n_epochs=1, directions="hessian", num_points=3, num_samples=48, eval_batch_size=16
+    )
+    trainer = Trainer(
+        max_epochs=1,
+        callbacks=[views, plane],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(module, RegressionData(dict_batches=True))
+    batches = views.evaluation_batches(trainer, module)
+    per_layer = hessian_eigenvalues(module, batches, loss_fn=dict_mse, blocks="module")
+    per_batch = hessian_eigenvalues(module, batches, loss_fn=dict_mse, per_batch=True)
+    values = views.last_values
+    for block, result in per_layer.results.items():
+        assert values[f"top_eigenvalue/{block}"] == pytest.approx(float(result.eigenvalues[0]), rel=1e-5)
+    assert values["per_batch_top_eigenvalue/max"] == pytest.approx(
+        float(per_batch.eigenvalues.max()), rel=1e-5
+    )
+    expected = compute_landscape(module, batches, loss_fn=dict_mse, directions="hessian", num_points=3)
+    torch.testing.assert_close(plane.last_result.loss, expected.loss, rtol=1e-5, atol=1e-7)
