@@ -126,6 +126,16 @@ class ConnectivityResult(ResultFile):
     num_samples: int
     extra: dict[str, Any] = field(default_factory=dict)
 
+    ARRAYS = {
+        "t": "float[t]",
+        "curve_loss": "float[t]",
+        "linear_loss": "float[t]",
+        "curve_accuracy": "float[t]",
+        "linear_accuracy": "float[t]",
+        "bends": "float[*]",
+        "train_loss": "float[s]",
+    }
+
     def scalars(self) -> dict[str, float]:
         """The barriers and the highest loss of each path."""
         return {
@@ -147,6 +157,8 @@ class BarrierMatrix(ResultFile):
 
     barriers: torch.Tensor
     num_points: int
+
+    ARRAYS = {"barriers": "float[n,n]"}
 
     def scalars(self) -> dict[str, float]:
         upper = self.barriers[torch.triu(torch.ones_like(self.barriers, dtype=torch.bool), diagonal=1)]

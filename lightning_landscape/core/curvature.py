@@ -100,6 +100,8 @@ class EigenvalueResult(ResultFile):
     which: str
     eigenvectors: list[dict[str, torch.Tensor]] | None = None
 
+    ARRAYS = {"eigenvalues": "float[k]", "residuals": "float[k]", "eigenvectors": "float[*]"}
+
 
 @dataclass(frozen=True, eq=False)
 class PerBatchEigenvalues(ResultFile):
@@ -118,6 +120,8 @@ class PerBatchEigenvalues(ResultFile):
     batch_sizes: torch.Tensor
     converged: torch.Tensor
     which: str
+
+    ARRAYS = {"eigenvalues": "float[b,k]", "batch_sizes": "int[b]", "converged": "bool[b]"}
 
     def scalars(self) -> dict[str, float]:
         """Summary of the first eigenvalue over batches: mean, median, min, max, std, count."""
@@ -615,6 +619,13 @@ class EigenvalueRatioMap(ResultFile):
     lambda_min: torch.Tensor
     seed: int
     converged: torch.Tensor | None = None
+
+    ARRAYS = {
+        "coords": ("float[n]", "float[m]"),
+        "lambda_max": "float[n,m]",
+        "lambda_min": "float[n,m]",
+        "converged": "bool[n,m]",
+    }
 
     @property
     def ratio(self) -> torch.Tensor:

@@ -2,6 +2,18 @@
 
 Results are saved as ``.npz`` files (plain numpy arrays plus one JSON string of metadata, readable
 without this package and loaded without pickle) so that figures can be redrawn later.
+
+Reading a file never runs code and builds nothing but our result types:
+
+- the archive is read with ``allow_pickle=False``; an array must be a plain number or boolean
+  array (strings, objects, complex numbers and other dtypes are refused);
+- a result type, nested ones included, is named in the file by its registered format name
+  (``lightning_landscape.SLQNodes``), looked up in :data:`RESULT_TYPES`, never imported from a
+  module path found in the file; a name that is not registered is refused;
+- every field is checked against the dataclass's annotation (``int``, ``float``, ``str``,
+  ``bool``, tensors, containers of them, nested result types), and every tensor's kind and shape
+  against the type's declared ``ARRAYS`` (``"float[n,k]"``);
+- anything else is answered with one :class:`ResultFileError` that names the file and the field.
 """
 
 from __future__ import annotations
@@ -9,19 +21,28 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+import re
+import types
+import typing
+import zipfile
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import Any, ClassVar, Literal, TypeVar, Union
 
 import numpy as np
 import torch
 
 __all__ = [
+    "RESULT_TYPES",
     "ResultFile",
     "LandscapeResult",
     "ResultFileError",
     "SharpnessRecord",
     "library_versions",
     "load_arrays",
+    "guarded_read",
+    "load_result",
+    "register_result_type",
     "result_format",
     "save_arrays",
 ]
@@ -34,9 +55,58 @@ _ARRAY_FIELDS = ("coords", "loss", "accuracy", "directions", "computed")
 
 class ResultFileError(ValueError):
     """A result file that cannot be read: not an ``.npz`` archive, truncated, another program's,
-    another result type's, a newer format version, or missing fields or arrays."""
+    another result type's, a newer format version, missing or wrongly typed fields or arrays, or
+    naming a type that is not one of our result types."""
 
 
+# ---------------------------------------------------------------------------------- the registry
+RESULT_TYPES: dict[str, type] = {}
+"""Every result type a file may hold, by its stable format name (``lightning_landscape.<Type>``).
+
+The only types a file can make :func:`load_result` or a nested field build; a file names them by
+this name, never by a module path, so files survive a module's move."""
+
+_PREFIX = "lightning_landscape."
+
+
+def register_result_type(kind: type) -> type:
+    """Add the dataclass ``kind`` to :data:`RESULT_TYPES` under ``lightning_landscape.<its name>``
+    (a class decorator; :class:`ResultFile` subclasses of this package are registered by it).
+
+    Raises:
+        TypeError: ``kind`` is not a dataclass of this package, or another type has its name.
+    """
+    if not kind.__module__.startswith(_PREFIX):
+        raise TypeError(f"only lightning_landscape's own types are result types, not {kind.__qualname__}.")
+    name = _PREFIX + kind.__name__
+    if RESULT_TYPES.setdefault(name, kind) is not kind:
+        raise TypeError(f"two result types are called {name!r}: {RESULT_TYPES[name]} and {kind}.")
+    return kind
+
+
+def result_type(name: Any, where: str = "") -> type:
+    """The registered result type called ``name`` (a format name, or a former writer's
+    ``module:Type``, of which only the type's name is used); :class:`ResultFileError` otherwise."""
+    import lightning_landscape.core  # noqa: F401  (every result type registers on import)
+
+    if isinstance(name, str) and ":" in name:  # written before issue 25: 'lightning_landscape.core.x:Type'
+        module, _, qualname = name.partition(":")
+        name = _PREFIX + qualname if module.startswith(_PREFIX) else name
+    found = RESULT_TYPES.get(name) if isinstance(name, str) else None
+    if found is None:
+        known = ", ".join(sorted(n.removeprefix(_PREFIX) for n in RESULT_TYPES))
+        raise ResultFileError(
+            f"result file{_at(where)} names the type {str(name)[:80]!r}, which is not one of "
+            f"lightning_landscape's result types ({known})."
+        )
+    return found
+
+
+def _at(where: str) -> str:
+    return f" {where!r}" if where else ""
+
+
+# ---------------------------------------------------------------------------------- files
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that produced a result."""
     from .._version import __version__
@@ -67,36 +137,58 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read every array of an ``.npz`` file, without pickle.
 
     Raises:
-        ResultFileError: the file is not a readable ``.npz`` archive of plain arrays (truncated,
-            another format, or holding pickled objects).
+        FileNotFoundError: there is no file at ``path``.
+        ResultFileError: the file is not a readable ``.npz`` archive of plain arrays (a single
+            ``.npy`` array, truncated, another format, or holding pickled objects).
     """
-    import zipfile
-
+    where = os.fspath(path)
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("a single .npy array, not an .npz archive")
-            return {k: data[k] for k in data.files}
+        data = np.load(where, allow_pickle=False)
+    except FileNotFoundError:
+        raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+        raise _unreadable(where, exc) from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):
         raise ResultFileError(
-            f"cannot read result file {os.fspath(path)!r}: not a readable .npz archive of plain arrays "
-            f"(truncated, another format, or pickled objects): {type(exc).__name__}: {exc}"
-        ) from exc
+            f"cannot read result file {where!r}: it is a single .npy array, not an .npz archive of a "
+            "lightning_landscape result."
+        )
+    try:
+        with data:
+            arrays = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError) as exc:
+        raise _unreadable(where, exc) from exc
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # numpy hands a member that is no .npy back as bytes
+            raise ResultFileError(
+                f"cannot read result file {where!r}: its member {name!r} is not a numpy array."
+            )
+    return arrays
 
 
-def read_metadata(arrays: dict[str, Any], path: str = "") -> dict[str, Any]:
+def _unreadable(where: str, exc: BaseException) -> ResultFileError:
+    return ResultFileError(
+        f"cannot read result file {where!r}: not a readable .npz archive of plain arrays "
+        f"(truncated, another format, or pickled objects): {type(exc).__name__}: {str(exc)[:200]}"
+    )
+
+
+def read_metadata(arrays: dict[str, Any], path: str = "", key: str = "metadata") -> dict[str, Any]:
     """The JSON metadata object of a result file's arrays; :class:`ResultFileError` without one."""
-    where = f" {path!r}" if path else ""
-    if "metadata" not in arrays:
+    where = _at(path)
+    if key not in arrays:
         raise ResultFileError(
             f"result file{where} has no lightning_landscape metadata (another program's .npz?)."
         )
+    text = arrays[key]
+    if not isinstance(text, np.ndarray) or text.dtype.kind != "U" or text.ndim != 0:
+        raise ResultFileError(f"result file{where}: its metadata is not one JSON string.")
     try:
-        meta = json.loads(str(arrays["metadata"]))
-    except json.JSONDecodeError as exc:
-        raise ResultFileError(f"result file{where}: its metadata is not JSON ({exc}).") from exc
+        meta = json.loads(str(text))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, a huge integer, deep nesting
+        raise ResultFileError(
+            f"result file{where}: its metadata is not readable JSON ({str(exc)[:200]})."
+        ) from exc
     if not isinstance(meta, dict):
         raise ResultFileError(f"result file{where}: its metadata is not a JSON object.")
     return meta
@@ -104,7 +196,7 @@ def read_metadata(arrays: dict[str, Any], path: str = "") -> dict[str, Any]:
 
 def check_format(meta: dict[str, Any], name: str, version: int, path: str = "") -> None:
     """Refuse metadata of another result type, another program or a newer format version."""
-    where = f" {path!r}" if path else ""
+    where = _at(path)
     found = meta.get("format")
     if not isinstance(found, str) or "/" not in found:
         raise ResultFileError(f"result file{where} has no lightning_landscape format name (found {found!r}).")
@@ -115,6 +207,192 @@ def check_format(meta: dict[str, Any], name: str, version: int, path: str = "") 
         raise ResultFileError(
             f"result file{where} has format version {found_version!r}; this lightning_landscape reads "
             f"{name} up to version {version}: upgrade it."
+        )
+
+
+# ---------------------------------------------------------------------------------- what a file holds
+TENSOR_DTYPES: dict[str, torch.dtype] = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "int8": torch.int8,
+    "int16": torch.int16,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+}
+"""The tensor dtypes a result file may hold, by the name written in it."""
+
+_NUMPY_KINDS = {"float": "f", "int": "iu", "bool": "b", "number": "fiub"}
+_NUMPY_DTYPES = {np.dtype(t) for t in ("float16", "float32", "float64", "int8", "int16", "int32", "int64")}
+_NUMPY_DTYPES |= {np.dtype("uint8"), np.dtype("bool")}
+
+
+def file_tensor(array: Any, where: str, at: str, kind: str = "number") -> torch.Tensor:
+    """The array ``at`` of a result file as a CPU tensor (a copy), if it is a plain array of
+    ``kind`` (``"float"``, ``"int"``, ``"bool"`` or ``"number"``: any of them)."""
+    if not isinstance(array, np.ndarray) or array.dtype not in _NUMPY_DTYPES:
+        found = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
+        raise ResultFileError(f"result file{_at(where)}: array {at!r} holds {found}, not plain numbers.")
+    if array.dtype.kind not in _NUMPY_KINDS[kind]:
+        raise ResultFileError(
+            f"result file{_at(where)}: array {at!r} holds {array.dtype}, not {kind} values."
+        )
+    return torch.from_numpy(np.array(array))
+
+
+def _describe(hint: Any) -> str:
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("torch.", "")
+
+
+def _field_hints(kind: type) -> dict[str, Any]:
+    hints = _HINTS.get(kind)
+    if hints is None:
+        hints = _HINTS[kind] = typing.get_type_hints(kind)
+    return hints
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def conform(value: Any, hint: Any, where: str, at: str) -> Any:
+    """``value`` as the annotation ``hint`` asks (an int where a float is wanted becomes a float, a
+    list where a tuple is wanted a tuple); :class:`ResultFileError` naming ``at`` otherwise.
+
+    >>> conform(3, float | None, "", "value")
+    3.0
+    >>> conform("many", int, "r.npz", "num_samples")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lightning_landscape.core.results.ResultFileError: ... 'num_samples' must be int, found 'many' (str).
+    """
+    try:
+        return _conform(value, hint)
+    except _Mismatch:
+        shown = repr(value) if not isinstance(value, torch.Tensor) else f"a {value.dtype} tensor"
+        raise ResultFileError(
+            f"result file{_at(where)}: {at!r} must be {_describe(hint)}, found {shown[:80]} "
+            f"({type(value).__name__})."
+        ) from None
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _conform(value: Any, hint: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if hint is None or hint is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    if origin in (Union, types.UnionType):
+        for option in args:
+            try:
+                return _conform(value, option)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise _Mismatch
+    if isinstance(hint, TypeVar):
+        if isinstance(value, tuple(RESULT_TYPES.values())):
+            return value
+        raise _Mismatch
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch
+    if hint in (int, bool, str, torch.Tensor):
+        if isinstance(value, hint) and (hint is bool or not isinstance(value, bool)):
+            return value
+        raise _Mismatch
+    if origin in (dict, Mapping):
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise _Mismatch
+        return {k: _conform(v, args[1]) for k, v in value.items()} if args else dict(value)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        return [_conform(v, args[0]) for v in value] if args else list(value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_conform(v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise _Mismatch
+        return tuple(_conform(v, a) for v, a in zip(value, args))
+    if isinstance(hint, type) and is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        raise _Mismatch
+    raise TypeError(f"a result field is annotated {hint!r}, which result files cannot check.")
+
+
+_SPEC = re.compile(r"^(float|int|bool|number)\[([^\]]*)\]$")
+
+
+def check_arrays(kind: type, values: Mapping[str, Any], where: str, at: str = "") -> None:
+    """Check every tensor of ``values`` (field → value) against ``kind.ARRAYS``: field →
+    ``"float[n,k]"`` (a kind, then the shape: a name binds a size shared by every field that
+    uses it, a number is that size, ``_`` any size, ``*`` any shape), or a tuple of them for a
+    tuple field. A spec applies to each tensor of a list, tuple or dict field."""
+    sizes: dict[str, int] = {}
+    for name, spec in getattr(kind, "ARRAYS", {}).items():
+        _check_spec(values.get(name), spec, sizes, where, f"{at}{name}")
+
+
+def _check_spec(value: Any, spec: Any, sizes: dict[str, int], where: str, at: str) -> None:
+    if value is None:
+        return
+    if isinstance(spec, tuple):
+        if not isinstance(value, (list, tuple)) or len(value) != len(spec):
+            raise ResultFileError(f"result file{_at(where)}: {at!r} must hold {len(spec)} arrays.")
+        for i, (v, s) in enumerate(zip(value, spec)):
+            _check_spec(v, s, sizes, where, f"{at}/{i}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_spec(v, spec, sizes, where, f"{at}/{i}")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_spec(v, spec, sizes, where, f"{at}/{k}")
+        return
+    matched = _SPEC.match(spec)
+    assert matched is not None, spec
+    kind, dims = matched.group(1), [d.strip() for d in matched.group(2).split(",") if d.strip()]
+    dtype_ok = {
+        "float": value.is_floating_point(),
+        "int": not value.is_floating_point() and value.dtype != torch.bool,
+        "bool": value.dtype == torch.bool,
+        "number": True,
+    }[kind]
+    if not dtype_ok:
+        raise ResultFileError(f"result file{_at(where)}: {at!r} holds {value.dtype}, not {kind} values.")
+    if dims == ["*"]:
+        return
+    shape = tuple(value.shape)
+    fits = len(shape) == len(dims)
+    for size, dim in zip(shape, dims) if fits else ():
+        if dim.isdigit():
+            fits = fits and size == int(dim)
+        elif dim != "_":
+            fits = fits and sizes.setdefault(dim, size) == size
+    if not fits:
+        expected = ", ".join(str(sizes.get(d, d)) for d in dims)
+        raise ResultFileError(
+            f"result file{_at(where)}: {at!r} has shape {shape}, which does not fit ({expected}) "
+            "of the other arrays."
         )
 
 
@@ -241,10 +519,10 @@ class LandscapeResult:
         """Inverse of :meth:`to_dict`.
 
         Metadata fields this version does not know (a newer writer's) are kept under
-        ``extra["unknown_fields"]``; a missing field, a missing array or a shape that does not fit
-        raises :class:`ResultFileError`.
+        ``extra["unknown_fields"]``; a missing or wrongly typed field, a missing array, an array
+        that is not of plain numbers or a shape that does not fit raises :class:`ResultFileError`.
         """
-        where = f" {path!r}" if path else ""
+        where = _at(path)
         meta = read_metadata(arrays, path)
         check_format(meta, _FORMAT_NAME, _FORMAT_VERSION, path)
         meta.pop("format")
@@ -256,24 +534,34 @@ class LandscapeResult:
         )
         if missing:
             raise ResultFileError(f"result file{where} lacks the field(s) {missing}.")
-        names = meta.pop("direction_names")
-        try:
-            coords = tuple(torch.from_numpy(np.asarray(arrays[f"coords/{a}"])) for a in range(len(names)))
-            directions = tuple(
-                {n: torch.from_numpy(np.array(arrays[f"directions/{a}/{n}"])) for n in axis_names}
-                for a, axis_names in enumerate(names)
+        names = conform(meta.pop("direction_names"), list[list[str]], path, "direction_names")
+        if len(names) not in (1, 2):
+            raise ResultFileError(
+                f"result file{where}: 'direction_names' must list 1 or 2 axes, found {len(names)}."
             )
-            loss = torch.from_numpy(np.array(arrays["loss"]))
-        except KeyError as exc:
-            raise ResultFileError(f"result file{where} lacks the array {exc.args[0]!r}.") from exc
-        accuracy, computed = (arrays.get(k) for k in ("accuracy", "computed"))
-        accuracy = None if accuracy is None else torch.from_numpy(np.array(accuracy))
-        computed = None if computed is None else torch.from_numpy(np.array(computed, dtype=bool))
+        hints = _field_hints(cls)
+        meta = {k: conform(v, hints[k], path, k) for k, v in meta.items()}
+
+        def array(key: str, kind: str) -> torch.Tensor:
+            if key not in arrays:
+                raise ResultFileError(f"result file{where} lacks the array {key!r}.")
+            return file_tensor(arrays[key], path, key, kind)
+
+        coords = tuple(array(f"coords/{a}", "float") for a in range(len(names)))
+        directions = tuple(
+            {n: array(f"directions/{a}/{n}", "float") for n in axis_names}
+            for a, axis_names in enumerate(names)
+        )
+        loss = array("loss", "float")
+        accuracy = array("accuracy", "float") if "accuracy" in arrays else None
+        computed = array("computed", "bool") if "computed" in arrays else None
+        if any(c.ndim != 1 for c in coords):
+            raise ResultFileError(f"result file{where}: every 'coords' array must be one-dimensional.")
         shape = tuple(len(c) for c in coords)
-        for label, array in (("loss", loss), ("accuracy", accuracy), ("computed", computed)):
-            if array is not None and tuple(array.shape) != shape:
+        for label, value in (("loss", loss), ("accuracy", accuracy), ("computed", computed)):
+            if value is not None and tuple(value.shape) != shape:
                 raise ResultFileError(
-                    f"result file{where}: {label} of shape {tuple(array.shape)} does not fit the "
+                    f"result file{where}: {label} of shape {tuple(value.shape)} does not fit the "
                     f"coordinates {shape}."
                 )
         if unknown:
@@ -289,7 +577,7 @@ class LandscapeResult:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LandscapeResult:
         """Read a result written by :meth:`save` (errors: :class:`ResultFileError`)."""
-        return cls.from_dict(load_arrays(path), os.fspath(path))
+        return guarded_read(lambda: cls.from_dict(load_arrays(path), os.fspath(path)), os.fspath(path))
 
     def __eq__(self, other: object) -> bool:
         """Exact equality of every array (NaN equal to NaN) and every metadata field."""
@@ -360,49 +648,91 @@ class SharpnessRecord:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SharpnessRecord:
         """Read a record written by :meth:`save` (errors: :class:`ResultFileError`)."""
-        arrays = load_arrays(path)
         where = os.fspath(path)
+        return guarded_read(lambda: cls._from_arrays(load_arrays(path), where), where)
+
+    @classmethod
+    def _from_arrays(cls, arrays: dict[str, Any], where: str) -> SharpnessRecord:
         meta = read_metadata(arrays, where)
         check_format(meta, _SHARPNESS_FORMAT_NAME, _SHARPNESS_FORMAT_VERSION, where)
         missing = sorted({"values", "settings"} - set(meta))
         if missing:
             raise ResultFileError(f"result file {where!r} lacks the field(s) {missing}.")
-        return cls(
-            values={k: float(v) for k, v in meta["values"].items()},
-            arrays={
-                k.removeprefix("arrays/"): torch.from_numpy(v)
-                for k, v in arrays.items()
-                if k.startswith("arrays/")
-            },
-            settings=meta["settings"],
-            epoch=meta.get("epoch"),
-            global_step=meta.get("global_step"),
-            extra=meta.get("extra", {}),
-        )
+        hints = _field_hints(cls)
+        found = {
+            k: conform(meta.get(k, {} if k == "extra" else None), hints[k], where, k)
+            for k in hints
+            if k != "arrays"
+        }
+        for key in (k for k in arrays if k.startswith("values/")):  # the values again, for numpy readers
+            if file_tensor(arrays[key], where, key, "float").ndim != 0:
+                raise ResultFileError(f"result file {where!r}: {key!r} must be one number.")
+        found["arrays"] = {
+            k.removeprefix("arrays/"): file_tensor(v, where, k)
+            for k, v in arrays.items()
+            if k.startswith("arrays/")
+        }
+        return cls(**found)
 
 
 def result_format(path: str | os.PathLike[str]) -> str:
     """The format name of a result file (``"lightning_landscape.LandscapeResult"``, ...)."""
-    found = read_metadata(load_arrays(path), os.fspath(path)).get("format", "")
+    arrays = load_arrays(path)
+    if "metadata" not in arrays and "landscape/metadata" in arrays:  # a TrajectoryResult's layout
+        return _PREFIX + "TrajectoryResult"
+    found = read_metadata(arrays, os.fspath(path)).get("format", "")
     return str(found).rpartition("/")[0]
 
 
+def load_result(path: str | os.PathLike[str]) -> Any:
+    """Load any result file, as the registered type its format name gives.
+
+    Example:
+        >>> from lightning_landscape.core.spectrum import TraceEstimate
+        >>> import tempfile, os
+        >>> path = TraceEstimate(2.5, 0.1, 40, "hutch++").save(os.path.join(tempfile.mkdtemp(), "t.npz"))
+        >>> load_result(path)
+        TraceEstimate(estimate=2.5, stderr=0.1, num_matvecs=40, method='hutch++')
+    """
+    return result_type(result_format(path), os.fspath(path)).load(path)
+
+
+def guarded_read(read: Any, where: str) -> Any:
+    """``read()``, with what a hostile file can still provoke inside numpy or a constructor
+    (nesting deeper than Python recurses, a value our types refuse) answered as
+    :class:`ResultFileError`."""
+    try:
+        return read()
+    except (ResultFileError, FileNotFoundError):
+        raise
+    except (RecursionError, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        raise ResultFileError(
+            f"result file {where!r} cannot be read: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from exc
+
+
 # ---------------------------------------------------------------------------------- the protocol
+_SPEC_KINDS = ("tensor", "dataclass", "dict", "list", "tuple", "value")
+
+
 def _encode(value: Any, key: str, arrays: dict[str, Any]) -> dict[str, Any]:
     """A JSON description of ``value``; its tensors go into ``arrays`` under names from ``key``."""
-    import dataclasses
-
     if isinstance(value, torch.Tensor):
         tensor = value.detach().cpu()
-        numpy_ok = tensor.dtype not in (torch.bfloat16,) and not tensor.is_complex()
-        arrays[key] = (tensor if numpy_ok else tensor.float()).numpy()
-        return {"tensor": key, "dtype": str(tensor.dtype).removeprefix("torch.")}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        name = str(tensor.dtype).removeprefix("torch.")
+        if name not in TENSOR_DTYPES:
+            raise TypeError(f"cannot save a {tensor.dtype} tensor inside a result ({key}).")
+        arrays[key] = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+        return {"tensor": key, "dtype": name}
+    if is_dataclass(value) and not isinstance(value, type):
         kind = type(value)
-        if not kind.__module__.startswith("lightning_landscape."):
-            raise TypeError(f"cannot save a {kind.__name__} inside a result: not a lightning_landscape type.")
+        name = _PREFIX + kind.__name__
+        if RESULT_TYPES.get(name) is not kind:
+            raise TypeError(
+                f"cannot save a {kind.__name__} inside a result: not a lightning_landscape result type."
+            )
         return {
-            "dataclass": f"{kind.__module__}:{kind.__qualname__}",
+            "dataclass": name,
             "fields": {
                 f.name: _encode(getattr(value, f.name), f"{key}/{f.name}", arrays) for f in fields(value)
             },
@@ -417,38 +747,75 @@ def _encode(value: Any, key: str, arrays: dict[str, Any]) -> dict[str, Any]:
     raise TypeError(f"cannot save a {type(value).__name__} inside a result ({key}).")
 
 
-def _decode(spec: dict[str, Any], arrays: dict[str, Any], where: str) -> Any:
-    """Inverse of :func:`_encode` (types are looked up in this package only)."""
-    import importlib
-
-    if "tensor" in spec:
-        if spec["tensor"] not in arrays:
-            raise ResultFileError(f"result file {where!r} lacks the array {spec['tensor']!r}.")
-        tensor = torch.from_numpy(np.array(arrays[spec["tensor"]]))
-        return tensor.to(getattr(torch, spec.get("dtype", "float64")))
-    if "dataclass" in spec:
-        module, _, name = spec["dataclass"].partition(":")
-        if not module.startswith("lightning_landscape."):
+def _decode(spec: Any, arrays: dict[str, Any], where: str, at: str) -> Any:
+    """Inverse of :func:`_encode`: plain values, containers, tensors of :data:`TENSOR_DTYPES` and
+    registered result types only, each checked (:class:`ResultFileError` naming ``at``)."""
+    kinds = [k for k in _SPEC_KINDS if isinstance(spec, dict) and k in spec]
+    if len(kinds) != 1:
+        raise ResultFileError(
+            f"result file{_at(where)}: {at!r} is not a field description ({str(spec)[:80]})."
+        )
+    kind, content = kinds[0], spec[kinds[0]]
+    if kind == "tensor":
+        dtype = spec.get("dtype", "float64")
+        if not isinstance(content, str) or content not in arrays:
+            raise ResultFileError(f"result file{_at(where)} lacks the array {str(content)[:80]!r} ({at}).")
+        if dtype not in TENSOR_DTYPES:
             raise ResultFileError(
-                f"result file {where!r} names a type outside lightning_landscape: {module}."
+                f"result file{_at(where)}: {at!r} names the dtype {str(dtype)[:40]!r}; "
+                f"allowed: {sorted(TENSOR_DTYPES)}."
             )
-        kind = getattr(importlib.import_module(module), name)
-        return kind(**{k: _decode(v, arrays, where) for k, v in spec["fields"].items()})
-    if "dict" in spec:
-        return {k: _decode(v, arrays, where) for k, v in spec["dict"].items()}
-    if "list" in spec:
-        return [_decode(v, arrays, where) for v in spec["list"]]
-    if "tuple" in spec:
-        return tuple(_decode(v, arrays, where) for v in spec["tuple"])
-    return spec.get("value")
+        family = "bool" if dtype == "bool" else "int" if "int" in dtype else "float"
+        return file_tensor(arrays[content], where, content, family).to(TENSOR_DTYPES[dtype])
+    if kind == "dataclass":
+        return build_result(result_type(content, where), spec.get("fields"), arrays, where, at)
+    if kind == "dict":
+        if not isinstance(content, dict):
+            raise ResultFileError(f"result file{_at(where)}: {at!r} is not a JSON object.")
+        return {k: _decode(v, arrays, where, f"{at}/{k}") for k, v in content.items()}
+    if kind in ("list", "tuple"):
+        if not isinstance(content, list):
+            raise ResultFileError(f"result file{_at(where)}: {at!r} is not a JSON list.")
+        items = [_decode(v, arrays, where, f"{at}/{i}") for i, v in enumerate(content)]
+        return items if kind == "list" else tuple(items)
+    if content is not None and not isinstance(content, (bool, int, float, str)):
+        raise ResultFileError(f"result file{_at(where)}: {at!r} is not a plain value ({str(content)[:80]}).")
+    return content
+
+
+def build_result(kind: type, described: Any, arrays: dict[str, Any], where: str, at: str = "fields") -> Any:
+    """The result type ``kind`` from its fields' descriptions, each decoded and checked against its
+    annotation, and its tensors against ``kind.ARRAYS`` (see :func:`check_arrays`)."""
+    if not isinstance(described, dict):
+        raise ResultFileError(f"result file{_at(where)}: {at!r} holds no field descriptions.")
+    declared = fields(kind)
+    missing = sorted(
+        f.name
+        for f in declared
+        if f.name not in described and f.default is MISSING and f.default_factory is MISSING
+    )
+    if missing:
+        raise ResultFileError(f"result file{_at(where)} lacks the field(s) {missing}.")
+    hints = _field_hints(kind)
+    values = {
+        f.name: conform(
+            _decode(described[f.name], arrays, where, f"{at}/{f.name}"), hints[f.name], where, f.name
+        )
+        for f in declared
+        if f.name in described
+    }
+    check_arrays(kind, values, where)
+    return kind(**values)
 
 
 class ResultFile:
-    """``save``/``load``/``scalars`` for a frozen result dataclass (mixed in by every result type).
+    """``save``/``load``/``scalars`` for a frozen result dataclass (mixed in by every result type,
+    which is then registered in :data:`RESULT_TYPES`).
 
     A file is an ``.npz`` archive: every tensor of the result as an array, and one JSON string of
     metadata (``format`` ``lightning_landscape.<Type>/<version>``, then each field: its value, or
-    where its tensors are). Loading reads no pickle and builds only this package's types.
+    where its tensors are). Loading reads no pickle, builds only registered result types and
+    checks every field (see the module docstring).
 
     Example:
         >>> from lightning_landscape.core.spectrum import TraceEstimate
@@ -458,11 +825,21 @@ class ResultFile:
         {'estimate': 2.5, 'stderr': 0.1, 'num_matvecs': 40.0}
     """
 
-    FORMAT_VERSION = 1
+    FORMAT_VERSION: ClassVar[int] = 2
+    """Version 2 names nested result types by their format name; version 1 files (a module path)
+    are still read."""
+
+    ARRAYS: ClassVar[dict[str, Any]] = {}
+    """Field → the kind and shape of its tensors (see :func:`check_arrays`)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith(_PREFIX):
+            register_result_type(cls)
 
     @classmethod
     def format_name(cls) -> str:
-        return f"lightning_landscape.{cls.__name__}"
+        return _PREFIX + cls.__name__
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the result to ``path`` (an ``.npz`` file; written whole, then renamed)."""
@@ -480,19 +857,14 @@ class ResultFile:
     def load(cls, path: str | os.PathLike[str]):
         """Read a result written by :meth:`save` (errors: :class:`ResultFileError`)."""
         where = os.fspath(path)
-        arrays = load_arrays(path)
-        meta = read_metadata(arrays, where)
-        check_format(meta, cls.format_name(), cls.FORMAT_VERSION, where)
-        described = meta.get("fields", {})
-        missing = sorted(
-            f.name
-            for f in fields(cls)
-            if f.name not in described and f.default is MISSING and f.default_factory is MISSING
-        )
-        if missing:
-            raise ResultFileError(f"result file {where!r} lacks the field(s) {missing}.")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: _decode(v, arrays, where) for k, v in described.items() if k in known})
+
+        def read():
+            arrays = load_arrays(path)
+            meta = read_metadata(arrays, where)
+            check_format(meta, cls.format_name(), cls.FORMAT_VERSION, where)
+            return build_result(cls, meta.get("fields"), arrays, where)
+
+        return guarded_read(read, where)
 
     def scalars(self) -> dict[str, float]:
         """The result's numbers by field name (what a monitor logs): every int or float field
@@ -505,3 +877,7 @@ class ResultFile:
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 found[f.name] = float(value)
         return found
+
+
+register_result_type(LandscapeResult)
+register_result_type(SharpnessRecord)

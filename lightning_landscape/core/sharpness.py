@@ -106,6 +106,8 @@ class BasinVolumeResult(SharpnessResult):
     radii: torch.Tensor = _empty(torch.float64)
     crossed: torch.Tensor = _empty(torch.bool)
 
+    ARRAYS = {"radii": "float[m]", "crossed": "bool[m]"}
+
 
 def _uniform_like(tensors: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
     """Independent uniform(−1, 1) entries shaped like ``tensors``."""

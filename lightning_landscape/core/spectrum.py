@@ -29,7 +29,7 @@ from typing import Literal
 import torch
 
 from .operators import Operand, as_operator
-from .results import ResultFile
+from .results import ResultFile, register_result_type
 
 __all__ = [
     "LanczosResult",
@@ -356,6 +356,7 @@ def hutch_plus_plus_trace(
     return TraceEstimate(top + float(values.mean()), standard_error(values), 3 * third, "hutch++")
 
 
+@register_result_type
 @dataclass(frozen=True)
 class SLQNodes:
     """Stochastic Lanczos quadrature: per probe, Ritz values (nodes) and their weights.
@@ -363,6 +364,8 @@ class SLQNodes:
     ``tr f(A) ≈ dim · mean_probes Σ_j weights[p, j] · f(nodes[p, j])``; the spectral density is the
     same sum of weighted point masses, smoothed.
     """
+
+    ARRAYS = {"nodes": "float[p,s]", "weights": "float[p,s]"}
 
     nodes: torch.Tensor
     weights: torch.Tensor

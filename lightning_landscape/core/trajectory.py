@@ -8,11 +8,12 @@ choice), so memory is O(n² + largest tensor · n).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,20 @@ from .evaluation import LossFn, cache_batches, loss_name, module_device, total_s
 from .grid import evaluate_points, linear_combination_writer, scan_grid
 from .landscape import grid_coordinates
 from .params import observing, selected_parameters
-from .results import LandscapeResult, ResultFile, ResultFileError, library_versions, load_arrays, save_arrays
+from .results import (
+    LandscapeResult,
+    ResultFile,
+    ResultFileError,
+    check_arrays,
+    conform,
+    file_tensor,
+    guarded_read,
+    library_versions,
+    load_arrays,
+    read_metadata,
+    register_result_type,
+    save_arrays,
+)
 from .spectrum import finite_eigh
 
 __all__ = [
@@ -168,6 +182,14 @@ class PCAResult(ResultFile):
     residuals: torch.Tensor
     singular_values: torch.Tensor
     centered: bool
+
+    ARRAYS = {
+        "directions": "float[*]",
+        "explained_variance_ratio": "float[k]",
+        "coords": "float[n,k]",
+        "residuals": "float[n]",
+        "singular_values": "float[k]",
+    }
 
     def scalars(self) -> dict[str, float]:
         """The explained variance of both axes and the largest residual off the plane."""
@@ -314,6 +336,7 @@ def pca_directions(
 
 
 # ----------------------------------------------------------------------------- plane landscape
+@register_result_type
 @dataclass(frozen=True, eq=False)
 class TrajectoryResult:
     """A trajectory drawn on the loss landscape of its PCA plane.
@@ -348,18 +371,22 @@ class TrajectoryResult:
             ),
         }
 
+    ARRAYS = {"snapshot_loss": "float[n]", "plane_loss": "float[n]"}
+    _PCA_ARRAYS = ("explained_variance_ratio", "coords", "residuals", "singular_values")
+
     def to_dict(self) -> dict[str, Any]:
         arrays = {f"landscape/{k}": v for k, v in self.landscape.to_dict().items()}
+        arrays.update({f"pca/{k}": getattr(self.pca, k).numpy() for k in self._PCA_ARRAYS})
         arrays.update(
             {
-                "pca/explained_variance_ratio": self.pca.explained_variance_ratio.numpy(),
-                "pca/coords": self.pca.coords.numpy(),
-                "pca/residuals": self.pca.residuals.numpy(),
-                "pca/singular_values": self.pca.singular_values.numpy(),
                 "pca/centered": np.array(self.pca.centered),
                 "epochs": np.array(self.epochs, dtype=np.int64),
                 "snapshot_loss": self.snapshot_loss.numpy(),
                 "plane_loss": self.plane_loss.numpy(),
+                # the layout's own name (files before issue 25 have only the landscape's metadata)
+                "metadata": np.array(
+                    json.dumps({"format": "lightning_landscape.TrajectoryResult/1", "extra": self.extra})
+                ),
             }
         )
         return arrays
@@ -370,32 +397,52 @@ class TrajectoryResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrajectoryResult:
-        """Read a result written by :meth:`save`."""
-        arrays = load_arrays(path)
+        """Read a result written by :meth:`save` (errors:
+        :class:`~lightning_landscape.core.results.ResultFileError`)."""
+        where = os.fspath(path)
+        return guarded_read(lambda: cls._from_arrays(load_arrays(path), where), where)
+
+    @classmethod
+    def _from_arrays(cls, arrays: dict[str, Any], where: str) -> TrajectoryResult:
         landscape = LandscapeResult.from_dict(
-            {k.removeprefix("landscape/"): v for k, v in arrays.items() if k.startswith("landscape/")},
-            os.fspath(path),
+            {k.removeprefix("landscape/"): v for k, v in arrays.items() if k.startswith("landscape/")}, where
         )
-        needed = ["pca/explained_variance_ratio", "pca/coords", "pca/residuals", "pca/singular_values"]
-        needed += ["pca/centered", "epochs", "snapshot_loss", "plane_loss"]
+        needed = [f"pca/{k}" for k in cls._PCA_ARRAYS] + [
+            "pca/centered",
+            "epochs",
+            "snapshot_loss",
+            "plane_loss",
+        ]
         missing = [k for k in needed if k not in arrays]
         if missing:
-            raise ResultFileError(f"trajectory result file {os.fspath(path)!r} lacks the array(s) {missing}.")
+            raise ResultFileError(f"trajectory result file {where!r} lacks the array(s) {missing}.")
+        extra = {}
+        if "metadata" in arrays:
+            meta = read_metadata(arrays, where)
+            if meta.get("format") != "lightning_landscape.TrajectoryResult/1":
+                raise ResultFileError(
+                    f"result file {where!r} holds a {str(meta.get('format'))[:80]!r}, not a trajectory."
+                )
+            extra = conform(meta.get("extra", {}), dict[str, Any], where, "extra")
+        centered = file_tensor(arrays["pca/centered"], where, "pca/centered", "bool")
+        if centered.ndim != 0:
+            raise ResultFileError(f"result file {where!r}: 'pca/centered' must be one boolean.")
         pca = PCAResult(
             directions=landscape.directions,
-            explained_variance_ratio=torch.from_numpy(arrays["pca/explained_variance_ratio"]),
-            coords=torch.from_numpy(arrays["pca/coords"]),
-            residuals=torch.from_numpy(arrays["pca/residuals"]),
-            singular_values=torch.from_numpy(arrays["pca/singular_values"]),
-            centered=bool(arrays["pca/centered"]),
+            centered=bool(centered),
+            **{k: file_tensor(arrays[f"pca/{k}"], where, f"pca/{k}", "float") for k in cls._PCA_ARRAYS},
         )
-        return cls(
-            pca=pca,
-            landscape=landscape,
-            epochs=tuple(int(e) for e in arrays["epochs"]),
-            snapshot_loss=torch.from_numpy(arrays["snapshot_loss"]),
-            plane_loss=torch.from_numpy(arrays["plane_loss"]),
-        )
+        check_arrays(PCAResult, {f.name: getattr(pca, f.name) for f in fields(pca)}, where, "pca/")
+        epochs = file_tensor(arrays["epochs"], where, "epochs", "int")
+        values = {k: file_tensor(arrays[k], where, k, "float") for k in ("snapshot_loss", "plane_loss")}
+        check_arrays(cls, {**values, "epochs": epochs}, where)
+        if epochs.shape != values["snapshot_loss"].shape or pca.coords.shape[0] != epochs.numel():
+            raise ResultFileError(
+                f"result file {where!r}: {epochs.numel()} epochs, {tuple(pca.coords.shape)} PCA "
+                f"coordinates and {tuple(values['snapshot_loss'].shape)} snapshot losses do not describe "
+                "the same snapshots."
+            )
+        return cls(pca=pca, landscape=landscape, epochs=tuple(int(e) for e in epochs), extra=extra, **values)
 
 
 def _axis_coords(values: torch.Tensor, num_points: int, margin: float) -> torch.Tensor:

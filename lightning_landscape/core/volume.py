@@ -69,6 +69,14 @@ class VolumeResult(ResultFile):
     kernel: torch.Tensor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    ARRAYS = {
+        "target": "number[n]",
+        "patterns": "bool[m,n]",
+        "counts": "int[m]",
+        "mean": "float[n]",
+        "kernel": "float[n,n]",
+    }
+
     @property
     def log10_probability(self) -> float:
         """``log10 P(f)``, the unit of Zhang et al.'s figures."""
