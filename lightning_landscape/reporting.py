@@ -8,7 +8,7 @@ Callers decide *whether* to report (global rank zero only); these functions deci
 - scalars go to every logger through ``log_metrics``;
 - result files go under the output folder: the first logger's version folder (beside the
   TensorBoard event files or CSV logger's ``metrics.csv``), or, without a logger, a fresh
-  ``<default_root_dir>/lightning_landscape/version_N`` chosen once per trainer (never an earlier
+  ``<default_root_dir>/landscape_logs/version_N`` chosen once per trainer (never an earlier
   run's).
 """
 
@@ -26,6 +26,7 @@ import torch
 from matplotlib.figure import Figure
 
 __all__ = [
+    "FALLBACK_DIR",
     "logging_step",
     "prepare_output_dir",
     "figure_writers",
@@ -49,6 +50,9 @@ def figure_writers(trainer: pl.Trainer) -> list:
 
 _RUN_DIRS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
+FALLBACK_DIR = "landscape_logs"
+"""The folder under ``default_root_dir`` that holds a logger-less run's ``version_N`` folders."""
+
 
 def logging_step(trainer: pl.Trainer) -> int:
     """The step at which Lightning logs its epoch-end metrics (one less than the batches that
@@ -59,14 +63,16 @@ def logging_step(trainer: pl.Trainer) -> int:
 
 
 def prepare_output_dir(trainer: pl.Trainer) -> None:
-    """Without a logger, choose this trainer's fresh ``lightning_landscape/version_N`` folder now.
+    """Without a logger, choose this trainer's fresh ``landscape_logs/version_N`` folder now
+    (an output folder's name, never the package's: a run from our source tree writes nothing into
+    the package).
 
     Call it on every process at the same time (``setup``): rank zero picks the first free version
     and the choice is broadcast, so every process writes to the same folder.
     """
     if trainer.loggers or trainer in _RUN_DIRS:
         return
-    root = os.path.join(trainer.default_root_dir, "lightning_landscape")
+    root = os.path.join(trainer.default_root_dir, FALLBACK_DIR)
     chosen = None
     if trainer.is_global_zero:
         version = 0

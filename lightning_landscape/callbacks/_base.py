@@ -31,7 +31,7 @@ step of Lightning's own epoch-end metrics, and ``trainer.callback_metrics``, whe
 ``ModelCheckpoint`` and ``EarlyStopping`` find them); a run at the end of training, where
 ``self.log`` is not allowed, logs them straight to the loggers at that same step. Figures and files
 go to the logger's version folder, or without a logger to a fresh
-``<default_root_dir>/lightning_landscape/version_N``.
+``<default_root_dir>/landscape_logs/version_N``.
 
 Under DDP every process holds a disjoint shard of that subset and the sums over samples go through
 ``trainer.strategy.reduce`` (see :meth:`EpochMonitor.sharded`), so every process computes the

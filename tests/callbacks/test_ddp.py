@@ -66,7 +66,7 @@ def fit(root, num_processes: int, callbacks, timeout_s: int = 120):
 
 
 def results(root):
-    folder = os.path.join(str(root), "lightning_landscape", "version_0")  # no logger: a fresh folder
+    folder = os.path.join(str(root), "landscape_logs", "version_0")  # no logger: a fresh folder
     files = lambda sub: sorted(glob.glob(os.path.join(folder, sub, "*.npz")))  # noqa: E731
     return files("landscapes"), files("sharpness"), files("trajectory")
 

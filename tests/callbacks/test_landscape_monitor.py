@@ -159,7 +159,7 @@ def test_without_logger_pngs_are_saved_and_a_warning_given_once(tmp_path):
         _fit(tmp_path, [monitor], max_epochs=2)
     messages = [str(w.message) for w in caught if "no logger takes figures" in str(w.message)]
     assert len(messages) == 1
-    folder = os.path.join(tmp_path, "lightning_landscape", "version_0", "landscapes")  # a fresh folder
+    folder = os.path.join(tmp_path, "landscape_logs", "version_0", "landscapes")  # a fresh folder
     pngs = sorted(glob.glob(os.path.join(folder, "*.png")))
     assert len(pngs) == 2 and all(os.path.getsize(p) > 1000 for p in pngs)
     assert len(glob.glob(os.path.join(folder, "*.npz"))) == 2  # results beside them

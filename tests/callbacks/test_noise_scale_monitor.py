@@ -33,7 +33,7 @@ def test_invalid_arguments():
 
 
 def test_a_monitor_that_writes_no_file_makes_no_folder(tmp_path):
-    # without a logger, monitors that save files pick <root>/lightning_landscape/version_N; one that
+    # without a logger, monitors that save files pick <root>/landscape_logs/version_N; one that
     # saves nothing (NoiseScaleMonitor, VolumeMonitor) must not leave empty folders behind
     fit_classifier(
         tmp_path, [NoiseScaleMonitor(measure_gradient_noise=False)], seed=0, max_epochs=1, logger=False
