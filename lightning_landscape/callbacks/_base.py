@@ -96,7 +96,8 @@ class EpochMonitor(Callback):
         log_scale: draw log10 of the loss.
         save_results: write result files beside the logs.
         progress_bar: show a progress bar while computing.
-        tag: prefix of the logged tags and file names.
+        tag: prefix of the logged tags and file names; every monitor of a trainer needs its own
+            (a tag given twice is refused at ``setup``).
         params: the parameters a monitor varies (directions, curvature, snapshots): the trainable
             ones matching these glob patterns (e.g. ``"*.lora_*"``); default all of them.
     """
@@ -167,6 +168,7 @@ class EpochMonitor(Callback):
                 "every parameter in full on each process. Supported: single device, DDP "
                 "('ddp', 'ddp_spawn', 'ddp_find_unused_parameters_true')."
             )
+        self.check_tag_is_own(trainer)
         if self.uses_loss:
             self._resolved = False
             self.loss_function(pl_module)
@@ -177,6 +179,17 @@ class EpochMonitor(Callback):
         if stage == "fit":
             _budget.new_ledger(trainer)
             self.check_watchers(trainer)
+
+    def check_tag_is_own(self, trainer: pl.Trainer) -> None:
+        """Refuse a ``tag`` that another monitor of the trainer has: the tag names every value it
+        logs and every file it writes, which would mix."""
+        for other in trainer.callbacks:
+            if other is not self and isinstance(other, EpochMonitor) and other.tag == self.tag:
+                raise ValueError(
+                    f"`tag` {self.tag!r} is given to two monitors of this Trainer ({type(self).__name__} "
+                    f"and {type(other).__name__}): their logged values and files would mix. Give each "
+                    "monitor its own `tag` (e.g. tag='landscape_1d')."
+                )
 
     def check_watchers(self, trainer: pl.Trainer) -> None:
         """A budgeted monitor skips epochs: refuse an ``EarlyStopping`` or ``ModelCheckpoint`` that

@@ -140,7 +140,8 @@ class NoiseScaleMonitor(EpochMonitor):
     @property
     @override
     def state_key(self) -> str:
-        return self._generate_state_key(tag=self.tag)
+        own = {"every_n_epochs": self.every_n_epochs, "measure_gradient_noise": self.measure_gradient_noise}
+        return self._generate_state_key(tag=self.tag, **own)
 
     @override
     def state_dict(self) -> dict[str, Any]:

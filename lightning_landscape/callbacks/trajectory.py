@@ -52,7 +52,7 @@ class TrajectoryMonitor(EpochMonitor):
       (:meth:`TrajectoryResult.load <lightning_landscape.TrajectoryResult.load>`).
 
     Snapshots are kept in memory up to ``snapshot_memory_mb`` and spill to files under
-    ``<log_dir>/trajectory/snapshots-rank<R>/`` beyond it. They are part of the callback's
+    ``<log_dir>/trajectory/{tag}-snapshots-rank<R>/`` beyond it. They are part of the callback's
     ``state_dict`` (spilled ones by path), so a run resumed from a checkpoint draws the same path.
 
     Args:
@@ -151,14 +151,17 @@ class TrajectoryMonitor(EpochMonitor):
     @property
     @override
     def state_key(self) -> str:
-        return self._generate_state_key(tag=self.tag, every_n_epochs=self.every_n_epochs)
+        # settings that tell two monitors apart join the key only when set (earlier keys still match)
+        own = {"params": self.params, "snapshot_dtype": self.snapshot_dtype}
+        given = {k: v for k, v in own.items() if v not in (None, "float32")}
+        return self._generate_state_key(tag=self.tag, every_n_epochs=self.every_n_epochs, **given)
 
     # ------------------------------------------------------------------ hooks
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         folder = output_dir(trainer, "trajectory")
-        self.snapshots.spill_dir = os.path.join(folder, f"snapshots-rank{trainer.global_rank}")
+        self.snapshots.spill_dir = os.path.join(folder, f"{self.tag}-snapshots-rank{trainer.global_rank}")
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -139,7 +139,7 @@ class VolumeMonitor(EpochMonitor):
     @property
     @override
     def state_key(self) -> str:
-        return self._generate_state_key(tag=self.tag)
+        return self._generate_state_key(tag=self.tag, method=self.method, num_inputs=self.num_inputs)
 
     def cost_units(self) -> float:
         """The random networks' forward passes over the inputs, in subset passes, plus a rough 90

@@ -38,7 +38,7 @@ def test_a_monitor_that_writes_no_file_makes_no_folder(tmp_path):
     fit_classifier(
         tmp_path, [NoiseScaleMonitor(measure_gradient_noise=False)], seed=0, max_epochs=1, logger=False
     )
-    assert not (tmp_path / "lightning_landscape").exists()
+    assert not (tmp_path / "landscape_logs").exists()
 
 
 def test_two_monitors_with_their_own_tags_keep_their_own_state_in_a_checkpoint():
