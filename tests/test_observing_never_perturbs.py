@@ -116,3 +116,45 @@ def test_reading_a_shuffling_loader_leaves_the_random_streams_untouched(name):
     rng = GlobalRNG.capture()
     CALLS[name](model, loader)
     assert GlobalRNG.capture().equals(rng)
+
+
+def _backward_loss(model, batch):
+    """A user's loss that calls ``backward()`` itself (where its graph allows it)."""
+    x, y = batch
+    loss = F.cross_entropy(model(x), y)
+    if loss.requires_grad:
+        loss.backward(retain_graph=True)
+    return loss
+
+
+BACKWARD_CALLS = {
+    "evaluate": lambda m, b, f: ll.evaluate(m, b, f),
+    "compute_landscape": lambda m, b, f: ll.compute_landscape(m, b, num_points=3, loss_fn=f),
+    "hessian_eigenvalues": lambda m, b, f: ll.hessian_eigenvalues(m, b, max_iter=5, min_iter=2, loss_fn=f),
+    "hessian_trace": lambda m, b, f: ll.hessian_trace(m, b, num_probes=3, loss_fn=f),
+    "hessian_density": lambda m, b, f: ll.hessian_density(m, b, num_probes=1, num_steps=3, loss_fn=f),
+    "keskar_sharpness": lambda m, b, f: ll.keskar_sharpness(m, b, num_ascent_steps=2, loss_fn=f),
+    "adaptive_worst_sharpness": lambda m, b, f: ll.adaptive_worst_sharpness(
+        m, b, num_ascent_steps=2, loss_fn=f
+    ),
+    "average_sharpness": lambda m, b, f: ll.average_sharpness(m, b, num_probes=2, loss_fn=f),
+    "basin_volume": lambda m, b, f: ll.basin_volume(m, b, num_probes=2, num_scan=3, num_bisect=2, loss_fn=f),
+    "log_evidence": lambda m, b, f: ll.log_evidence(
+        m, b, prior_precision=1.0, num_probes=2, num_steps=3, loss_fn=f
+    ),
+    "connect": lambda m, b, f: ll.connect(
+        m, b, m.state_dict(), OTHER_STATE, steps=2, num_points=3, loss_fn=f
+    ),
+    "gradient_noise_scale": lambda m, b, f: gradient_noise_scale(m, b, loss_fn=f),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BACKWARD_CALLS))
+def test_a_loss_that_calls_backward_itself_leaves_the_users_grad_values_alone(name):
+    """``.grad`` is kept by value, not only by identity: the user's tensors never accumulate."""
+    model = bn_cnn()
+    batches = image_batches()
+    F.cross_entropy(model(batches[0][0]), batches[0][1]).backward()
+    before = snapshot(model)
+    BACKWARD_CALLS[name](model, batches, _backward_loss)
+    assert_same_state(before, model)  # the same .grad objects, with the same values

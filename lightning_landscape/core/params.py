@@ -3,8 +3,10 @@
 Every computation in :mod:`lightning_landscape.core` that touches a model runs inside
 :func:`preserve_module_state` and :func:`preserve_rng_state`. On exit, parameters and buffers are
 restored by *copying the saved tensors back* (never by undoing arithmetic), so they are
-bit-identical; train/eval flags, ``requires_grad`` and ``.grad`` are put back as they were; and
-the torch (CPU and CUDA), numpy and Python random streams are where they were.
+bit-identical; train/eval flags and ``requires_grad`` are put back as they were; ``.grad`` is set
+aside on entry (inside, no parameter has one, so a loss that calls ``backward()`` itself writes
+into fresh tensors) and the very same tensors, values untouched, are put back on exit; and the
+torch (CPU and CUDA), numpy and Python random streams are where they were.
 """
 
 from __future__ import annotations
@@ -187,7 +189,8 @@ def preserve_module_state(module: nn.Module) -> Iterator[ModuleState]:
     """Run a block that may change ``module``; restore it exactly afterwards, even on error.
 
     Yields the :class:`ModuleState` saved on entry; its ``parameters`` are the reference point θ₀
-    that perturbations are computed from.
+    that perturbations are computed from. Inside the block no parameter has a ``.grad``; on exit
+    each gets its own back, the same tensor with the same values.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
@@ -201,6 +204,9 @@ def preserve_module_state(module: nn.Module) -> Iterator[ModuleState]:
     """
     state = ModuleState.capture(module)
     try:
+        with torch.no_grad():
+            for p in module.parameters():  # set aside: user code inside cannot accumulate into them
+                p.grad = None
         yield state
     finally:
         state.restore(module)
