@@ -7,7 +7,7 @@ and what is allowed, so that bad input fails at construction and never deep insi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -197,13 +197,61 @@ def check_tag(name: str, value: Any) -> str:
     return value
 
 
-def renamed(old_name: str, old_value: Any, new_name: str, new_value: Any, default: Any) -> Any:
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (no allocation can be larger); 2**50 where the
+    system does not say."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 2**50
+
+
+def check_fits_in_memory(name: str, value: Any, nbytes: float, what: str) -> None:
+    """Refuse a count whose arrays could never fit in this machine's memory, naming ``name`` and
+    the estimated size, before anything is allocated.
+
+    >>> check_fits_in_memory("num_points", 2**31, 40.0 * 2**62, "a 2D grid")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `num_points` = 2147483648 needs about ... TB for a 2D grid, more than this machine's ...
+    """
+    limit = memory_bytes()
+    if nbytes > limit:
+        raise ValueError(
+            f"`{name}` = {value!r} needs about {_size(nbytes)} for {what}, more than this machine's "
+            f"{_size(limit)} of memory."
+        )
+
+
+def _size(nbytes: float) -> str:
+    for unit, scale in (("TB", 2**40), ("GB", 2**30), ("MB", 2**20)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.2g} {unit}"
+    return f"{nbytes:.0f} bytes"
+
+
+def renamed(
+    old_name: str,
+    old_value: Any,
+    new_name: str,
+    new_value: Any,
+    default: Any,
+    check: Callable[[str, Any], Any] | None = None,
+) -> Any:
     """The value of an argument renamed from ``old_name`` to ``new_name``.
 
     The old name still works for one release, with a ``FutureWarning``; giving both is refused.
+    ``check(name, value)``, when given, checks a value given under the old name under that name,
+    so that the error names the argument the caller wrote.
 
     >>> renamed("memory_budget_mb", None, "points_memory_mb", 64.0, 1024.0)
     64.0
+    >>> renamed("memory_budget_mb", -1, "points_memory_mb", 1024.0, 1024.0, check=check_positive_float)
+    Traceback (most recent call last):
+    ...
+    ValueError: `memory_budget_mb` must be a finite number > 0, got -1.
     """
     if old_value is None:
         return new_value
@@ -216,4 +264,4 @@ def renamed(old_name: str, old_value: Any, new_name: str, new_value: Any, defaul
     )
     if new_value != default:
         raise ValueError(f"give `{new_name}` only, not both `{new_name}` and its former name `{old_name}`.")
-    return old_value
+    return old_value if check is None else check(old_name, old_value)

@@ -46,3 +46,27 @@ def test_basin_volume_takes_num_directions_as_num_probes_with_a_warning():
     SharpnessMonitor(measures=["basin_volume"], measure_kwargs={"basin_volume": {"num_directions": 3}})
     with pytest.raises(ValueError, match="`num_directions` must be an integer >= 1, got 0"):
         SharpnessMonitor(measures=["basin_volume"], measure_kwargs={"basin_volume": {"num_directions": 0}})
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: compute_landscape(mlp(), vector_batches(), num_points=3, memory_budget_mb=-1),
+        lambda: LossLandscapeMonitor(memory_budget_mb=-1),
+        lambda: TrajectoryMonitor(memory_budget_mb=0.0),
+    ],
+)
+def test_a_bad_value_under_the_former_name_is_refused_under_that_name(call):
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="^`memory_budget_mb` must be"):
+        call()
+
+
+def test_a_bad_num_directions_is_refused_as_num_directions():
+    from lightning_landscape import basin_volume, sharpness
+
+    for call in (basin_volume, lambda m, b, **kw: sharpness(m, b, measure="basin_volume", **kw)):
+        with (
+            pytest.warns(FutureWarning),
+            pytest.raises(ValueError, match="^`num_directions` must be an integer"),
+        ):
+            call(mlp(), vector_batches(), num_directions=0)

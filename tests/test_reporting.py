@@ -8,7 +8,7 @@ from lightning_landscape import reporting
 
 
 def test_a_version_taken_by_another_run_meanwhile_is_skipped(tmp_path, monkeypatch):
-    root = tmp_path / "lightning_landscape"
+    root = tmp_path / reporting.FALLBACK_DIR
     root.mkdir()
     real_makedirs = os.makedirs
     calls = []

@@ -10,10 +10,16 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
-from .._checks import check_bool, check_choice, check_int, check_positive_float, check_span, renamed
+from .._checks import check_bool, check_choice, check_int, check_span
 from ..core.curvature import HESSIAN_DIRECTIONS
 from ..core.evaluation import evaluation_sums
-from ..core.landscape import check_points_per_forward, check_span_fits, compute_landscape
+from ..core.landscape import (
+    check_grid_size,
+    check_points_memory_mb,
+    check_points_per_forward,
+    check_span_fits,
+    compute_landscape,
+)
 from ..core.normalization import NORMALIZATIONS
 from ..core.params import observing
 from ..core.results import LandscapeResult
@@ -153,14 +159,12 @@ class LossLandscapeMonitor(EpochMonitor):
         )
         self.dims = check_choice("dims", dims, (1, 2))
         self.num_points = check_int("num_points", num_points, minimum=2)
+        check_grid_size("num_points", num_points, self.dims)
         self.span = check_span("span", span)
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
         self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
         self.points_per_forward = check_points_per_forward(points_per_forward)
-        points_memory_mb = renamed(
-            "memory_budget_mb", memory_budget_mb, "points_memory_mb", points_memory_mb, 1024.0
-        )
-        self.points_memory_mb = check_positive_float("points_memory_mb", points_memory_mb, maximum=2.0**30)
+        self.points_memory_mb = check_points_memory_mb(points_memory_mb, memory_budget_mb)
         self.autocast = check_choice("autocast", autocast, (None, "bf16", "fp16"))
         self.compile = check_bool("compile", compile)
         self.directions = check_choice("directions", directions, ("random", *HESSIAN_DIRECTIONS))

@@ -69,6 +69,11 @@ class NoiseScaleMonitor(EpochMonitor):
             data=data,
         )
         self.measure_gradient_noise = check_bool("measure_gradient_noise", measure_gradient_noise)
+        if self.measure_gradient_noise and num_samples < 2:
+            raise ValueError(
+                f"`num_samples` must be at least 2 to estimate the variance of per-sample gradients "
+                f"(B_simple), got {num_samples}; or set measure_gradient_noise=False."
+            )
         self._counted = 0  # training samples seen on this process during the first epoch
         self._dataset_size: int | None = None
 

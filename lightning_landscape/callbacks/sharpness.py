@@ -17,9 +17,11 @@ from ..core.blocks import check_blocks
 from ..core.curvature import eigenvalue_ratio_map, hessian_density, hessian_eigenvalues, hessian_trace
 from ..core.distributed import sharded
 from ..core.evaluation import total_samples
-from ..core.landscape import progress_reporter
+from ..core.landscape import check_grid_size, progress_reporter
 from ..core.measures import MEASURES, check_measure_options
+from ..core.params import selected_parameters
 from ..core.results import SharpnessRecord
+from ..core.spectrum import check_slq_size
 from ..plotting.curvature import sharpness_figures
 from ..reporting import output_dir
 from ..user_module import CROSS_ENTROPY, LossSpec, describe_loss
@@ -158,7 +160,7 @@ class SharpnessMonitor(EpochMonitor):
         if isinstance(measures, str) or not measures or any(m not in MEASURES for m in measures):
             raise ValueError(f"`measures` must be a non-empty list drawn from {MEASURES}, got {measures!r}.")
         self.measures = tuple(dict.fromkeys(measures))
-        self.measure_kwargs = _checked_kwargs(measure_kwargs or {}, self.measures)
+        self.measure_kwargs = _checked_kwargs({} if measure_kwargs is None else measure_kwargs, self.measures)
         if self.measure_kwargs.get("trace", {}).get("method") == "exact_ggn" and loss_fn != CROSS_ENTROPY:
             raise ValueError(
                 "`measure_kwargs['trace']['method']` 'exact_ggn' is the Gauss-Newton trace of the fused "
@@ -169,6 +171,7 @@ class SharpnessMonitor(EpochMonitor):
         self.density_steps = check_int("density_steps", density_steps, minimum=2)
         self.eigenvalue_ratio_map = check_bool("eigenvalue_ratio_map", eigenvalue_ratio_map)
         self.ratio_map_points = check_int("ratio_map_points", ratio_map_points, minimum=2)
+        check_grid_size("ratio_map_points", ratio_map_points, 2)
         if per_layer is not False:
             check_blocks("per_layer", "module" if per_layer is True else per_layer)
             if not {"top_eigenvalue", "trace"} & set(self.measures):
@@ -202,6 +205,10 @@ class SharpnessMonitor(EpochMonitor):
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
+        if self.density:  # its quadrature arrays must fit: refused now, not after the first epoch
+            chosen = selected_parameters(pl_module, self.params)
+            dim = sum(p.numel() for p in chosen.values())
+            check_slq_size(self.density_probes, self.density_steps, dim, name="density_probes")
         trainable = {n for n, p in pl_module.named_parameters() if p.requires_grad}
         for measure, options in self.measure_kwargs.items():
             unknown = sorted(set(options.get("names") or ()) - trainable)
@@ -374,6 +381,11 @@ def _checked_kwargs(
     kwargs: Mapping[str, Mapping[str, Any]], measures: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     """Reject options for measures not asked for, and options the measure does not take."""
+    if not isinstance(kwargs, Mapping) or not all(isinstance(o, Mapping) for o in kwargs.values()):
+        raise TypeError(
+            "`measure_kwargs` must be None or a dict measure name -> dict of its options (e.g. "
+            f"{{'keskar': {{'epsilon': 5e-4}}}}), got {kwargs!r}."
+        )
     checked = {}
     for name, options in kwargs.items():
         if name not in measures:

@@ -18,7 +18,7 @@ from .._checks import (
     check_positive_float,
     renamed,
 )
-from ..core.landscape import progress_reporter
+from ..core.landscape import check_grid_size, progress_reporter
 from ..core.params import selected_parameters
 from ..core.trajectory import SnapshotBuffer, TrajectoryResult, trajectory_landscape
 from ..plotting.trajectory import plot_trajectory
@@ -133,10 +133,16 @@ class TrajectoryMonitor(EpochMonitor):
         )
         self.plot_every_n_epochs = check_optional_int("plot_every_n_epochs", plot_every_n_epochs, minimum=1)
         self.num_points = check_int("num_points", num_points, minimum=2)
+        check_grid_size("num_points", num_points, 2)
         self.margin = check_positive_float("margin", margin, maximum=100.0)
         self.snapshot_dtype = check_choice("snapshot_dtype", snapshot_dtype, tuple(_DTYPES))
         snapshot_memory_mb = renamed(
-            "memory_budget_mb", memory_budget_mb, "snapshot_memory_mb", snapshot_memory_mb, 1024.0
+            "memory_budget_mb",
+            memory_budget_mb,
+            "snapshot_memory_mb",
+            snapshot_memory_mb,
+            1024.0,
+            check=lambda n, v: check_positive_float(n, v, maximum=2.0**30),
         )
         self.snapshot_memory_mb = check_positive_float(
             "snapshot_memory_mb", snapshot_memory_mb, maximum=2.0**30

@@ -36,7 +36,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_bool, check_callable, check_choice, check_int, check_positive_float, check_seed
+from .._checks import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_fits_in_memory,
+    check_int,
+    check_positive_float,
+    check_seed,
+)
 from .batched import _LossOf
 from .evaluation import (
     LossFn,
@@ -49,6 +57,7 @@ from .evaluation import (
 )
 from .grid import evaluate_points
 from .interpolation import _state, check_states_hold
+from .landscape import check_grid_size
 from .params import named_tensors, observing, perturbable_parameters
 from .results import ResultFile, library_versions
 
@@ -271,6 +280,7 @@ def _train_bends(
     target, prefix = (model, "") if loss_fn is None else (_LossOf(model, loss_fn), "model.")
     torch.manual_seed(seed)  # dropout draws (the caller's streams are restored afterwards)
     history = torch.empty(steps, dtype=torch.float64)
+    ends_finite = all(bool(torch.isfinite(t).all()) for t in (*a, *b))  # a diverged solution's path is NaN
     model.train()
     for step in range(steps):
         t = float(torch.rand((), generator=generator, dtype=torch.float64))
@@ -289,6 +299,11 @@ def _train_bends(
         loss.backward()
         optimizer.step()
         history[step] = float(loss.detach())
+        if ends_finite and not math.isfinite(history[step]):
+            raise ValueError(
+                f"`lr` {lr:g}: the bends' training diverged (loss {float(history[step])} at step "
+                f"{step + 1} of {steps}, between two finite solutions): lower `lr`."
+            )
         if on_step is not None:
             on_step(step + 1)
     model.eval()
@@ -352,9 +367,14 @@ def connect(
     check_choice("curve", curve, CURVES)
     check_int("num_bends", num_bends, minimum=1)
     check_int("steps", steps, minimum=1)
-    check_positive_float("lr", lr)
+    check_fits_in_memory("steps", steps, 8.0 * steps, "the training loss of every step")
+    largest = min(
+        (torch.finfo(p.dtype).max for p in model.parameters() if p.is_floating_point()), default=None
+    )
+    check_positive_float("lr", lr, maximum=largest)  # an optimizer step scales by it in the weights' dtype
     check_seed("seed", seed)
     check_int("num_points", num_points, minimum=2)
+    check_grid_size("num_points", num_points, 1)
     check_callable("loss_fn", loss_fn)
     check_bool("reestimate_bn", reestimate_bn)
     check_callable("on_step", on_step)
@@ -434,7 +454,9 @@ def barrier_matrix(
         torch.Size([3, 3])
     """
     check_int("num_points", num_points, minimum=2)
+    check_grid_size("num_points", num_points, 1)
     check_callable("loss_fn", loss_fn)
+    check_bool("reestimate_bn", reestimate_bn)
     if isinstance(states, (Mapping, nn.Module)) or len(states) < 2:
         raise ValueError(
             "`states` must be a sequence of at least two states (state dicts, modules or checkpoints)."

@@ -33,13 +33,20 @@ from .evaluation import LossFn, batch_size, cache_batches, module_device
 from .ggn_trace import layerwise_ggn_trace
 from .grid import for_each_point, linear_combination_writer
 from .hessian import HessianOperator, hessian_context
-from .landscape import _resolve_directions, grid_coordinates
+from .landscape import (
+    HESSIAN_DIRECTIONS,
+    _resolve_directions,
+    check_grid_size,
+    check_span_fits,
+    grid_coordinates,
+)
 from .params import checked_names, perturbable_parameters, selected_parameters
 from .results import ResultFile
 from .risk import EmpiricalRisk, autograd_batch
 from .spectrum import (
     SLQNodes,
     TraceEstimate,
+    check_slq_size,
     hutch_plus_plus_trace,
     hutchinson_trace,
     lanczos_eigenpairs,
@@ -258,6 +265,7 @@ def hessian_eigenvalues(
     check_blocks("blocks", blocks)
     names = _chosen(model, params)
     check_bool("per_batch", per_batch)
+    check_bool("return_eigenvectors", return_eigenvectors)
     if per_batch and (blocks is not None or return_eigenvectors):
         raise ValueError(
             "`per_batch=True` gives eigenvalues only, for the whole model: drop `blocks` and "
@@ -324,7 +332,6 @@ def hessian_eigenvalues(
     )
 
 
-HESSIAN_DIRECTIONS = ("hessian", "hessian_extremes")
 """The landscape axes found by Lanczos: the top eigenvectors, or the top and the bottom one."""
 
 
@@ -589,6 +596,7 @@ def hessian_density(
     check_params("params", params)
     check_blocks("blocks", blocks)
     names = _chosen(model, params)
+    check_slq_size(num_probes, num_steps, sum(p.numel() for p in selected_parameters(model, params).values()))
     if blocks is not None:
         cached = cache_batches(batches, module_device(model), num_samples)
         options = dict(num_probes=num_probes, num_steps=num_steps, loss_fn=loss_fn, seed=seed)
@@ -655,7 +663,9 @@ def eigenvalue_ratio_map(
     ``eigsh`` used 1e-2).
     """
     check_int("num_points", num_points, minimum=2)
+    check_grid_size("num_points", num_points, 2)
     span = check_span("span", span)
+    check_span_fits("span", span, model.parameters())
     chosen = selected_parameters(model, params)
     check_callable("loss_fn", loss_fn)
     check_eigenvalue_options(k=1, which="both", tol=tol, max_iter=max_iter, min_iter=1, seed=seed, names=None)

@@ -33,6 +33,7 @@ from torch import nn
 from .._checks import (
     check_callable,
     check_choice,
+    check_fits_in_memory,
     check_int,
     check_positive_float,
     check_seed,
@@ -44,7 +45,7 @@ from .hessian import GGNOperator, HessianOperator, hessian_context
 from .operators import LinearOperator
 from .params import checked_names, selected_parameters
 from .results import ResultFile
-from .spectrum import finite_eigh, slq_nodes, standard_error
+from .spectrum import check_slq_size, finite_eigh, slq_nodes, standard_error
 
 __all__ = ["EvidenceResult", "log_evidence"]
 
@@ -166,7 +167,13 @@ def log_evidence(
     check_seed("seed", seed)
     check_callable("loss_fn", loss_fn)
     params = renamed("names", checked_names(model, names), "params", params, None)
-    names = None if params is None else list(selected_parameters(model, params))
+    selected = selected_parameters(model, params)
+    names = None if params is None else list(selected)
+    dim = sum(p.numel() for p in selected.values())
+    if method == "exact":  # the dense P × P matrix, its copy and its eigendecomposition
+        check_fits_in_memory("method", method, 24.0 * dim * dim, f"the dense {dim} × {dim} Hessian")
+    else:
+        check_slq_size(num_probes, num_steps, dim)
     cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):
         loss_sum, n = _summed_loss(model, cached, loss_fn)

@@ -12,7 +12,7 @@ from torch import nn
 from .._checks import check_callable, check_int, check_span
 from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
 from .grid import PointWriter, evaluate_points
-from .landscape import grid_coordinates
+from .landscape import check_grid_size, check_span_fits, grid_coordinates
 from .params import named_tensors, observing
 from .results import LandscapeResult, library_versions
 
@@ -147,8 +147,11 @@ def interpolate(
         )
         batches, state_a, state_b = state_b, batches, state_a
     check_int("num_points", num_points, minimum=2)
+    check_grid_size("num_points", num_points, 1)
     alpha_range = check_span("alpha_range", alpha_range)
+    check_span_fits("alpha_range", alpha_range, model.parameters())
     check_callable("loss_fn", loss_fn)
+    check_callable("on_point", on_point)
     a, b = _state(state_a, "state_a"), _state(state_b, "state_b")
     tensors = named_tensors(model)
     names = [n for n, t in tensors.items() if t.is_floating_point()]

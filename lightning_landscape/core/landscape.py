@@ -21,6 +21,7 @@ from .._checks import (
     check_bool,
     check_callable,
     check_choice,
+    check_fits_in_memory,
     check_int,
     check_optional_int,
     check_params,
@@ -38,12 +39,7 @@ from .evaluation import (
     total_samples,
 )
 from .grid import scan_grid
-from .normalization import (
-    NORMALIZATIONS,
-    Normalization,
-    check_direction_names,
-    normalize_directions,
-)
+from .normalization import NORMALIZATIONS, Normalization, normalize_directions
 from .params import named_tensors, observing, selected_parameters
 from .results import LandscapeResult, library_versions
 
@@ -57,6 +53,46 @@ __all__ = [
 
 Direction = Mapping[str, torch.Tensor]
 ProgressFn = Callable[[int], None]
+
+HESSIAN_DIRECTIONS = ("hessian", "hessian_extremes")
+"""The directions a landscape may take from the Hessian, by name (see
+:func:`~lightning_landscape.core.curvature.hessian_directions`)."""
+
+
+def check_progress(name: str, value: Any) -> bool | ProgressFn:
+    """``value`` if it is a bool (a progress bar or none) or a callable ``on_point(done)``."""
+    if isinstance(value, bool) or callable(value):
+        return value
+    raise TypeError(
+        f"`{name}` must be True, False or a callable taking the number of points done, "
+        f"got {value!r} ({type(value).__name__})."
+    )
+
+
+GRID_BYTES_PER_POINT = 40
+"""What a landscape holds per grid point: its coefficients, loss, accuracy and done flag, and the
+per-chunk sums (an estimate, for refusing grids that could never fit in memory)."""
+
+
+def check_grid_size(name: str, num_points: int, dims: int) -> None:
+    """Refuse ``num_points`` per axis whose ``dims``-dimensional grid could never fit in memory."""
+    check_fits_in_memory(
+        name, num_points, float(num_points) ** dims * GRID_BYTES_PER_POINT, f"a {num_points}^{dims} grid"
+    )
+
+
+def check_points_memory_mb(points_memory_mb: Any, memory_budget_mb: Any = None) -> float:
+    """``points_memory_mb``, or its former name ``memory_budget_mb`` (with a ``FutureWarning``),
+    checked under the name given."""
+    points_memory_mb = renamed(
+        "memory_budget_mb",
+        memory_budget_mb,
+        "points_memory_mb",
+        points_memory_mb,
+        1024.0,
+        check=lambda n, v: check_positive_float(n, v, maximum=2.0**30),
+    )
+    return check_positive_float("points_memory_mb", points_memory_mb, maximum=2.0**30)
 
 
 def check_points_per_forward(value: Any) -> int | str:
@@ -82,6 +118,7 @@ def check_grid_arguments(
     """Refuse a bad argument of a landscape grid, naming it; returns ``span`` as floats."""
     check_choice("dims", dims, (1, 2))
     check_int("num_points", num_points, minimum=2)
+    check_grid_size("num_points", num_points, dims)
     span = check_span("span", span)
     check_choice("normalization", normalization, NORMALIZATIONS)
     check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
@@ -132,22 +169,56 @@ def _resolve_directions(
     if directions is None:
         raw = random_directions(reference, dims, seed)
         return [normalize_directions(d, reference, normalization, ignore_bias_and_norm) for d in raw]
+    check_directions("directions", directions, reference, dims)
     if normalization is None:
         # Given directions are used exactly as given; absent names do not move.
         used = []
         for given in directions:
-            check_direction_names(given, reference)
             out = {n: torch.zeros_like(t) for n, t in reference.items()}
-            for name, t in given.items():
-                if t.shape != reference[name].shape:
-                    raise ValueError(
-                        f"direction for {name!r} has shape {tuple(t.shape)}, expected "
-                        f"{tuple(reference[name].shape)}."
-                    )
-                out[name] = t.detach().to(reference[name]).clone()
+            out.update({name: t.detach().to(reference[name]).clone() for name, t in given.items()})
             used.append(out)
         return used
     return [normalize_directions(d, reference, normalization, ignore_bias_and_norm) for d in directions]
+
+
+def check_directions(
+    name: str, directions: Any, reference: Mapping[str, torch.Tensor], dims: int
+) -> Sequence[Direction]:
+    """Refuse given directions that cannot span a landscape, naming ``name``: not ``dims`` dicts
+    name → tensor, a name that is not a varied parameter, another shape, a complex or boolean
+    dtype, or a NaN or infinite entry."""
+    if isinstance(directions, (Mapping, str, bytes)) or not isinstance(directions, Sequence):
+        raise TypeError(
+            f"`{name}` must be a sequence of {dims} dicts name -> tensor (one per axis), "
+            f"got {type(directions).__name__}."
+        )
+    if len(directions) != dims:
+        raise ValueError(f"`{name}` must hold {dims} directions (one per axis), got {len(directions)}.")
+    for axis, direction in enumerate(directions):
+        if not isinstance(direction, Mapping):
+            raise TypeError(
+                f"`{name}`[{axis}] must be a dict name -> tensor, got {type(direction).__name__}."
+            )
+        unknown = sorted(str(n) for n in direction if n not in reference)
+        if unknown:
+            raise ValueError(
+                f"`{name}`[{axis}] names {unknown[:5]}, which are not varied parameters of the model "
+                f"(expected names from {sorted(reference)[:8]})."
+            )
+        for key, t in direction.items():
+            where = f"`{name}`[{axis}][{key!r}]"
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{where} must be a tensor, got {type(t).__name__}.")
+            if t.is_complex() or t.dtype == torch.bool:
+                raise TypeError(f"{where} must hold real numbers, got a {t.dtype} tensor.")
+            if tuple(t.shape) != tuple(reference[key].shape):
+                raise ValueError(
+                    f"{where} has shape {tuple(t.shape)}; its parameter has shape "
+                    f"{tuple(reference[key].shape)}."
+                )
+            if t.numel() and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{where} holds NaN or infinite entries: a direction must be finite.")
+    return directions
 
 
 def landscape_directions(
@@ -175,11 +246,18 @@ def landscape_directions(
     for axis, direction in enumerate(used):
         if not any(bool(t.ne(0).any()) for t in direction.values()):
             raise ValueError(
-                f"direction {axis} moves nothing: the model has no trainable parameter it can move "
+                ("`directions`: " if directions is not None else "")
+                + f"direction {axis} moves nothing: the model has no trainable parameter it can move "
                 "(all frozen, none at all, or only biases and norm layers with "
                 "`ignore_bias_and_norm=True`), or the given direction is zero; the landscape would "
                 "be flat by construction."
             )
+    if len(used) == 2 and abs(cosine_similarity(used[0], used[1])) > 1 - 1e-6:
+        raise ValueError(
+            ("`directions`: the given" if directions is not None else "The")
+            + " two directions are parallel (cosine "
+            f"{cosine_similarity(used[0], used[1]):+.6f} after normalization): the plane is a line."
+        )
     return used
 
 
@@ -295,9 +373,7 @@ def compute_landscape(
         >>> tuple(result.loss.shape), result.center_index
         ((5, 5), (2, 2))
     """
-    points_memory_mb = renamed(
-        "memory_budget_mb", memory_budget_mb, "points_memory_mb", points_memory_mb, 1024.0
-    )
+    points_memory_mb = check_points_memory_mb(points_memory_mb, memory_budget_mb)
     span = check_grid_arguments(
         dims=dims,
         num_points=num_points,
@@ -312,7 +388,20 @@ def compute_landscape(
     )
     check_optional_int("num_samples", num_samples, minimum=1)
     check_bool("compile", compile)
-    chosen = list(selected_parameters(model, params))
+    check_optional_int("epoch", epoch, minimum=0)
+    check_optional_int("global_step", global_step, minimum=0)
+    check_progress("progress_bar", progress_bar)
+    selected = selected_parameters(model, params)
+    if isinstance(directions, str):
+        check_choice("directions", directions, HESSIAN_DIRECTIONS)
+    elif directions is not None:
+        check_directions("directions", directions, selected, dims)
+    chosen = list(selected)
+    axes = dict(span=span, dims=dims, seed=seed, ignore_bias_and_norm=ignore_bias_and_norm)
+    used = None
+    if not isinstance(directions, str):  # found (and refused: zero, parallel) before any work
+        current = {n: p.detach() for n, p in selected.items()}
+        used = landscape_directions(current, **axes, normalization=normalization, directions=directions)
     cached = cache_batches(batches, module_device(model), num_samples)
     extra: dict[str, Any] = {"versions": library_versions(), "span": list(span)}
     if params is not None:
@@ -326,13 +415,6 @@ def compute_landscape(
         )
         normalization = None
         extra.update(directions=kind, hessian_eigenvalues=eigenvalues.tolist())
-    if directions is not None and (isinstance(directions, Mapping) or len(directions) != dims):
-        raise ValueError(
-            f"`directions` must be a sequence of {dims} dicts name -> tensor (one per axis), "
-            f"got {type(directions).__name__}"
-            + ("" if isinstance(directions, Mapping) else f" of length {len(directions)}")
-            + "."
-        )
 
     coords = [grid_coordinates(span, num_points) for _ in range(dims)]
     with (
@@ -340,15 +422,8 @@ def compute_landscape(
         observing(model) as saved,
     ):
         reference = {n: saved.parameters[n] for n in chosen}
-        used = landscape_directions(
-            reference,
-            span=span,
-            dims=dims,
-            seed=seed,
-            normalization=normalization,
-            ignore_bias_and_norm=ignore_bias_and_norm,
-            directions=directions,
-        )
+        if used is None:  # the Hessian's, found on the data
+            used = landscape_directions(reference, **axes, normalization=normalization, directions=directions)
         with evaluation_precision(model, autocast):
             loss, accuracy = scan_grid(
                 model,

@@ -55,7 +55,9 @@ class MeasureOutcome:
 
     Attributes:
         values: name → number (the measure itself under its name, and its companions:
-            ``center_loss``, ``<measure>_stderr``, ``trace_stderr``, ``top_eigenvalue_converged``).
+            ``center_loss``, ``<measure>_stderr``, ``trace_stderr``, ``top_eigenvalue_converged``,
+            ``basin_volume_not_crossed``: directions that never reached the threshold, which make
+            the basin volume a lower bound).
         settings: by-products that reproduce and explain it (``basin``: the basin volume's details).
         arrays: the tensors its figures are drawn from (``basin/radii``, ``basin/crossed``).
     """
@@ -126,6 +128,8 @@ def measure(
         values[f"{name}_stderr"] = result.stderr
     if not isinstance(result, BasinVolumeResult) or result.radii.numel() == 0:
         return MeasureOutcome(values)
+    # directions that never reached the threshold make the value a lower bound: say how many
+    values["basin_volume_not_crossed"] = float(result.extra.get("num_not_crossed", 0))
     return MeasureOutcome(
         values, {"basin": result.extra}, {"basin/radii": result.radii, "basin/crossed": result.crossed}
     )

@@ -10,9 +10,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_callable, check_int
+from .._checks import check_callable, check_int, check_optional_int
 from .distributed import guarded_sum
-from .evaluation import LossFn, batch_size, cache_batches, mean_batch_loss, module_device, slice_batch
+from .evaluation import (
+    LossFn,
+    batch_size,
+    cache_batches,
+    mean_batch_loss,
+    module_device,
+    slice_batch,
+    total_samples,
+)
 from .hessian import hessian_context
 from .results import ResultFile
 from .risk import EmpiricalRisk, autograd_batch
@@ -79,7 +87,14 @@ def gradient_noise_scale(
 
     check_int("chunk", chunk, minimum=1)
     check_callable("loss_fn", loss_fn)
+    check_optional_int("num_samples", num_samples, minimum=2)
     cached = cache_batches(batches, module_device(model), num_samples)
+    found = total_samples(cached)
+    if found < 2:  # one gradient has no spread: tr Σ would be 0 and B_simple 0, silently
+        raise ValueError(
+            f"`batches` hold {found} sample(s); the gradient noise scale needs at least 2 to estimate "
+            "the variance of per-sample gradients."
+        )
     with hessian_context(model):
         risk = EmpiricalRisk(model)
         trainable = dict(zip(risk.names, risk.params))

@@ -77,13 +77,17 @@ def normalize_direction(
             return w.clone()
     if normalization is None:
         return d.clone()
+    # norms and scales in float64: a float32 direction with entries near 1e38 has a norm beyond
+    # float32 (inf, and a zero scale), and its scale below float32's normal range
+    d64, w64 = d.double(), w.double()
     if normalization == "layer" or w.ndim <= 1:
-        return d * (torch.linalg.vector_norm(w) / (torch.linalg.vector_norm(d) + _EPS))
+        scale = torch.linalg.vector_norm(w64) / (torch.linalg.vector_norm(d64) + _EPS)
+        return (d64 * scale).to(d.dtype)
     if normalization == "filter":
-        d_norms = torch.linalg.vector_norm(d.flatten(1), dim=1)
-        w_norms = torch.linalg.vector_norm(w.flatten(1), dim=1)
+        d_norms = torch.linalg.vector_norm(d64.flatten(1), dim=1)
+        w_norms = torch.linalg.vector_norm(w64.flatten(1), dim=1)
         scale = (w_norms / (d_norms + _EPS)).reshape((-1,) + (1,) * (d.ndim - 1))
-        return d * scale
+        return (d64 * scale).to(d.dtype)
     raise ValueError(f"`normalization` must be one of {NORMALIZATIONS}, got {normalization!r}.")
 
 

@@ -308,6 +308,16 @@ def _basin_volume(
         "num_not_crossed": int(len(crossed) - sum(crossed)),
         "num_nan_crossings": nan_crossings,
     }
+    not_crossed = details["num_not_crossed"]
+    if not_crossed:
+        warnings.warn(
+            f"sharpness 'basin_volume': along {not_crossed} of {num_probes} directions the loss never "
+            f"reached the threshold {level:.6g} within `max_radius` ({max_radius:g}); their radius counts "
+            "as max_radius, so the log-volume is a lower bound (extra['num_not_crossed']): raise "
+            "`max_radius` or lower `threshold`.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     if nan_crossings:
         warnings.warn(
             f"sharpness 'basin_volume': along {nan_crossings} of {num_probes} directions the loss "
@@ -523,7 +533,14 @@ def basin_volume(
 ) -> BasinVolumeResult:
     """Huang et al.'s basin log-volume along ``num_probes`` random filter-normalized directions
     (``"basin_volume"``; ``num_directions`` is its former name, for one release)."""
-    num_probes = renamed("num_directions", num_directions, "num_probes", num_probes, 50)
+    num_probes = renamed(
+        "num_directions",
+        num_directions,
+        "num_probes",
+        num_probes,
+        50,
+        check=lambda n, v: check_int(n, v, minimum=1),
+    )
     options = {"num_probes": num_probes, "threshold": threshold, "max_radius": max_radius}
     options.update(num_scan=num_scan, num_bisect=num_bisect)
     check_sharpness_options(**options, seed=seed)
@@ -616,7 +633,14 @@ def sharpness(
         >>> sharpness(net, data, measure="keskar").value >= 0
         True
     """
-    num_probes = renamed("num_directions", num_directions, "num_probes", num_probes, None)
+    num_probes = renamed(
+        "num_directions",
+        num_directions,
+        "num_probes",
+        num_probes,
+        None,
+        check=lambda n, v: check_int(n, v, minimum=1),
+    )
     given = {
         "epsilon": epsilon,
         "rho": rho,

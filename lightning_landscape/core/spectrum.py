@@ -28,6 +28,7 @@ from typing import Literal
 
 import torch
 
+from .._checks import check_fits_in_memory
 from .operators import Operand, as_operator
 from .results import ResultFile, register_result_type
 
@@ -382,6 +383,14 @@ class SLQNodes:
         return (kernel * self.weights.unsqueeze(0)).sum(dim=2).mean(dim=1)
 
 
+def check_slq_size(num_probes: int, num_steps: int, dim: int, name: str = "num_probes") -> None:
+    """Refuse quadrature node and weight arrays (``num_probes × min(num_steps, dim)``) that could
+    never fit in memory, naming ``name``, before any work."""
+    steps = min(num_steps, dim)
+    what = f"{num_probes} × {steps} quadrature nodes and weights"
+    check_fits_in_memory(name, num_probes, 16.0 * num_probes * steps, what)
+
+
 def slq_nodes(
     A: Operand,
     dim: int | None = None,
@@ -399,6 +408,7 @@ def slq_nodes(
     """
     op = as_operator(A, dim, device, dtype)
     dim, device, dtype = op.dim, op.device, op.dtype
+    check_slq_size(num_probes, num_steps, dim)
     steps = min(num_steps, dim)
     nodes = torch.zeros(num_probes, steps, dtype=torch.float64)
     weights = torch.zeros(num_probes, steps, dtype=torch.float64)

@@ -23,7 +23,7 @@ from torch import nn
 from .._checks import check_bool, check_callable, check_int, check_positive_float
 from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
 from .grid import evaluate_points, linear_combination_writer, scan_grid
-from .landscape import grid_coordinates
+from .landscape import check_grid_size, grid_coordinates
 from .params import observing, selected_parameters
 from .results import (
     LandscapeResult,
@@ -275,8 +275,10 @@ def pca_directions(
     """
     names = list(final)
     n = len(snapshots)
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"`k` must be an integer >= 1, got {k!r}.")
+    check_int("k", k, minimum=1)
+    check_bool("center", center)
+    check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
+    check_int("chunk_bytes", chunk_bytes, minimum=1)
     if n < k + int(center):
         raise ValueError(f"`snapshots` must hold at least {k + int(center)} snapshots for k={k}, got {n}.")
     missing = sorted({nm for s in snapshots for nm in names if nm not in s})
@@ -489,17 +491,28 @@ def trajectory_landscape(
             patterns (default all of them; snapshots need hold only those).
     """
     check_int("num_points", num_points, minimum=2)
+    check_grid_size("num_points", num_points, 2)
     check_positive_float("margin", margin, maximum=100.0)
     check_bool("center", center)
     check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
     check_callable("loss_fn", loss_fn)
+    check_callable("on_point", on_point)
+    check_int("chunk_bytes", chunk_bytes, minimum=1)
     snapshots = list(snapshots)
     if len(snapshots) < 3:
         raise ValueError(
             f"`snapshots` must hold at least 3 weight snapshots for a plane, got {len(snapshots)}."
         )
-    if epochs is not None and len(epochs) != len(snapshots):
-        raise ValueError(f"`epochs` must give one label per snapshot ({len(snapshots)}), got {len(epochs)}.")
+    if epochs is not None:
+        message = (
+            f"`epochs` must be None or one integer >= 0 per snapshot ({len(snapshots)}), got {epochs!r}."
+        )
+        if isinstance(epochs, (str, bytes, Mapping)) or not isinstance(epochs, Sequence):
+            raise TypeError(message)
+        if len(epochs) != len(snapshots) or not all(
+            isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in epochs
+        ):
+            raise ValueError(message)
     chosen = list(selected_parameters(model, params))
     device = module_device(model)
     cached = cache_batches(batches, device)

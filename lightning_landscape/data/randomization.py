@@ -115,9 +115,12 @@ class RandomizedDataset(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def _item_generator(self, index: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + index + 1)
+        # below 2**63 for every seed check_seed takes (the same seeds as before for seeds < 2**43)
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + index + 1) % 2**63)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
+        if index < 0:  # ds[-1] is ds[len - 1], drawn from the same generator
+            index += len(self)
         x, _ = self.dataset[index]
         x = torch.as_tensor(x)
         y = self.labels[index]

@@ -68,15 +68,28 @@ def plot_basin_radii(result: BasinVolumeResult, *, bins: int = 20) -> Figure:
         raise ValueError(f"a basin_volume result is needed, got measure={result.measure!r}.")
     fig = Figure(figsize=(5.5, 3.5), layout="constrained")
     ax = fig.add_subplot()
-    ax.hist(result.radii.numpy(), bins=bins, color="tab:blue", edgecolor="white")
-    not_crossed = result.extra.get("num_not_crossed", 0)
+    radii = result.radii.numpy()
+    crossed = result.crossed.numpy() if result.crossed.numel() == radii.size else np.ones(radii.size, bool)
+    parts = [radii[crossed], radii[~crossed]]
+    ax.hist(
+        parts,
+        bins=bins,
+        stacked=True,
+        color=["tab:blue", "tab:red"],
+        edgecolor="white",
+        label=["crossed the threshold", "never crossed (radius = max_radius)"],
+    )
+    not_crossed = int((~crossed).sum())
     ax.set_xlabel("radius to the loss threshold (filter-normalized units)")
     ax.set_ylabel("directions")
+    relation = "≥" if not_crossed else "="  # uncrossed directions count at max_radius: a lower bound
     ax.set_title(
-        f"basin radii · log E[rⁿ] = {result.value:.4g} (n = {result.extra.get('dimension')})"
-        + (f" · {not_crossed} never crossed" if not_crossed else ""),
+        f"basin radii · log E[rⁿ] {relation} {result.value:.4g} (n = {result.extra.get('dimension')})"
+        + (f" · {not_crossed} never crossed: a lower bound" if not_crossed else ""),
         fontsize=9,
     )
+    if not_crossed:
+        ax.legend(fontsize=7)
     return fig
 
 

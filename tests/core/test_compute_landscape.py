@@ -1,5 +1,6 @@
 """compute_landscape against closed forms and plain evaluation; it must never perturb the model."""
 
+import math
 import random
 
 import numpy as np
@@ -191,19 +192,58 @@ def test_given_directions_absent_names_do_not_move_and_normalization_applies():
     assert float(raw.loss[2]) == pytest.approx(plus, rel=1e-6)
 
 
+def _given(**tensors):
+    """A direction for ``mlp()``: its tensors, replaced where given."""
+    base = {
+        n: torch.randn(p.shape, generator=torch.Generator().manual_seed(1))
+        for n, p in mlp().named_parameters()
+    }
+    return {**base, **tensors}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"directions": [{"nope": torch.ones(1)}]}, "not perturbable"),
-        ({"directions": [{"0.weight": torch.ones(6, 4)}], "dims": 2}, "directions"),
-        ({"directions": {"0.weight": torch.ones(6, 4)}, "dims": 1}, "directions"),
+        ({"directions": [{"nope": torch.ones(1)}]}, r"`directions`\[0\] names \['nope'\]"),
+        ({"directions": [{"0.weight": torch.ones(6, 4)}], "dims": 2}, "`directions` must hold 2"),
+        ({"directions": {"0.weight": torch.ones(6, 4)}, "dims": 1}, "`directions` must be a sequence"),
         ({"directions": [{"0.weight": torch.ones(4, 6)}], "normalization": None}, "shape"),
+        ({"directions": [_given(**{"0.weight": torch.full((6, 4), math.nan)})]}, "NaN or infinite"),
+        ({"directions": [_given(**{"2.bias": torch.tensor([0.0, math.inf, 1.0])})]}, "NaN or infinite"),
+        ({"directions": [_given(**{"0.weight": torch.ones(6, 4, dtype=torch.complex64)})]}, "real numbers"),
+        ({"directions": [_given(**{"0.weight": torch.ones(6, 4, dtype=torch.bool)})]}, "real numbers"),
+        ({"directions": [{"0.weight": [[1.0] * 4] * 6}]}, "must be a tensor"),
+        ({"directions": [_given(), _given()], "dims": 2}, "parallel"),
+        ({"directions": [_given(), {n: -3 * t for n, t in _given().items()}], "dims": 2}, "parallel"),
+        (
+            {"directions": [{n: torch.zeros_like(t) for n, t in _given().items()}]},
+            "`directions`: direction 0 moves nothing",
+        ),
+        ({"directions": "sideways"}, "`directions` must be one of"),
     ],
 )
-def test_bad_directions_are_clear_errors(kwargs, match):
+def test_bad_directions_are_clear_errors_before_any_work(kwargs, match):
     kwargs = {"dims": 1, **kwargs}
-    with pytest.raises(ValueError, match=match):
-        compute_landscape(mlp(), vector_batches(), num_points=3, **kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        compute_landscape(mlp(), _NoData(), num_points=3, **kwargs)
+
+
+class _NoData:
+    """Batches that fail when read: a refusal must come before any work."""
+
+    def __iter__(self):
+        raise AssertionError("the data was read before the arguments were checked")
+
+
+def test_huge_direction_entries_are_normalized_in_float64():
+    """1e38 entries overflow a float32 norm: the direction must still get the filters' norms."""
+    model = mlp()
+    huge = compute_landscape(model, vector_batches(), dims=1, num_points=3, directions=[_given()])
+    scaled = {n: t * 1e38 for n, t in _given().items()}
+    same = compute_landscape(model, vector_batches(), dims=1, num_points=3, directions=[scaled])
+    for name in scaled:
+        torch.testing.assert_close(same.directions[0][name], huge.directions[0][name], rtol=1e-6, atol=0)
+    torch.testing.assert_close(same.loss, huge.loss, rtol=1e-6, atol=0)
 
 
 # ---------------------------------------------------------------- divergence and bad input

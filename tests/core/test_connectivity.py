@@ -137,3 +137,26 @@ def test_bad_arguments_are_refused_by_name():
         )
     with pytest.raises(ValueError, match="`state_b` lacks"):
         connect(net, NO_DATA, net, {"0.weight": torch.zeros(8, 4)})
+
+
+def test_a_step_size_that_diverges_is_refused_naming_lr_and_the_model_is_untouched():
+    from problems import assert_same_state, mlp, snapshot, vector_batches
+
+    model, other = mlp(), mlp(seed=1)
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=r"`lr` 1e\+08: the bends' training diverged .* lower `lr`"):
+        connect(
+            model, vector_batches(), model.state_dict(), other.state_dict(), steps=20, lr=1e8, num_points=3
+        )
+    assert_same_state(before, model)
+    with pytest.raises(ValueError, match="`lr` must be a finite number > 0 and <= 3.40282e"):
+        connect(model, vector_batches(), model.state_dict(), other.state_dict(), steps=2, lr=1e39)
+
+
+def test_a_path_from_a_diverged_solution_is_recorded_as_nan_not_refused():
+    from problems import mlp, vector_batches
+
+    model = mlp()
+    diverged = {n: torch.full_like(t, float("nan")) for n, t in model.state_dict().items()}
+    result = connect(model, vector_batches(), diverged, model.state_dict(), steps=3, num_points=3)
+    assert torch.isnan(result.train_loss).all() and torch.isnan(result.curve_loss[0])

@@ -53,3 +53,18 @@ def test_b_simple_matches_brute_force_per_sample_gradients_in_float64(custom_los
     assert result.num_samples == 30
     assert result.b_simple == pytest.approx(expected_b, rel=1e-10)
     assert result.trace_covariance == pytest.approx(expected_trace, rel=1e-10)
+
+
+def test_one_sample_cannot_estimate_a_variance_and_is_refused():
+    from problems import mlp
+
+    from lightning_landscape import NoiseScaleMonitor
+
+    one = [(torch.randn(1, 4), torch.tensor([0]))]
+    with pytest.raises(ValueError, match="`batches` hold 1 sample"):
+        gradient_noise_scale(mlp(), one)
+    with pytest.raises(ValueError, match="`num_samples` must be an integer >= 2"):
+        gradient_noise_scale(mlp(), one * 3, num_samples=1)
+    with pytest.raises(ValueError, match="`num_samples` must be at least 2"):
+        NoiseScaleMonitor(num_samples=1)
+    assert NoiseScaleMonitor(num_samples=1, measure_gradient_noise=False).num_samples == 1  # g alone

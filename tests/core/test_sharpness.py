@@ -152,6 +152,25 @@ def test_basin_volume_flags_directions_that_never_cross():
     assert torch.equal(result.radii, torch.full((3,), 0.5, dtype=torch.float64))
 
 
+def test_a_basin_volume_with_uncrossed_directions_is_reported_as_a_lower_bound():
+    """No direction reaches the threshold: the value (n log max_radius) bounds the volume from
+    below; a warning says so, the measure reports how many never crossed, the figure marks it."""
+    from lightning_landscape.core.measures import measure
+    from lightning_landscape.plotting.curvature import plot_basin_radii
+
+    options = dict(loss_fn=quadratic_loss, threshold=1.0, num_probes=4, max_radius=0.5, num_scan=3)
+    with pytest.warns(RuntimeWarning, match="4 of 4 directions .* never reached .* a lower bound"):
+        outcome = measure(Bowl(1e-6), DUMMY, "basin_volume", **options)
+    assert outcome.values["basin_volume_not_crossed"] == 4.0
+    assert outcome.values["basin_volume"] == pytest.approx(12 * math.log(0.5))
+    with pytest.warns(RuntimeWarning, match="lower bound"):
+        result = sharpness(Bowl(1e-6), DUMMY, measure="basin_volume", **options)
+    title = plot_basin_radii(result).axes[0].get_title()
+    assert "≥" in title and "4 never crossed: a lower bound" in title
+    crossing = measure(Bowl(1.0), DUMMY, "basin_volume", **{**options, "max_radius": 50.0, "threshold": 0.5})
+    assert crossing.values["basin_volume_not_crossed"] == 0.0
+
+
 @pytest.mark.parametrize("measure", MEASURES)
 def test_every_measure_leaves_the_model_untouched_even_from_inference_mode(measure):
     net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 3))
