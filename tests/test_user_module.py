@@ -11,6 +11,7 @@ from torch import nn
 from user_modules import ImageData, ManualOptimization, RegressionModule, SmallCNN
 
 from lightning_landscape.core.hessian import check_loss_fn
+from lightning_landscape.core.losses import CROSS_ENTROPY_LOSS
 from lightning_landscape.user_module import (
     batch_transfer,
     check_loss_spec,
@@ -74,7 +75,9 @@ def test_every_loss_form_resolves_to_the_same_number_as_written_by_hand():
     plain = F.cross_entropy(logits, y)
     with torch.no_grad():
         assert torch.allclose(resolve_loss_fn(None, model)(model, (x, y))["loss"], smoothed)
-        assert resolve_loss_fn("cross_entropy", model) is None  # the core's fused path
+        assert resolve_loss_fn("cross_entropy", model) is CROSS_ENTROPY_LOSS  # the core's fused path
+        assert torch.allclose(CROSS_ENTROPY_LOSS(model, (x, y)), plain)
+        assert torch.allclose(resolve_loss_fn("training_step", model)(model, (x, y))["loss"], smoothed)
         assert torch.allclose(resolve_loss_fn("compute_loss", model)(model, (x, y)), plain)
         criterion = nn.CrossEntropyLoss(label_smoothing=0.2)
         assert torch.allclose(resolve_loss_fn(criterion, model)(model, (x, y)), smoothed)
@@ -90,14 +93,24 @@ def test_every_loss_form_resolves_to_the_same_number_as_written_by_hand():
     ("spec", "model", "match"),
     [
         (None, ManualOptimization(), "manual optimization"),
-        ("compute_los", SmallCNN(), "neither 'cross_entropy', a method of SmallCNN"),
+        ("compute_los", SmallCNN(), "neither 'training_step', 'cross_entropy', a method of SmallCNN"),
         ("user_modules.no_such_function", SmallCNN(), "cannot be imported"),
-        (None, nn.Linear(2, 2), "lacks"),
+        ("training_step", nn.Linear(2, 2), "lacks"),
     ],
 )
 def test_forms_that_cannot_work_are_refused_naming_loss_fn(spec, model, match):
     with pytest.raises(ValueError, match=f"`loss_fn.*{match}"):
         resolve_loss_fn(spec, model)
+
+
+def test_the_default_of_a_plain_module_is_the_cross_entropy_and_a_resolved_loss_resolves_to_itself():
+    assert resolve_loss_fn(None, nn.Linear(2, 2)) is CROSS_ENTROPY_LOSS
+    model = SmallCNN()
+    own = resolve_loss_fn(None, model)
+    assert (
+        resolve_loss_fn(own, model) is own
+        and resolve_loss_fn(CROSS_ENTROPY_LOSS, model) is CROSS_ENTROPY_LOSS
+    )
 
 
 def test_manual_optimization_works_with_a_method_name():

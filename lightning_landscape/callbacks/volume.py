@@ -243,7 +243,7 @@ class VolumeMonitor(EpochMonitor):
                 pl_module,
                 self.evaluation_batches(trainer, pl_module),
                 prior_precision=self.prior_precision,
-                loss_fn=None if self.curvature == "ggn" else self.loss_function(pl_module),
+                loss_fn=CROSS_ENTROPY if self.curvature == "ggn" else self.loss_function(pl_module),
                 method=self.evidence_method,
                 curvature=self.curvature,
                 seed=self.seed,

@@ -33,6 +33,7 @@ from .evaluation import (
     batch_size,
     check_class_logits,
     cross_entropy_and_correct,
+    is_cross_entropy,
     loss_output,
 )
 from .params import named_tensors
@@ -93,7 +94,7 @@ def _activation_numel(model: nn.Module, batch: Any, loss_fn: LossFn | None) -> i
     handles = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
     try:
         with torch.no_grad():
-            model(batch[0]) if loss_fn is None else loss_fn(model, batch)  # noqa: B018
+            model(batch[0]) if is_cross_entropy(loss_fn) else loss_fn(model, batch)  # noqa: B018
     finally:
         for handle in handles:
             handle.remove()
@@ -163,8 +164,8 @@ def evaluate_grid_batched(
     fixed = {n: t for n, t in named_tensors(model).items() if n not in reference}
     base = [reference[n] for n in moving]
     axes = [[d[n] for n in moving] for d in directions]
-    target = model if loss_fn is None else _LossOf(model, loss_fn)
-    prefix = "" if loss_fn is None else "model."
+    target = model if is_cross_entropy(loss_fn) else _LossOf(model, loss_fn)
+    prefix = "" if is_cross_entropy(loss_fn) else "model."
     fixed = {prefix + n: t for n, t in fixed.items()}
 
     def forward(stacked: list[torch.Tensor], inputs: Any) -> torch.Tensor:
@@ -183,7 +184,7 @@ def evaluate_grid_batched(
         correct = torch.zeros_like(loss)
         for batch, size in zip(batches, sizes):
             try:
-                if loss_fn is not None:
+                if not is_cross_entropy(loss_fn):
                     pieces = mapped(stacked, batch).double()
                     loss += pieces[:, 0] * size
                     correct += pieces[:, 1] * size

@@ -33,6 +33,7 @@ from .directions import cosine_similarity
 from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_device
 from .grid import ChunkValues, batched_plan, evaluate_chunks, linear_combination_writer
 from .landscape import check_grid_arguments, evaluation_precision, grid_coordinates, landscape_directions
+from .losses import resolve_loss_fn
 from .normalization import Normalization
 from .params import observing, selected_parameters
 from .results import LandscapeResult, library_versions
@@ -158,6 +159,7 @@ def compute_landscape_in_chunks(
         autocast=autocast,
     )
     span = axes["span"]
+    loss_fn = resolve_loss_fn(loss_fn, model)
     check_int("chunk_points", chunk_points, minimum=1)
     check_callable("on_chunk", on_chunk)
     if resume is not None and not isinstance(resume, LandscapeResult):

@@ -51,6 +51,7 @@ from .evaluation import (
     StreamedBatches,
     cache_batches,
     check_class_logits,
+    is_cross_entropy,
     loss_name,
     module_device,
     total_samples,
@@ -58,6 +59,7 @@ from .evaluation import (
 from .grid import evaluate_points
 from .interpolation import _state, check_states_hold
 from .landscape import check_grid_size
+from .losses import resolve_loss_fn
 from .params import named_tensors, observing, perturbable_parameters
 from .results import ResultFile, library_versions
 
@@ -200,7 +202,7 @@ def _reestimate_batchnorm(model: nn.Module, batches: Sequence[Any], loss_fn: Los
     model.train()
     try:
         for batch in batches:
-            model(batch[0]) if loss_fn is None else loss_fn(model, batch)  # noqa: B018
+            model(batch[0]) if is_cross_entropy(loss_fn) else loss_fn(model, batch)  # noqa: B018
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
@@ -277,7 +279,7 @@ def _train_bends(
     optimizer = torch.optim.SGD(leaves, lr=lr, momentum=0.9)
     chosen = set(names)
     fixed = {n: t.detach().clone() for n, t in named_tensors(model).items() if n not in chosen}
-    target, prefix = (model, "") if loss_fn is None else (_LossOf(model, loss_fn), "model.")
+    target, prefix = (model, "") if is_cross_entropy(loss_fn) else (_LossOf(model, loss_fn), "model.")
     torch.manual_seed(seed)  # dropout draws (the caller's streams are restored afterwards)
     history = torch.empty(steps, dtype=torch.float64)
     ends_finite = all(bool(torch.isfinite(t).all()) for t in (*a, *b))  # a diverged solution's path is NaN
@@ -289,7 +291,7 @@ def _train_bends(
         coefficients = curve_coefficients(curve, num_bends, t)
         theta = {prefix + n: _curve_point(coefficients, points, i) for i, n in enumerate(names)}
         tensors = {**{prefix + n: v for n, v in fixed.items()}, **theta}
-        if loss_fn is None:
+        if is_cross_entropy(loss_fn):
             logits = functional_call(target, tensors, (batch[0],))
             check_class_logits(logits, batch[1])
             loss = F.cross_entropy(logits, batch[1])
@@ -375,7 +377,7 @@ def connect(
     check_seed("seed", seed)
     check_int("num_points", num_points, minimum=2)
     check_grid_size("num_points", num_points, 1)
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     check_bool("reestimate_bn", reestimate_bn)
     check_callable("on_step", on_step)
     a_state, b_state = _state(state_a, "state_a"), _state(state_b, "state_b")
@@ -455,7 +457,7 @@ def barrier_matrix(
     """
     check_int("num_points", num_points, minimum=2)
     check_grid_size("num_points", num_points, 1)
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     check_bool("reestimate_bn", reestimate_bn)
     if isinstance(states, (Mapping, nn.Module)) or len(states) < 2:
         raise ValueError(

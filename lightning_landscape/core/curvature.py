@@ -17,7 +17,6 @@ from torch import nn
 
 from .._checks import (
     check_bool,
-    check_callable,
     check_choice,
     check_int,
     check_names,
@@ -29,7 +28,7 @@ from .._checks import (
 )
 from .blocks import BlockSpec, Blockwise, check_blocks, per_block
 from .distributed import guarded_sum, is_sharded
-from .evaluation import LossFn, batch_size, cache_batches, module_device
+from .evaluation import LossFn, batch_size, cache_batches, is_cross_entropy, module_device
 from .ggn_trace import layerwise_ggn_trace
 from .grid import for_each_point, linear_combination_writer
 from .hessian import HessianOperator, hessian_context
@@ -40,6 +39,7 @@ from .landscape import (
     check_span_fits,
     grid_coordinates,
 )
+from .losses import resolve_loss_fn
 from .params import checked_names, perturbable_parameters, selected_parameters
 from .results import ResultFile
 from .risk import EmpiricalRisk, autograd_batch
@@ -257,7 +257,7 @@ def hessian_eigenvalues(
         >>> result.eigenvalues.shape, result.converged
         (torch.Size([2]), True)
     """
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     params = renamed("names", checked_names(model, names), "params", params, None)
     check_eigenvalue_options(
         k=k, which=which, tol=tol, max_iter=max_iter, min_iter=min_iter, seed=seed, params=params
@@ -410,7 +410,7 @@ def hessian_trace(
         A :class:`~lightning_landscape.core.spectrum.TraceEstimate` (``estimate``, ``stderr``,
         ``num_matvecs``, ``method``); one per block in a ``Blockwise`` with ``blocks``.
     """
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     params = renamed("names", checked_names(model, names), "params", params, None)
     check_trace_options(num_probes=num_probes, method=method, seed=seed, params=params)
     check_blocks("blocks", blocks)
@@ -420,8 +420,8 @@ def hessian_trace(
         options = dict(num_probes=num_probes, method=method, loss_fn=loss_fn, seed=seed)
         return per_block(model, blocks, names, lambda ns: hessian_trace(model, cached, params=ns, **options))
     if method == "auto":
-        method = "exact_ggn" if loss_fn is None and is_piecewise_linear(model) else "hutch++"
-    if method == "exact_ggn" and loss_fn is not None:
+        method = "exact_ggn" if is_cross_entropy(loss_fn) and is_piecewise_linear(model) else "hutch++"
+    if method == "exact_ggn" and not is_cross_entropy(loss_fn):
         raise ValueError("`method='exact_ggn'` needs the default cross-entropy loss (`loss_fn=None`).")
     with hessian_context(model):
         if method == "exact_ggn":
@@ -591,7 +591,7 @@ def hessian_density(
     check_int("num_probes", num_probes, minimum=1)
     check_int("num_steps", num_steps, minimum=2)
     check_seed("seed", seed)
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     params = renamed("names", checked_names(model, names), "params", params, None)
     check_params("params", params)
     check_blocks("blocks", blocks)
@@ -667,7 +667,7 @@ def eigenvalue_ratio_map(
     span = check_span("span", span)
     check_span_fits("span", span, model.parameters())
     chosen = selected_parameters(model, params)
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     check_eigenvalue_options(k=1, which="both", tol=tol, max_iter=max_iter, min_iter=1, seed=seed, names=None)
     cached = cache_batches(batches, module_device(model), num_samples)
     coords = [grid_coordinates(span, num_points) for _ in range(2)]

@@ -14,6 +14,7 @@ caller asks for the numbers.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -23,12 +24,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import default_collate
 
-from .._checks import check_callable
 from .distributed import all_sum, is_sharded
+from .losses import (
+    CROSS_ENTROPY_LOSS,
+    LossFn,
+    check_class_logits,
+    cross_entropy_inputs,
+    is_class_logits,
+    is_cross_entropy,
+    resolve_loss_fn,
+)
 from .params import observing, preserve_rng_state
 from .results import ResultFile
 
 __all__ = [
+    "CROSS_ENTROPY_LOSS",
     "LossFn",
     "EvaluationSums",
     "StreamedBatches",
@@ -42,8 +52,10 @@ __all__ = [
     "evaluate",
     "evaluation_subset",
     "evaluation_sums",
+    "is_cross_entropy",
     "loss_name",
     "loss_output",
+    "map_batch",
     "mean_batch_loss",
     "module_device",
     "move_to_device",
@@ -51,9 +63,6 @@ __all__ = [
     "stream_batches",
     "total_samples",
 ]
-
-LossFn = Callable[[nn.Module, Any], Any]
-"""``loss_fn(model, batch)``: a scalar mean-loss tensor, or a mapping with it under ``"loss"``."""
 
 ACCURACY_KEYS = ("acc", "accuracy")
 
@@ -116,7 +125,11 @@ def _describe(value: Any) -> str:
 
 def loss_name(loss_fn: LossFn | None) -> str:
     """How results name a loss: ``"cross_entropy"`` for the default, else the function's name."""
-    return "cross_entropy" if loss_fn is None else getattr(loss_fn, "__qualname__", type(loss_fn).__name__)
+    return (
+        "cross_entropy"
+        if is_cross_entropy(loss_fn)
+        else getattr(loss_fn, "__qualname__", type(loss_fn).__name__)
+    )
 
 
 def module_device(module: nn.Module) -> torch.device:
@@ -128,40 +141,79 @@ def module_device(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def move_to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor inside nested tuples, lists and dicts to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return type(batch)({k: move_to_device(v, device) for k, v in batch.items()})
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(move_to_device(v, device) for v in batch))
+def map_batch(batch: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``batch`` with ``leaf`` applied to every value that is not a container: the one walk over
+    batch structures (tuples, lists, dicts, namedtuples and dataclasses, nested), which moving,
+    slicing and copying batches share. A container ``leaf`` takes whole (a list of per-sample
+    strings, say) is handed to it by returning something other than ``NotImplemented``.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Batch:
+    ...     x: torch.Tensor
+    ...     meta: dict
+    >>> map_batch(Batch(torch.ones(2), {"y": torch.zeros(2)}), lambda t: t + 1 if torch.is_tensor(t) else t)
+    Batch(x=tensor([2., 2.]), meta={'y': tensor([1., 1.])})
+    """
     if isinstance(batch, (list, tuple)):
-        return type(batch)(move_to_device(v, device) for v in batch)
-    return batch
+        whole = leaf(batch)
+        if whole is not batch:
+            return whole
+    if isinstance(batch, Mapping):
+        return type(batch)({k: map_batch(v, leaf) for k, v in batch.items()})
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(map_batch(v, leaf) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(map_batch(v, leaf) for v in batch)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        changed = {
+            f.name: map_batch(getattr(batch, f.name), leaf) for f in dataclasses.fields(batch) if f.init
+        }
+        return dataclasses.replace(batch, **changed)
+    return leaf(batch)
+
+
+def batch_values(batch: Any) -> Iterator[Any]:
+    """The values of a batch container, in order (none for a value that is no container)."""
+    if isinstance(batch, Mapping):
+        yield from batch.values()
+    elif isinstance(batch, (list, tuple)):
+        yield from batch
+    elif dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        yield from (getattr(batch, f.name) for f in dataclasses.fields(batch))
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor of a batch (any structure :func:`map_batch` walks) to ``device``."""
+    return map_batch(batch, lambda v: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
 
 
 def batch_size(batch: Any) -> int:
-    """The number of samples in ``batch``: the length of its first tensor.
+    """The number of samples in ``batch``: the length of its first tensor, found through tuples,
+    lists, dicts, namedtuples and dataclasses; a batch of a type of your own says it with an
+    integer attribute ``batch_size``.
 
     >>> batch_size((torch.zeros(5, 3), torch.zeros(5)))
     5
+    >>> class Tokens:
+    ...     batch_size = 7
+    >>> batch_size(Tokens())
+    7
     """
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.ndim > 0 else 1
-    values: Iterable[Any] = ()
-    if isinstance(batch, Mapping):
-        values = batch.values()
-    elif isinstance(batch, (list, tuple)):
-        values = batch
-    for value in values:
+    own = getattr(batch, "batch_size", None)
+    if isinstance(own, int) and not isinstance(own, bool) and not isinstance(batch, (Mapping, list, tuple)):
+        return own
+    for value in batch_values(batch):
         try:
             return batch_size(value)
         except TypeError:
             continue
     raise TypeError(
-        f"cannot tell the number of samples in a batch of type {type(batch).__name__}: "
-        "expected a tensor, or a tuple/list/dict holding at least one tensor."
+        f"cannot tell the number of samples in a batch of type {type(batch).__name__}: expected a "
+        "tensor, a tuple, list, dict, namedtuple or dataclass holding one, or an object with an integer "
+        "attribute `batch_size`."
     )
 
 
@@ -183,45 +235,12 @@ def batch_weights(batches: Sequence[Any]) -> list[float]:
 
 def mean_batch_loss(model: nn.Module, batch: Any, loss_fn: LossFn | None = None) -> torch.Tensor:
     """The mean loss of one batch: ``loss_fn(model, batch)``, else cross-entropy on ``(x, y)``."""
-    if loss_fn is not None:
+    if not is_cross_entropy(loss_fn):
         return loss_output(loss_fn(model, batch))[0]
-    x, y = _inputs_and_targets(batch)
+    x, y = cross_entropy_inputs(batch)
     output = model(x)
     check_class_logits(output, y)
     return F.cross_entropy(output, y)
-
-
-def _inputs_and_targets(batch: Any) -> tuple[Any, Any]:
-    if not isinstance(batch, (list, tuple)) or len(batch) < 2:
-        raise TypeError(
-            "the default loss (`loss_fn=None`: cross-entropy of class logits) expects batches of the "
-            f"form (x, y, ...), got a batch of type {type(batch).__name__}; pass `loss_fn(model, batch)`."
-        )
-    return batch[0], batch[1]
-
-
-def check_class_logits(output: Any, target: Any) -> None:
-    """Refuse what the default cross-entropy would get silently wrong (regression outputs, float
-    targets), with an error naming ``loss_fn``.
-
-    >>> check_class_logits(torch.zeros(4, 1), torch.zeros(4, 1))  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: the default loss (`loss_fn=None`: ...; got outputs of shape (4, 1) and targets of ...
-    """
-    if not (isinstance(output, torch.Tensor) and is_class_logits(output, target) and output.shape[1] >= 2):
-        got_out = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        got_target = (
-            f"shape {tuple(target.shape)}, dtype {target.dtype}"
-            if isinstance(target, torch.Tensor)
-            else type(target).__name__
-        )
-        raise ValueError(
-            "the default loss (`loss_fn=None`: cross-entropy of class logits) needs outputs of shape "
-            "(N, C) with C >= 2 and integer labels of shape (N,); got outputs of shape "
-            f"{got_out} and targets of {got_target}. Pass `loss_fn` (e.g. the module's own loss) "
-            "for other tasks."
-        )
 
 
 def _is_sample_list(value: list | tuple) -> bool:
@@ -231,22 +250,20 @@ def _is_sample_list(value: list | tuple) -> bool:
 
 def slice_batch(batch: Any, start: int, stop: int) -> Any:
     """Samples ``start:stop`` of a batch: every tensor (and list of strings or numbers) along its
-    first dimension, in any nesting of tuples, lists, dicts and namedtuples; other values as they are.
+    first dimension, in any structure :func:`map_batch` walks; other values as they are.
 
     >>> slice_batch({"x": torch.arange(4), "id": ["a", "b", "c", "d"], "k": 7}, 1, 3)
     {'x': tensor([1, 2]), 'id': ['b', 'c'], 'k': 7}
     """
-    if isinstance(batch, torch.Tensor):
-        return batch[start:stop] if batch.ndim > 0 else batch
-    if isinstance(batch, Mapping):
-        return type(batch)({k: slice_batch(v, start, stop) for k, v in batch.items()})
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(slice_batch(v, start, stop) for v in batch))
-    if isinstance(batch, (list, tuple)):
-        if _is_sample_list(batch):
-            return type(batch)(batch[start:stop])
-        return type(batch)(slice_batch(v, start, stop) for v in batch)
-    return batch
+
+    def cut(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value[start:stop] if value.ndim > 0 else value
+        if isinstance(value, (list, tuple)) and not hasattr(value, "_fields") and _is_sample_list(value):
+            return type(value)(value[start:stop])
+        return value
+
+    return map_batch(batch, cut)
 
 
 def cache_batches(
@@ -307,24 +324,6 @@ def _full_precision(output: Any) -> Any:
     return output
 
 
-def is_class_logits(output: torch.Tensor, target: Any) -> bool:
-    """Whether ``output`` and ``target`` look like class logits ``(N, C)`` and integer labels ``(N,)``:
-    the one test of it, for every instrument that treats outputs as classes.
-
-    >>> is_class_logits(torch.zeros(4, 3), torch.tensor([0, 2, 1, 0]))
-    True
-    >>> is_class_logits(torch.zeros(4, 1), torch.zeros(4))  # a regression output and float targets
-    False
-    """
-    return (
-        isinstance(target, torch.Tensor)
-        and output.ndim == 2
-        and target.ndim == 1
-        and not target.is_floating_point()
-        and not target.is_complex()
-    )
-
-
 def cross_entropy_and_correct(
     logits: torch.Tensor, target: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -364,8 +363,8 @@ def evaluation_sums(
     with_accuracy = True
     for batch in batches:
         size = batch_size(batch)
-        if loss_fn is None:
-            x, y = _inputs_and_targets(batch)
+        if is_cross_entropy(loss_fn):
+            x, y = cross_entropy_inputs(batch)
             output = _full_precision(model(x))
             check_class_logits(output, y)
             loss, correct = cross_entropy_and_correct(output, y)
@@ -422,7 +421,7 @@ def evaluate(
         (True, True, 8)
         >>> loss, accuracy = result  # it unpacks as the pair it used to be
     """
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     device = module_device(model)
     cached = cache_batches(batches, device, num_samples)
     with observing(model):

@@ -31,7 +31,6 @@ import torch
 from torch import nn
 
 from .._checks import (
-    check_callable,
     check_choice,
     check_fits_in_memory,
     check_int,
@@ -40,8 +39,17 @@ from .._checks import (
     renamed,
 )
 from .distributed import guarded_sum
-from .evaluation import LossFn, batch_size, cache_batches, evaluation_sums, is_class_logits, module_device
+from .evaluation import (
+    LossFn,
+    batch_size,
+    cache_batches,
+    evaluation_sums,
+    is_class_logits,
+    is_cross_entropy,
+    module_device,
+)
 from .hessian import GGNOperator, HessianOperator, hessian_context
+from .losses import CROSS_ENTROPY, resolve_loss_fn
 from .operators import LinearOperator
 from .params import checked_names, selected_parameters
 from .results import ResultFile
@@ -96,7 +104,7 @@ def _safe_log(values: torch.Tensor) -> torch.Tensor:
 
 
 def _num_classes(model: nn.Module, batches: Sequence[Any], loss_fn: LossFn | None) -> int | None:
-    if loss_fn is not None:
+    if not is_cross_entropy(loss_fn):
         return None
     x, y = batches[0][0], batches[0][1]
     with torch.no_grad():
@@ -158,14 +166,16 @@ def log_evidence(
     check_positive_float("prior_precision", prior_precision)
     check_choice("method", method, ("slq", "exact"))
     check_choice("curvature", curvature, ("hessian", "ggn"))
-    if curvature == "ggn" and loss_fn is not None:
-        raise ValueError(
-            "`curvature='ggn'` is the Gauss-Newton matrix of the default cross-entropy; pass `loss_fn=None`."
-        )
     check_int("num_probes", num_probes, minimum=1)
     check_int("num_steps", num_steps, minimum=2)
     check_seed("seed", seed)
-    check_callable("loss_fn", loss_fn)
+    # the Gauss-Newton matrix is the cross-entropy's: the default loss means it there
+    loss_fn = resolve_loss_fn(CROSS_ENTROPY if curvature == "ggn" and loss_fn is None else loss_fn, model)
+    if curvature == "ggn" and not is_cross_entropy(loss_fn):
+        raise ValueError(
+            "`curvature='ggn'` is the Gauss-Newton matrix of the cross-entropy of class logits; pass "
+            "`loss_fn='cross_entropy'` (or leave it None), or use curvature='hessian'."
+        )
     params = renamed("names", checked_names(model, names), "params", params, None)
     selected = selected_parameters(model, params)
     names = None if params is None else list(selected)

@@ -13,6 +13,7 @@ from .._checks import check_callable, check_int, check_span
 from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
 from .grid import PointWriter, evaluate_points
 from .landscape import check_grid_size, check_span_fits, grid_coordinates
+from .losses import resolve_loss_fn
 from .params import named_tensors, observing
 from .results import LandscapeResult, library_versions
 
@@ -150,7 +151,7 @@ def interpolate(
     check_grid_size("num_points", num_points, 1)
     alpha_range = check_span("alpha_range", alpha_range)
     check_span_fits("alpha_range", alpha_range, model.parameters())
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     check_callable("on_point", on_point)
     a, b = _state(state_a, "state_a"), _state(state_b, "state_b")
     tensors = named_tensors(model)

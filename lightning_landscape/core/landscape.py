@@ -19,7 +19,6 @@ from torch import nn
 
 from .._checks import (
     check_bool,
-    check_callable,
     check_choice,
     check_fits_in_memory,
     check_int,
@@ -39,6 +38,7 @@ from .evaluation import (
     total_samples,
 )
 from .grid import scan_grid
+from .losses import check_loss_spec, resolve_loss_fn
 from .normalization import NORMALIZATIONS, Normalization, normalize_directions
 from .params import named_tensors, observing, selected_parameters
 from .results import LandscapeResult, library_versions
@@ -123,7 +123,7 @@ def check_grid_arguments(
     check_choice("normalization", normalization, NORMALIZATIONS)
     check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
     check_seed("seed", seed)
-    check_callable("loss_fn", loss_fn)
+    check_loss_spec("loss_fn", loss_fn)
     check_points_per_forward(points_per_forward)
     check_positive_float("points_memory_mb", points_memory_mb, maximum=2.0**30)
     check_choice("autocast", autocast, (None, "bf16", "fp16"))
@@ -386,6 +386,7 @@ def compute_landscape(
         points_memory_mb=points_memory_mb,
         autocast=autocast,
     )
+    loss_fn = resolve_loss_fn(loss_fn, model)
     check_optional_int("num_samples", num_samples, minimum=1)
     check_bool("compile", compile)
     check_optional_int("epoch", epoch, minimum=0)

@@ -10,18 +10,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_callable, check_int, check_optional_int
+from .._checks import check_int, check_optional_int
 from .distributed import guarded_sum
 from .evaluation import (
     LossFn,
     batch_size,
     cache_batches,
+    is_cross_entropy,
     mean_batch_loss,
     module_device,
     slice_batch,
     total_samples,
 )
 from .hessian import hessian_context
+from .losses import resolve_loss_fn
 from .results import ResultFile
 from .risk import EmpiricalRisk, autograd_batch
 
@@ -86,7 +88,7 @@ def gradient_noise_scale(
     from torch.func import grad, vmap
 
     check_int("chunk", chunk, minimum=1)
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     check_optional_int("num_samples", num_samples, minimum=2)
     cached = cache_batches(batches, module_device(model), num_samples)
     found = total_samples(cached)
@@ -113,7 +115,9 @@ def gradient_noise_scale(
             return {n: torch.stack([row[k] for row in rows]) for k, n in enumerate(trainable)}
 
         per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-        if loss_fn is None:  # refuse what the default cross-entropy would get wrong, before any work
+        if is_cross_entropy(
+            loss_fn
+        ):  # refuse what the default cross-entropy would get wrong, before any work
             with torch.no_grad():
                 mean_batch_loss(model, slice_batch(cached[0], 0, 1))
         device = module_device(model)
@@ -127,7 +131,7 @@ def gradient_noise_scale(
                 size = batch_size(batch)
                 for start in range(0, size, chunk):
                     stop = min(start + chunk, size)
-                    if loss_fn is None:
+                    if is_cross_entropy(loss_fn):
                         grads = per_sample(params, batch[0][start:stop], batch[1][start:stop])
                     else:
                         grads = custom_grads(batch, start, stop)

@@ -25,14 +25,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from .distributed import guarded_sum, is_sharded
-from .evaluation import LossFn, batch_weights, mean_batch_loss
+from .evaluation import LossFn, batch_weights, map_batch, mean_batch_loss
 from .params import named_tensors, perturbable_parameters
 
 __all__ = ["EmpiricalRisk", "autograd_batch"]
@@ -40,15 +40,7 @@ __all__ = ["EmpiricalRisk", "autograd_batch"]
 
 def autograd_batch(batch: Any) -> Any:
     """Plain copies of inference-mode tensors, which autograd may not save for backward."""
-    if isinstance(batch, torch.Tensor):
-        return batch.clone() if batch.is_inference() else batch
-    if isinstance(batch, Mapping):
-        return type(batch)({k: autograd_batch(v) for k, v in batch.items()})
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(autograd_batch(v) for v in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(autograd_batch(v) for v in batch)
-    return batch
+    return map_batch(batch, lambda v: v.clone() if isinstance(v, torch.Tensor) and v.is_inference() else v)
 
 
 class EmpiricalRisk:

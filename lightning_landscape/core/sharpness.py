@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 from .._checks import (
-    check_callable,
     check_choice,
     check_int,
     check_params,
@@ -46,6 +45,7 @@ from .._checks import (
 from .directions import iter_random_directions
 from .evaluation import LossFn, cache_batches, module_device
 from .hessian import HessianOperator, hessian_context
+from .losses import resolve_loss_fn
 from .normalization import normalize_directions
 from .params import perturbable_parameters, selected_parameters
 from .results import ResultFile
@@ -392,7 +392,7 @@ def _measured(
     around). ``params`` (glob patterns) chooses the parameters a measure perturbs (default all
     trainable ones). The filter-normalized eigenvalue reads no ``L₀`` first (a Lanczos run reports
     NaN itself)."""
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     names = list(selected_parameters(model, params))
     cached = cache_batches(batches, module_device(model), num_samples)
     with hessian_context(model):
@@ -655,7 +655,7 @@ def sharpness(
         "num_scan": num_scan,
         "num_bisect": num_bisect,
     }
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     check_choice("measure", measure, MEASURES)
     check_sharpness_options(seed=seed, **given)
     own = {k: given[k] for k in measure_options(measure) if given[k] is not None or k == "threshold"}

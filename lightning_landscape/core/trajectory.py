@@ -24,6 +24,7 @@ from .._checks import check_bool, check_callable, check_int, check_positive_floa
 from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
 from .grid import evaluate_points, linear_combination_writer, scan_grid
 from .landscape import check_grid_size, grid_coordinates
+from .losses import resolve_loss_fn
 from .params import observing, selected_parameters
 from .results import (
     LandscapeResult,
@@ -495,7 +496,7 @@ def trajectory_landscape(
     check_positive_float("margin", margin, maximum=100.0)
     check_bool("center", center)
     check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
-    check_callable("loss_fn", loss_fn)
+    loss_fn = resolve_loss_fn(loss_fn, model)
     check_callable("on_point", on_point)
     check_int("chunk_bytes", chunk_bytes, minimum=1)
     snapshots = list(snapshots)

@@ -276,7 +276,9 @@ def test_empty_batches_and_bad_loss_fn():
     with pytest.raises(ValueError, match="empty"):
         compute_landscape(mlp(), [])
     with pytest.raises(TypeError, match="loss_fn"):
-        compute_landscape(mlp(), vector_batches(), loss_fn="cross_entropy")
+        compute_landscape(mlp(), vector_batches(), loss_fn=3)
+    with pytest.raises(ValueError, match="`loss_fn` 'cross_entropyy' is neither"):
+        compute_landscape(mlp(), vector_batches(), loss_fn="cross_entropyy")
 
 
 def test_num_samples_limits_the_subset_and_custom_loss_has_no_accuracy():
