@@ -43,7 +43,7 @@ import torch
 from .core.chunked import compute_landscape_in_chunks
 from .core.distributed import sharded
 from .core.evaluation import evaluation_subset, stream_batches
-from .core.hessian import check_loss_fn
+from .core.inputs import check_loss_fn
 from .core.interpolation import interpolate as interpolate_states
 from .core.landscape import progress_reporter
 from .core.measures import check_measure_options, measure

@@ -81,7 +81,7 @@ def test_surface_on_all_samples_equals_compute_landscape_on_the_whole_training_s
     result = LandscapeResult.load(root / "all" / "surface.npz")
     whole = _whole_training_set()
     loader = torch.utils.data.DataLoader(whole, batch_size=len(whole))
-    expected = compute_landscape(model.cpu(), loader, num_points=5)
+    expected = compute_landscape(model.cpu(), loader, num_points=5, loss_fn="cross_entropy")
     assert result.num_samples == expected.num_samples == len(whole)
     torch.testing.assert_close(result.loss, expected.loss, rtol=1e-5, atol=0)
     torch.testing.assert_close(result.accuracy, expected.accuracy, rtol=1e-5, atol=1e-7)

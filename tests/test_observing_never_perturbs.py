@@ -14,7 +14,7 @@ from problems import GlobalRNG, assert_same_state, bn_cnn, image_batches, snapsh
 from torch import nn
 
 import lightning_landscape as ll
-from lightning_landscape.core.hessian import check_loss_fn
+from lightning_landscape.core.inputs import check_loss_fn
 from lightning_landscape.core.measures import measure
 from lightning_landscape.core.noise import gradient_noise_scale
 

@@ -10,7 +10,7 @@ from problems import GlobalRNG
 from torch import nn
 from user_modules import ImageData, ManualOptimization, RegressionModule, SmallCNN
 
-from lightning_landscape.core.hessian import check_loss_fn
+from lightning_landscape.core.inputs import check_loss_fn
 from lightning_landscape.core.losses import CROSS_ENTROPY_LOSS
 from lightning_landscape.user_module import (
     batch_transfer,

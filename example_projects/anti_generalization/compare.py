@@ -99,22 +99,26 @@ def train(data, factory, beta: float, options: dict, root: str) -> AntiGeneraliz
 def measure(module, data, num_probes: int) -> dict:
     train = [data.train_set[:]]
     test = [data.val_set[:]]
-    _, train_acc = evaluate(module, train)
-    _, test_acc = evaluate(module, test)
+    # the instruments measure the plain cross-entropy of the true labels, not the module's own
+    # training loss (which, for the anti-generalization run, rewards wrong distractor labels)
+    ce = "cross_entropy"
+    _, train_acc = evaluate(module, train, ce)
+    _, test_acc = evaluate(module, test, ce)
     subset = [(train[0][0][:512], train[0][1][:512])]
     return {
         "train accuracy": train_acc,
         "test accuracy": test_acc,
-        "top eigenvalue": float(hessian_eigenvalues(module, subset, k=1).eigenvalues[0]),
+        "top eigenvalue": float(hessian_eigenvalues(module, subset, k=1, loss_fn=ce).eigenvalues[0]),
         "basin": sharpness(  # Huang et al.: the radius where the training cross-entropy reaches 1
             module,
             subset,
+            loss_fn=ce,
             measure="basin_volume",
             num_probes=num_probes,
             threshold=1.0,
             max_radius=2.0,
         ),
-        "landscape": compute_landscape(module, subset, dims=1, num_points=41, span=(-1.0, 1.0)),
+        "landscape": compute_landscape(module, subset, dims=1, num_points=41, span=(-1.0, 1.0), loss_fn=ce),
     }
 
 

@@ -78,8 +78,8 @@ def main() -> None:
             **{k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
         )
         model.load_state_dict(checkpoint["state_dict"])
-        _, train_acc = evaluate(model, train)
-        _, test_acc = evaluate(model, test)
+        _, train_acc = evaluate(model, train, "cross_entropy")  # with the accuracy
+        _, test_acc = evaluate(model, test, "cross_entropy")
         norm = torch.sqrt(sum(p.detach().square().sum() for p in model.parameters())).item()
         batch = 16 if run.startswith("small") else 600
         cells = [
@@ -100,7 +100,7 @@ def main() -> None:
     for suffix in ("", "_wd"):
         small, large = checkpoints[f"small_batch{suffix}"], checkpoints[f"large_batch{suffix}"]
         curves = [
-            interpolate(template, loader, small, large, num_points=args.num_points)
+            interpolate(template, loader, small, large, num_points=args.num_points, loss_fn="cross_entropy")
             for loader in (train, test)
         ]
         fig = plot_interpolation(*curves, labels=("small batch", "large batch"))

@@ -67,7 +67,7 @@ from .._checks import (
 )
 from ..core.distributed import guarded_sum, sharded
 from ..core.evaluation import LossFn, evaluation_subset, evaluation_sums
-from ..core.hessian import check_loss_fn
+from ..core.inputs import check_loss_fn
 from ..core.params import observing, selected_parameters
 from ..reporting import log_figures, log_scalars, logging_step, prepare_output_dir
 from ..user_module import LossSpec, batch_transfer, check_loss_spec, move_criterion, resolve_loss_fn

@@ -15,7 +15,7 @@ from typing_extensions import override
 from .._checks import check_callable, check_choice, check_int, check_positive_float
 from ..core.evaluation import evaluation_subset
 from ..core.evidence import log_evidence
-from ..core.hessian import check_loss_fn
+from ..core.inputs import check_loss_fn
 from ..core.params import observing, preserve_rng_state
 from ..core.volume import binary_scores, function_volume
 from ..user_module import CROSS_ENTROPY, LossSpec, batch_transfer

@@ -30,10 +30,10 @@ from torch import nn
 
 from .._checks import check_callable, check_int, check_params
 from .directions import cosine_similarity
-from .evaluation import LossFn, batch_size, cache_batches, loss_name, module_device
+from .evaluation import LossFn, batch_size, loss_name, module_device
 from .grid import ChunkValues, batched_plan, evaluate_chunks, linear_combination_writer
+from .inputs import check_model, evaluation_inputs
 from .landscape import check_grid_arguments, evaluation_precision, grid_coordinates, landscape_directions
-from .losses import resolve_loss_fn
 from .normalization import Normalization
 from .params import observing, selected_parameters
 from .results import LandscapeResult, library_versions
@@ -148,6 +148,7 @@ def compute_landscape_in_chunks(
         >>> [int(r.loss.isfinite().sum()) for r in saved], result.is_complete
         ([10, 20, 25], True)
     """
+    check_model(model)
     axes = {"dims": dims, "span": span, "normalization": normalization, "seed": seed}
     axes["span"] = check_grid_arguments(
         **axes,
@@ -159,7 +160,6 @@ def compute_landscape_in_chunks(
         autocast=autocast,
     )
     span = axes["span"]
-    loss_fn = resolve_loss_fn(loss_fn, model)
     check_int("chunk_points", chunk_points, minimum=1)
     check_callable("on_chunk", on_chunk)
     if resume is not None and not isinstance(resume, LandscapeResult):
@@ -168,7 +168,7 @@ def compute_landscape_in_chunks(
 
     chosen = list(selected_parameters(model, params))
     device = module_device(model)
-    data = cache_batches(batches, device)
+    loss_fn, data = evaluation_inputs(model, batches, loss_fn)
     given, eigenvalues = None, None
     if directions is not None:
         from .curvature import hessian_directions  # curvature builds on the landscape modules

@@ -49,17 +49,15 @@ from .batched import _LossOf
 from .evaluation import (
     LossFn,
     StreamedBatches,
-    cache_batches,
     check_class_logits,
     is_cross_entropy,
     loss_name,
-    module_device,
     total_samples,
 )
 from .grid import evaluate_points
+from .inputs import check_model, evaluation_inputs
 from .interpolation import _state, check_states_hold
 from .landscape import check_grid_size
-from .losses import resolve_loss_fn
 from .params import named_tensors, observing, perturbable_parameters
 from .results import ResultFile, library_versions
 
@@ -280,7 +278,6 @@ def _train_bends(
     chosen = set(names)
     fixed = {n: t.detach().clone() for n, t in named_tensors(model).items() if n not in chosen}
     target, prefix = (model, "") if is_cross_entropy(loss_fn) else (_LossOf(model, loss_fn), "model.")
-    torch.manual_seed(seed)  # dropout draws (the caller's streams are restored afterwards)
     history = torch.empty(steps, dtype=torch.float64)
     ends_finite = all(bool(torch.isfinite(t).all()) for t in (*a, *b))  # a diverged solution's path is NaN
     model.train()
@@ -291,6 +288,9 @@ def _train_bends(
         coefficients = curve_coefficients(curve, num_bends, t)
         theta = {prefix + n: _curve_point(coefficients, points, i) for i, n in enumerate(names)}
         tensors = {**{prefix + n: v for n, v in fixed.items()}, **theta}
+        # dropout draws, seeded per step, so every form of the loss sees the same masks (a user's
+        # loss runs with the streams put back after it; the caller's are restored afterwards)
+        torch.manual_seed((seed + step) % 2**63)
         if is_cross_entropy(loss_fn):
             logits = functional_call(target, tensors, (batch[0],))
             check_class_logits(logits, batch[1])
@@ -366,6 +366,7 @@ def connect(
         >>> result.t.tolist(), result.curve_barrier <= result.linear_barrier + 1e-6
         ([0.0, 0.25, 0.5, 0.75, 1.0], True)
     """
+    check_model(model)
     check_choice("curve", curve, CURVES)
     check_int("num_bends", num_bends, minimum=1)
     check_int("steps", steps, minimum=1)
@@ -377,18 +378,17 @@ def connect(
     check_seed("seed", seed)
     check_int("num_points", num_points, minimum=2)
     check_grid_size("num_points", num_points, 1)
-    loss_fn = resolve_loss_fn(loss_fn, model)
     check_bool("reestimate_bn", reestimate_bn)
     check_callable("on_step", on_step)
-    a_state, b_state = _state(state_a, "state_a"), _state(state_b, "state_b")
+    a_state, b_state = _state(state_a, "state_a", model), _state(state_b, "state_b", model)
     names = list(perturbable_parameters(model))
     ends = _ends(model, names, a_state, b_state)
-    cached = cache_batches(batches, module_device(model), num_samples)
-    if isinstance(cached, StreamedBatches):
+    if isinstance(batches, StreamedBatches) and num_samples is None:
         raise ValueError(
             "`batches`: connect trains the bends step by step on cached batches, not on a stream; pass a "
             "loader or a list (and `num_samples` to cap what is cached)."
         )
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     t = torch.linspace(0.0, 1.0, num_points, dtype=torch.float64)
     with observing(model):
         with torch.inference_mode(False), torch.enable_grad():
@@ -455,17 +455,17 @@ def barrier_matrix(
         >>> barrier_matrix(nets[0], data, [n.state_dict() for n in nets], num_points=5).barriers.shape
         torch.Size([3, 3])
     """
+    check_model(model)
     check_int("num_points", num_points, minimum=2)
     check_grid_size("num_points", num_points, 1)
-    loss_fn = resolve_loss_fn(loss_fn, model)
     check_bool("reestimate_bn", reestimate_bn)
-    if isinstance(states, (Mapping, nn.Module)) or len(states) < 2:
+    if isinstance(states, (Mapping, nn.Module, str)) or not isinstance(states, Sequence) or len(states) < 2:
         raise ValueError(
             "`states` must be a sequence of at least two states (state dicts, modules or checkpoints)."
         )
     names = list(perturbable_parameters(model))
-    loaded = [_state(s, f"states[{i}]") for i, s in enumerate(states)]
-    cached = cache_batches(batches, module_device(model), num_samples)
+    loaded = [_state(s, f"states[{i}]", model) for i, s in enumerate(states)]
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     t = torch.linspace(0.0, 1.0, num_points, dtype=torch.float64)
     n = len(loaded)
     out = torch.zeros(n, n, dtype=torch.float64)

@@ -8,12 +8,14 @@ validation hooks (inference mode) included.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import fx, nn
 
 from .._checks import (
     check_bool,
@@ -28,10 +30,12 @@ from .._checks import (
 )
 from .blocks import BlockSpec, Blockwise, check_blocks, per_block
 from .distributed import guarded_sum, is_sharded
-from .evaluation import LossFn, batch_size, cache_batches, is_cross_entropy, module_device
+from .evaluation import LossFn, batch_size, cache_batches, is_cross_entropy, mean_batch_loss, module_device
+from .folding import symbolic_trace
 from .ggn_trace import layerwise_ggn_trace
 from .grid import for_each_point, linear_combination_writer
 from .hessian import HessianOperator, hessian_context
+from .inputs import check_model, evaluation_inputs
 from .landscape import (
     HESSIAN_DIRECTIONS,
     _resolve_directions,
@@ -39,8 +43,7 @@ from .landscape import (
     check_span_fits,
     grid_coordinates,
 )
-from .losses import resolve_loss_fn
-from .params import checked_names, perturbable_parameters, selected_parameters
+from .params import checked_names, observing, perturbable_parameters, selected_parameters
 from .results import ResultFile
 from .risk import EmpiricalRisk, autograd_batch
 from .spectrum import (
@@ -257,7 +260,7 @@ def hessian_eigenvalues(
         >>> result.eigenvalues.shape, result.converged
         (torch.Size([2]), True)
     """
-    loss_fn = resolve_loss_fn(loss_fn, model)
+    check_model(model)
     params = renamed("names", checked_names(model, names), "params", params, None)
     check_eigenvalue_options(
         k=k, which=which, tol=tol, max_iter=max_iter, min_iter=min_iter, seed=seed, params=params
@@ -276,8 +279,8 @@ def hessian_eigenvalues(
             "`per_batch=True` measures each batch on its own: call it outside `sharded(...)`, on each "
             "process's own batches."
         )
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     if per_batch or blocks is not None:  # the whole-model routine, run on each batch or block
-        cached = cache_batches(batches, module_device(model), num_samples)
         options = dict(k=k, which=which, loss_fn=loss_fn, tol=tol, max_iter=max_iter, min_iter=min_iter)
         options.update(seed=seed, return_eigenvectors=return_eigenvectors)
     if per_batch:
@@ -293,7 +296,7 @@ def hessian_eigenvalues(
             model, blocks, names, lambda ns: hessian_eigenvalues(model, cached, params=ns, **options)
         )
     with hessian_context(model):
-        op = _operator(model, batches, loss_fn, names, num_samples)
+        op = _operator(model, cached, loss_fn, names, None)
         result = lanczos_eigenpairs(
             op,
             k=k,
@@ -398,7 +401,9 @@ def hessian_trace(
     - ``"hutchinson"``: mean of ``zᵀHz`` over ``num_probes`` Rademacher probes.
     - ``"hutch++"``: the same number of products split between a sketched top subspace and
       Hutchinson on the rest; much lower variance on trained networks' Hessians.
-    - ``"auto"`` (default): ``"exact_ggn"`` when the loss is the default cross-entropy and
+    - ``"auto"`` (default): ``"exact_ggn"`` when the loss is the cross-entropy of class logits
+      (``"cross_entropy"``, or a loss equal to it on every batch, such as a LightningModule's
+      ``training_step`` returning ``F.cross_entropy(self(x), y)``: :func:`is_cross_entropy_on`) and
       :func:`is_piecewise_linear` proves the model qualifies, else ``"hutch++"``.
 
     ``num_samples`` caps the samples read from ``batches`` (needed for an iterable without
@@ -410,27 +415,32 @@ def hessian_trace(
         A :class:`~lightning_landscape.core.spectrum.TraceEstimate` (``estimate``, ``stderr``,
         ``num_matvecs``, ``method``); one per block in a ``Blockwise`` with ``blocks``.
     """
-    loss_fn = resolve_loss_fn(loss_fn, model)
+    check_model(model)
     params = renamed("names", checked_names(model, names), "params", params, None)
     check_trace_options(num_probes=num_probes, method=method, seed=seed, params=params)
     check_blocks("blocks", blocks)
     names = _chosen(model, params)
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     if blocks is not None:
-        cached = cache_batches(batches, module_device(model), num_samples)
         options = dict(num_probes=num_probes, method=method, loss_fn=loss_fn, seed=seed)
         return per_block(model, blocks, names, lambda ns: hessian_trace(model, cached, params=ns, **options))
-    if method == "auto":
-        method = "exact_ggn" if is_cross_entropy(loss_fn) and is_piecewise_linear(model) else "hutch++"
-    if method == "exact_ggn" and not is_cross_entropy(loss_fn):
-        raise ValueError("`method='exact_ggn'` needs the default cross-entropy loss (`loss_fn=None`).")
+    if method in ("auto", "exact_ggn"):
+        cross_entropy = is_cross_entropy(loss_fn) or is_cross_entropy_on(model, cached, loss_fn)
+        if method == "exact_ggn" and not cross_entropy:
+            raise ValueError(
+                "`method='exact_ggn'` is the trace of the cross-entropy of class logits: give "
+                "`loss_fn='cross_entropy'` (or a loss equal to it), or another `method`."
+            )
+        if method == "auto":
+            method = "exact_ggn" if cross_entropy and is_piecewise_linear(model) else "hutch++"
     with hessian_context(model):
         if method == "exact_ggn":
             unknown = sorted(set(names or ()) - set(perturbable_parameters(model)))
             if unknown:
                 raise ValueError(f"`names` {unknown} are not trainable parameters of the model.")
-            value = exact_ggn_trace(model, cache_batches(batches, module_device(model), num_samples), names)
+            value = exact_ggn_trace(model, cached, names)
             return TraceEstimate(value, 0.0, 0, "exact_ggn")
-        op = _operator(model, batches, loss_fn, names, num_samples)
+        op = _operator(model, cached, loss_fn, names, None)
         if method == "hutchinson":
             return hutchinson_trace(op, num_probes=num_probes, seed=seed)
         return hutch_plus_plus_trace(op, num_matvecs=num_probes, seed=seed)
@@ -465,20 +475,141 @@ _PIECEWISE_LINEAR_LEAVES = (
     nn.Identity,
 )
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_PIECEWISE_LINEAR_FUNCTIONS = frozenset(
+    {
+        torch.relu,
+        F.relu,
+        F.relu6,
+        F.leaky_relu,
+        F.hardtanh,
+        F.max_pool1d,
+        F.max_pool2d,
+        F.max_pool3d,
+        F.avg_pool1d,
+        F.avg_pool2d,
+        F.avg_pool3d,
+        F.adaptive_avg_pool1d,
+        F.adaptive_avg_pool2d,
+        F.adaptive_avg_pool3d,
+        F.dropout,
+        torch.flatten,
+        torch.cat,
+        torch.reshape,
+        torch.squeeze,
+        torch.unsqueeze,
+        torch.permute,
+        torch.transpose,
+        torch.add,
+        torch.sub,
+        torch.neg,
+        torch.mean,
+        torch.sum,
+        operator.add,
+        operator.sub,
+        operator.neg,
+        operator.getitem,
+        getattr,
+    }
+)
+_PIECEWISE_LINEAR_METHODS = frozenset(
+    {
+        "relu",
+        "view",
+        "reshape",
+        "flatten",
+        "size",
+        "dim",
+        "permute",
+        "transpose",
+        "contiguous",
+        "squeeze",
+        "unsqueeze",
+        "mean",
+        "sum",
+        "add",
+        "sub",
+        "neg",
+        "__getitem__",
+    }
+)
+_SCALINGS = frozenset({operator.mul, operator.truediv, torch.mul, torch.div, "mul", "div"})
+_DIVISIONS = frozenset({operator.truediv, torch.div, "div"})
+
+
+def is_cross_entropy_on(
+    model: nn.Module, batches: Iterable[Any], loss_fn: LossFn, rtol: float = 1e-6
+) -> bool:
+    """Whether ``loss_fn`` equals the cross-entropy of the model's class logits on every batch (to
+    ``rtol``, in eval mode): a ``training_step`` that returns ``F.cross_entropy(self(x), y)``, say,
+    whose Hessian the exact Gauss-Newton trace then gives. Batches the cross-entropy cannot read,
+    or one batch where the two differ (label smoothing, a penalty), make it ``False``; under
+    :func:`~lightning_landscape.core.distributed.sharded` every process answers the same."""
+
+    def mismatches() -> torch.Tensor:
+        count = 0
+        with observing(model):
+            for batch in batches:
+                try:
+                    ce = float(mean_batch_loss(model, batch, None))
+                except (TypeError, ValueError, IndexError, KeyError, RuntimeError):
+                    return torch.ones(1)
+                own = float(mean_batch_loss(model, batch, loss_fn))
+                count += not abs(own - ce) <= rtol * max(1.0, abs(ce))
+        return torch.full((1,), float(count))
+
+    return float(guarded_sum(mismatches, shape=(1,), dtype=torch.float64, device=module_device(model))) == 0
 
 
 def is_piecewise_linear(model: nn.Module) -> bool:
     """Whether ``model`` is provably linear in each single parameter (in eval mode).
 
-    True when it is a tree of ``Sequential``/``ModuleList``/``ModuleDict`` containers whose leaves
-    are linear, convolution, BatchNorm, ReLU-like, pooling, flatten, dropout or identity layers.
-    Modules with their own ``forward`` cannot be inspected and make this ``False``.
+    True for a tree of ``Sequential``/``ModuleList``/``ModuleDict`` containers whose leaves are
+    linear, convolution, BatchNorm, ReLU-like, pooling, flatten, dropout or identity layers; and
+    for any module (a LightningModule, a CNN written with its own ``forward``) whose traced graph
+    (:mod:`torch.fx`) holds only such layers, each called once, joined by ReLU-like, pooling,
+    reshaping, concatenating, adding and constant-scaling operations. Whatever cannot be traced,
+    or holds anything else (a parameter used directly, a product of two activations), is ``False``.
 
     >>> is_piecewise_linear(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)))
     True
     >>> is_piecewise_linear(nn.Sequential(nn.Linear(2, 3), nn.Tanh()))
     False
+    >>> class Net(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.conv, self.head = nn.Conv2d(1, 2, 3), nn.Linear(8, 3)
+    ...     def forward(self, x):
+    ...         return self.head(torch.flatten(F.max_pool2d(torch.relu(self.conv(x)), 2), 1))
+    >>> is_piecewise_linear(Net())
+    True
     """
+    if _is_container_tree(model):
+        return True
+    try:
+        graph = symbolic_trace(model).graph
+    except Exception:  # noqa: BLE001 - anything fx cannot trace is simply not proven linear
+        return False
+    modules = dict(model.named_modules())
+    called: set[str] = set()
+    for node in graph.nodes:
+        if node.op in ("placeholder", "output"):
+            continue
+        if node.op == "call_module":
+            if node.target in called or not isinstance(modules.get(node.target), _PIECEWISE_LINEAR_LEAVES):
+                return False  # a module called twice shares its weights between two places
+            called.add(node.target)
+        elif node.op == "call_function":
+            if not _linear_operation(node.target, node.args, _PIECEWISE_LINEAR_FUNCTIONS):
+                return False
+        elif node.op == "call_method":
+            if not _linear_operation(node.target, node.args, _PIECEWISE_LINEAR_METHODS):
+                return False
+        else:  # get_attr: a parameter or buffer used outside its layer
+            return False
+    return True
+
+
+def _is_container_tree(model: nn.Module) -> bool:
     for module in model.modules():
         children = list(module.children())
         if children and not isinstance(module, _CONTAINERS):
@@ -486,6 +617,18 @@ def is_piecewise_linear(model: nn.Module) -> bool:
         if not children and not isinstance(module, _PIECEWISE_LINEAR_LEAVES):
             return False
     return True
+
+
+def _linear_operation(target: Any, args: tuple, allowed: frozenset) -> bool:
+    """An allowed operation, or a product or quotient with at most one traced operand (scaling by
+    a constant keeps linearity; a product of two activations does not)."""
+    if target in allowed:
+        return True
+    if target in _SCALINGS:
+        return sum(isinstance(a, fx.Node) for a in args) <= 1 and (
+            target not in _DIVISIONS or not isinstance(args[1], fx.Node)
+        )
+    return False
 
 
 def exact_ggn_trace(
@@ -588,23 +731,23 @@ def hessian_density(
     ``blocks`` (as for :func:`hessian_eigenvalues`), the density of every diagonal block; with
     ``params`` (glob patterns; ``names``: its former name), of the matching parameters only.
     """
+    check_model(model)
     check_int("num_probes", num_probes, minimum=1)
     check_int("num_steps", num_steps, minimum=2)
     check_seed("seed", seed)
-    loss_fn = resolve_loss_fn(loss_fn, model)
     params = renamed("names", checked_names(model, names), "params", params, None)
     check_params("params", params)
     check_blocks("blocks", blocks)
     names = _chosen(model, params)
     check_slq_size(num_probes, num_steps, sum(p.numel() for p in selected_parameters(model, params).values()))
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     if blocks is not None:
-        cached = cache_batches(batches, module_device(model), num_samples)
         options = dict(num_probes=num_probes, num_steps=num_steps, loss_fn=loss_fn, seed=seed)
         return per_block(
             model, blocks, names, lambda ns: hessian_density(model, cached, params=ns, **options)
         )
     with hessian_context(model):
-        op = _operator(model, batches, loss_fn, names, num_samples)
+        op = _operator(model, cached, loss_fn, names, None)
         nodes = slq_nodes(op, num_probes=num_probes, num_steps=num_steps, seed=seed)
     return SpectralDensity(quadrature=nodes, num_probes=num_probes, num_steps=num_steps, seed=seed)
 
@@ -662,14 +805,14 @@ def eigenvalue_ratio_map(
     selects), and its extreme eigenvalues are found by Lanczos to tolerance ``tol`` (the paper's
     ``eigsh`` used 1e-2).
     """
+    check_model(model)
     check_int("num_points", num_points, minimum=2)
     check_grid_size("num_points", num_points, 2)
     span = check_span("span", span)
     check_span_fits("span", span, model.parameters())
     chosen = selected_parameters(model, params)
-    loss_fn = resolve_loss_fn(loss_fn, model)
     check_eigenvalue_options(k=1, which="both", tol=tol, max_iter=max_iter, min_iter=1, seed=seed, names=None)
-    cached = cache_batches(batches, module_device(model), num_samples)
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     coords = [grid_coordinates(span, num_points) for _ in range(2)]
     with hessian_context(model):
         reference = {n: p.detach().clone() for n, p in chosen.items()}

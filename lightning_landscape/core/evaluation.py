@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import default_collate
+from torch.utils.data import Dataset, IterableDataset, default_collate
 
 from .distributed import all_sum, is_sharded
 from .losses import (
@@ -45,7 +45,9 @@ __all__ = [
     "batch_size",
     "batch_weights",
     "cache_batches",
+    "check_batches",
     "check_class_logits",
+    "check_model",
     "is_class_logits",
     "count_samples",
     "cross_entropy_and_correct",
@@ -54,6 +56,7 @@ __all__ = [
     "evaluation_sums",
     "is_cross_entropy",
     "loss_name",
+    "loss_on",
     "loss_output",
     "map_batch",
     "mean_batch_loss",
@@ -407,6 +410,65 @@ class Evaluation(ResultFile):
         return iter((self.loss, self.accuracy))
 
 
+def check_model(model: Any, name: str = "model") -> nn.Module:
+    """``model`` if it is a ``torch.nn.Module``; a state dict or anything else is refused.
+
+    >>> check_model({"weight": torch.zeros(2)})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: `model` must be a torch.nn.Module (the network itself), got a dict: ...
+    """
+    if isinstance(model, nn.Module):
+        return model
+    hint = (
+        "a state dict holds weights, not the network: build the network and load them into it "
+        "(net.load_state_dict(state)), then pass the network."
+        if isinstance(model, Mapping)
+        else "pass the network (a LightningModule or any nn.Module)."
+    )
+    raise TypeError(
+        f"`{name}` must be a torch.nn.Module (the network itself), got a {type(model).__name__}: {hint}"
+    )
+
+
+def check_batches(batches: Any, name: str = "batches") -> Any:
+    """``batches`` if it can be iterated batch by batch: a ``DataLoader``, a list or tuple of
+    batches, a generator, a :class:`~lightning_landscape.core.evaluation.StreamedBatches`. A
+    map-style ``Dataset`` (which yields single samples) and a lone tensor are refused.
+
+    >>> check_batches(torch.zeros(3, 2))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: `batches` must be an iterable of batches (a DataLoader, a list of (x, y) ...
+    """
+    if isinstance(batches, Dataset) and not isinstance(batches, IterableDataset):
+        raise TypeError(
+            f"`{name}` is a data set ({type(batches).__name__}), which yields single samples, not "
+            "batches: wrap it in a DataLoader (torch.utils.data.DataLoader(data, batch_size=...))."
+        )
+    if isinstance(batches, (torch.Tensor, str, bytes, Mapping)) or not isinstance(batches, Iterable):
+        raise TypeError(
+            f"`{name}` must be an iterable of batches (a DataLoader, a list of (x, y) tuples, ...), got "
+            f"{type(batches).__name__}."
+        )
+    return batches
+
+
+def loss_on(model: nn.Module, batch: Any, loss_fn: LossFn | None, name: str = "loss_fn") -> torch.Tensor:
+    """The mean loss of one batch (:func:`mean_batch_loss`), with whatever goes wrong in it refused
+    as ``name``'s: the batch does not suit the loss's form, or the loss is no floating-point scalar."""
+    try:
+        loss = mean_batch_loss(model, batch, loss_fn)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as exc:
+        raise ValueError(
+            f"`{name}` ({loss_name(loss_fn)}) fails on an evaluation batch "
+            f"({type(batch).__name__}): {type(exc).__name__}: {exc}"
+        ) from exc
+    if not loss.is_floating_point():
+        raise ValueError(f"`{name}` ({loss_name(loss_fn)}) returned a {loss.dtype} value, not a float.")
+    return loss
+
+
 def evaluate(
     model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None = None, *, num_samples: int | None = None
 ) -> Evaluation:
@@ -421,10 +483,12 @@ def evaluate(
         (True, True, 8)
         >>> loss, accuracy = result  # it unpacks as the pair it used to be
     """
+    check_model(model)
+    check_batches(batches)
     loss_fn = resolve_loss_fn(loss_fn, model)
-    device = module_device(model)
-    cached = cache_batches(batches, device, num_samples)
+    cached = cache_batches(batches, module_device(model), num_samples)
     with observing(model):
+        loss_on(model, next(iter(cached)), loss_fn)  # what cannot work fails naming loss_fn
         sums = evaluation_sums(model, cached, loss_fn)
     accuracy = None if sums.accuracy is None else float(sums.accuracy)
     return Evaluation(float(sums.loss), accuracy, total_samples(cached))

@@ -42,13 +42,13 @@ from .distributed import guarded_sum
 from .evaluation import (
     LossFn,
     batch_size,
-    cache_batches,
     evaluation_sums,
     is_class_logits,
     is_cross_entropy,
     module_device,
 )
 from .hessian import GGNOperator, HessianOperator, hessian_context
+from .inputs import check_model, evaluation_inputs
 from .losses import CROSS_ENTROPY, resolve_loss_fn
 from .operators import LinearOperator
 from .params import checked_names, selected_parameters
@@ -163,6 +163,7 @@ def log_evidence(
         >>> round(result.data_term + result.prior_term + result.occam_term - result.log_evidence, 9)
         0.0
     """
+    check_model(model)
     check_positive_float("prior_precision", prior_precision)
     check_choice("method", method, ("slq", "exact"))
     check_choice("curvature", curvature, ("hessian", "ggn"))
@@ -184,7 +185,7 @@ def log_evidence(
         check_fits_in_memory("method", method, 24.0 * dim * dim, f"the dense {dim} × {dim} Hessian")
     else:
         check_slq_size(num_probes, num_steps, dim)
-    cached = cache_batches(batches, module_device(model), num_samples)
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     with hessian_context(model):
         loss_sum, n = _summed_loss(model, cached, loss_fn)
         op = (

@@ -78,7 +78,7 @@ def _foldable(layer: nn.Module, norm: nn.Module) -> bool:
     )
 
 
-def _symbolic_trace(module: nn.Module) -> fx.GraphModule:
+def symbolic_trace(module: nn.Module) -> fx.GraphModule:
     """``torch.fx.symbolic_trace`` that never leaves its global patches behind.
 
     While tracing, torch.fx replaces ``torch.nn.Module.__call__`` and ``__getattr__`` process-wide
@@ -113,7 +113,7 @@ def _fold_graph(module: nn.Module) -> tuple[fx.GraphModule, list[str]] | None:
     """``module`` traced, with every foldable layer → BatchNorm pair replaced by one call, and the
     folded BatchNorms' names; ``None`` when it does not trace."""
     try:
-        traced = _symbolic_trace(module)
+        traced = symbolic_trace(module)
     except Exception:  # noqa: BLE001 - any failure to trace means: search the children instead
         return None
     submodules = dict(traced.named_modules())

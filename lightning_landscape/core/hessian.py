@@ -24,14 +24,14 @@ import torch
 from torch import nn
 
 from .distributed import guarded_sum
-from .evaluation import LossFn, is_class_logits, loss_name, mean_batch_loss
+from .evaluation import LossFn, is_class_logits, mean_batch_loss
 from .folding import folded_batchnorm
 from .operators import LinearOperator
 from .params import preserve_module_state, preserve_rng_state
 from .risk import EmpiricalRisk, autograd_batch
 from .spectrum import informed_start
 
-__all__ = ["GGNOperator", "HessianOperator", "autograd_batch", "check_loss_fn", "hessian_context"]
+__all__ = ["GGNOperator", "HessianOperator", "autograd_batch", "hessian_context"]
 
 
 @contextlib.contextmanager
@@ -54,59 +54,6 @@ def hessian_context(model: nn.Module) -> Iterator[None]:
     ):
         model.eval()
         yield
-
-
-def check_loss_fn(
-    model: nn.Module, batch: Any, loss_fn: LossFn | None = None, *, name: str = "loss_fn"
-) -> float:
-    """Evaluate the loss once on ``batch`` and refuse what no instrument could use, before any work.
-
-    The loss (``loss_fn(model, batch)``, or the default cross-entropy) is computed in eval mode with
-    gradients on, inside :func:`hessian_context` (nothing of the model or the random streams
-    changes), and must be a finite scalar tensor whose gradient reaches at least one trainable
-    parameter.
-
-    Returns:
-        The loss, as a float.
-
-    Raises:
-        ValueError: naming ``name``, saying what is wrong (the batch does not suit the loss's form,
-            a non-scalar or non-finite value, no dependence on the parameters).
-
-    Example:
-        >>> net = nn.Linear(3, 2)
-        >>> check_loss_fn(net, (torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))) > 0
-        True
-        >>> constant = lambda m, b: torch.tensor(1.0)
-        >>> check_loss_fn(net, (torch.randn(4, 3), None), constant)  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ValueError: `loss_fn` ... does not depend on the model's trainable parameters...
-    """
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    with hessian_context(model):
-        try:
-            loss = mean_batch_loss(model, autograd_batch(batch), loss_fn)
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as exc:
-            raise ValueError(
-                f"`{name}` ({loss_name(loss_fn)}) fails on an evaluation batch "
-                f"({type(batch).__name__}): {type(exc).__name__}: {exc}"
-            ) from exc
-        if not loss.is_floating_point():
-            raise ValueError(f"`{name}` ({loss_name(loss_fn)}) returned a {loss.dtype} value, not a float.")
-        value = float(loss.detach())
-        if not torch.isfinite(loss.detach()):
-            raise ValueError(
-                f"`{name}` ({loss_name(loss_fn)}) is {value} on an evaluation batch at the current "
-                "weights: it must be finite."
-            )
-        grads = torch.autograd.grad(loss, trainable, allow_unused=True) if loss.requires_grad else []
-        if not trainable or all(g is None for g in grads):
-            raise ValueError(
-                f"`{name}` ({loss_name(loss_fn)}) does not depend on the model's trainable "
-                "parameters: it must be computed from the model's outputs."
-            )
-    return value
 
 
 class _RiskOperator(LinearOperator):

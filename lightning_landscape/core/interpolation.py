@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from .._checks import check_callable, check_int, check_span
-from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
+from .evaluation import LossFn, loss_name, total_samples
 from .grid import PointWriter, evaluate_points
+from .inputs import check_model, evaluation_inputs
 from .landscape import check_grid_size, check_span_fits, grid_coordinates
-from .losses import resolve_loss_fn
-from .params import named_tensors, observing
+from .params import apart_from, named_tensors, observing
 from .results import LandscapeResult, library_versions
 
 __all__ = ["interpolate", "interpolation_coordinates"]
@@ -48,17 +48,18 @@ def interpolation_coordinates(alpha_range: tuple[float, float], num_points: int)
     return alphas
 
 
-def _state(state: Any, name: str) -> State:
-    """Accept a state dict, a module, or a Lightning checkpoint dict (with ``"state_dict"``)."""
+def _state(state: Any, name: str, model: nn.Module) -> State:
+    """Accept a state dict, a module, or a Lightning checkpoint dict (with ``"state_dict"``); what
+    shares memory with ``model`` (its own live state) is copied, so evaluating cannot change it."""
     if isinstance(state, nn.Module):
-        return state.state_dict()
-    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
-        return state["state_dict"]
-    if isinstance(state, Mapping):
-        return state
-    raise TypeError(
-        f"`{name}` must be a state dict, a module or a checkpoint dict, got {type(state).__name__}."
-    )
+        state = state.state_dict()
+    elif isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    elif not isinstance(state, Mapping):
+        raise TypeError(
+            f"`{name}` must be a state dict, a module or a checkpoint dict, got {type(state).__name__}."
+        )
+    return apart_from(model, state)
 
 
 def _interpolation_writer(
@@ -138,6 +139,7 @@ def interpolate(
         >>> result.coords[0].tolist()
         [-0.5, 0.0, 0.5, 1.0, 1.5]
     """
+    check_model(model)
     if _is_state(batches) and not _is_state(state_b):  # the former argument order
         warnings.warn(
             "interpolate(model, state_a, state_b, batches) is now interpolate(model, batches, state_a, "
@@ -151,14 +153,12 @@ def interpolate(
     check_grid_size("num_points", num_points, 1)
     alpha_range = check_span("alpha_range", alpha_range)
     check_span_fits("alpha_range", alpha_range, model.parameters())
-    loss_fn = resolve_loss_fn(loss_fn, model)
     check_callable("on_point", on_point)
-    a, b = _state(state_a, "state_a"), _state(state_b, "state_b")
+    a, b = _state(state_a, "state_a", model), _state(state_b, "state_b", model)
     tensors = named_tensors(model)
     names = [n for n, t in tensors.items() if t.is_floating_point()]
     check_states_hold(names, {"state_a": a, "state_b": b})
-    device = module_device(model)
-    cached = cache_batches(batches, device, num_samples)
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     alphas = interpolation_coordinates(alpha_range, num_points)
     with observing(model):
         targets = [tensors[n] for n in names]

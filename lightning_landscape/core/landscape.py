@@ -32,13 +32,13 @@ from .._checks import (
 from .directions import cosine_similarity, random_directions
 from .evaluation import (
     LossFn,
-    cache_batches,
     loss_name,
     module_device,
     total_samples,
 )
 from .grid import scan_grid
-from .losses import check_loss_spec, resolve_loss_fn
+from .inputs import check_model, evaluation_inputs
+from .losses import check_loss_spec
 from .normalization import NORMALIZATIONS, Normalization, normalize_directions
 from .params import named_tensors, observing, selected_parameters
 from .results import LandscapeResult, library_versions
@@ -373,6 +373,7 @@ def compute_landscape(
         >>> tuple(result.loss.shape), result.center_index
         ((5, 5), (2, 2))
     """
+    check_model(model)
     points_memory_mb = check_points_memory_mb(points_memory_mb, memory_budget_mb)
     span = check_grid_arguments(
         dims=dims,
@@ -386,7 +387,6 @@ def compute_landscape(
         points_memory_mb=points_memory_mb,
         autocast=autocast,
     )
-    loss_fn = resolve_loss_fn(loss_fn, model)
     check_optional_int("num_samples", num_samples, minimum=1)
     check_bool("compile", compile)
     check_optional_int("epoch", epoch, minimum=0)
@@ -403,7 +403,7 @@ def compute_landscape(
     if not isinstance(directions, str):  # found (and refused: zero, parallel) before any work
         current = {n: p.detach() for n, p in selected.items()}
         used = landscape_directions(current, **axes, normalization=normalization, directions=directions)
-    cached = cache_batches(batches, module_device(model), num_samples)
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     extra: dict[str, Any] = {"versions": library_versions(), "span": list(span)}
     if params is not None:
         extra["params"] = check_params("params", params)

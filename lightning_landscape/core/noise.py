@@ -15,7 +15,6 @@ from .distributed import guarded_sum
 from .evaluation import (
     LossFn,
     batch_size,
-    cache_batches,
     is_cross_entropy,
     mean_batch_loss,
     module_device,
@@ -23,7 +22,7 @@ from .evaluation import (
     total_samples,
 )
 from .hessian import hessian_context
-from .losses import resolve_loss_fn
+from .inputs import check_model, evaluation_inputs
 from .results import ResultFile
 from .risk import EmpiricalRisk, autograd_batch
 
@@ -87,10 +86,10 @@ def gradient_noise_scale(
     """
     from torch.func import grad, vmap
 
+    check_model(model)
     check_int("chunk", chunk, minimum=1)
-    loss_fn = resolve_loss_fn(loss_fn, model)
     check_optional_int("num_samples", num_samples, minimum=2)
-    cached = cache_batches(batches, module_device(model), num_samples)
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     found = total_samples(cached)
     if found < 2:  # one gradient has no spread: tr Σ would be 0 and B_simple 0, silently
         raise ValueError(
@@ -115,9 +114,7 @@ def gradient_noise_scale(
             return {n: torch.stack([row[k] for row in rows]) for k, n in enumerate(trainable)}
 
         per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-        if is_cross_entropy(
-            loss_fn
-        ):  # refuse what the default cross-entropy would get wrong, before any work
+        if is_cross_entropy(loss_fn):  # refuse what the cross-entropy would get wrong, before any work
             with torch.no_grad():
                 mean_batch_loss(model, slice_batch(cached[0], 0, 1))
         device = module_device(model)

@@ -24,6 +24,7 @@ from torch import nn
 
 __all__ = [
     "ModuleState",
+    "apart_from",
     "deferred_interrupts",
     "named_tensors",
     "perturbable_parameters",
@@ -96,6 +97,28 @@ def checked_names(module: nn.Module, names: Sequence[str] | None) -> list[str] |
     if names is not None:
         selected_parameters(module, names, name="names")
     return names
+
+
+def apart_from(model: nn.Module, state: Mapping[str, object]) -> dict[str, object]:
+    """``state`` with a copy of every tensor that shares memory with ``model``'s parameters or
+    buffers (a live ``model.state_dict()``, say), so that writing weights into ``model`` cannot
+    change it; other tensors and values are taken as they are.
+
+    >>> net = nn.Linear(2, 1)
+    >>> live = net.state_dict()
+    >>> kept = apart_from(net, live)
+    >>> kept["weight"] is live["weight"], torch.equal(kept["weight"], live["weight"])
+    (False, True)
+    """
+    storages = {t.untyped_storage().data_ptr() for t in named_tensors(model).values() if t.numel()}
+
+    def apart(value: object) -> object:
+        shared = isinstance(value, torch.Tensor) and value.numel() > 0
+        if shared and value.untyped_storage().data_ptr() in storages:
+            return value.detach().clone()
+        return value
+
+    return {name: apart(value) for name, value in state.items()}
 
 
 @contextlib.contextmanager

@@ -43,9 +43,10 @@ from .._checks import (
     renamed,
 )
 from .directions import iter_random_directions
-from .evaluation import LossFn, cache_batches, module_device
+from .evaluation import LossFn
 from .hessian import HessianOperator, hessian_context
-from .losses import resolve_loss_fn
+from .inputs import check_model, evaluation_inputs
+from .losses import check_loss_spec
 from .normalization import normalize_directions
 from .params import perturbable_parameters, selected_parameters
 from .results import ResultFile
@@ -392,9 +393,9 @@ def _measured(
     around). ``params`` (glob patterns) chooses the parameters a measure perturbs (default all
     trainable ones). The filter-normalized eigenvalue reads no ``L₀`` first (a Lanczos run reports
     NaN itself)."""
-    loss_fn = resolve_loss_fn(loss_fn, model)
+    check_model(model)
     names = list(selected_parameters(model, params))
-    cached = cache_batches(batches, module_device(model), num_samples)
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     with hessian_context(model):
         risk = EmpiricalRisk(model, cached, loss_fn, names)
         if measure == "filter_normalized_eigenvalue":
@@ -655,7 +656,8 @@ def sharpness(
         "num_scan": num_scan,
         "num_bisect": num_bisect,
     }
-    loss_fn = resolve_loss_fn(loss_fn, model)
+    check_model(model)
+    check_loss_spec("loss_fn", loss_fn)
     check_choice("measure", measure, MEASURES)
     check_sharpness_options(seed=seed, **given)
     own = {k: given[k] for k in measure_options(measure) if given[k] is not None or k == "threshold"}

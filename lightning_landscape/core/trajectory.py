@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from .._checks import check_bool, check_callable, check_int, check_positive_float
-from .evaluation import LossFn, cache_batches, loss_name, module_device, total_samples
+from .evaluation import LossFn, loss_name, module_device, total_samples
 from .grid import evaluate_points, linear_combination_writer, scan_grid
+from .inputs import check_model, evaluation_inputs
 from .landscape import check_grid_size, grid_coordinates
-from .losses import resolve_loss_fn
-from .params import observing, selected_parameters
+from .params import apart_from, observing, selected_parameters
 from .results import (
     LandscapeResult,
     ResultFile,
@@ -491,15 +491,17 @@ def trajectory_landscape(
         params: the PCA space and the plane: only the trainable parameters matching these glob
             patterns (default all of them; snapshots need hold only those).
     """
+    check_model(model)
     check_int("num_points", num_points, minimum=2)
     check_grid_size("num_points", num_points, 2)
     check_positive_float("margin", margin, maximum=100.0)
     check_bool("center", center)
     check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
-    loss_fn = resolve_loss_fn(loss_fn, model)
     check_callable("on_point", on_point)
     check_int("chunk_bytes", chunk_bytes, minimum=1)
-    snapshots = list(snapshots)
+    if isinstance(snapshots, (Mapping, str)) or not all(isinstance(s, Mapping) for s in snapshots):
+        raise TypeError("`snapshots` must be a sequence of dicts name -> tensor (one per point of the path).")
+    snapshots = [apart_from(model, s) for s in snapshots]  # a live state_dict() among them stays put
     if len(snapshots) < 3:
         raise ValueError(
             f"`snapshots` must hold at least 3 weight snapshots for a plane, got {len(snapshots)}."
@@ -516,7 +518,7 @@ def trajectory_landscape(
             raise ValueError(message)
     chosen = list(selected_parameters(model, params))
     device = module_device(model)
-    cached = cache_batches(batches, device)
+    loss_fn, cached = evaluation_inputs(model, batches, loss_fn)
     with observing(model) as saved:
         final = {n: saved.parameters[n] for n in chosen}
         pca = pca_directions(

@@ -85,14 +85,16 @@ def test_a_stream_is_read_once_per_chunk_not_once_per_point():
 
     class Counting(list):
         def __iter__(self):
-            passes.append(1)
-            return super().__iter__()
+            passes.append(0)
+            for item in super().__iter__():
+                passes[-1] += 1
+                yield item
 
     loader = Counting([(data.tensors[0][i : i + 5], data.tensors[1][i : i + 5]) for i in range(0, 20, 5)])
     stream = StreamedBatches(loader, 20, torch.device("cpu"))
     compute_landscape_in_chunks(model, stream, num_points=5, chunk_points=10)
-    # 25 points in chunks of 10: three passes, plus the first batch read once to check nothing else
-    assert len(passes) == 3
+    # the loss checked once on the first batch, then 25 points in chunks of 10: three whole passes
+    assert passes == [1, 4, 4, 4]
 
 
 def test_shards_summed_over_two_processes_equal_one_process():

@@ -172,13 +172,19 @@ def test_trajectory_plane_of_two_shards_equals_one_process(problem):
         torch.testing.assert_close(half.snapshot_loss, whole.snapshot_loss, rtol=1e-5, atol=0)
 
 
-def test_a_failure_on_one_shard_raises_on_every_shard_without_hanging(problem):
+@pytest.mark.parametrize("fails_from_call", [1, 2])
+def test_a_failure_on_one_shard_raises_on_every_shard_without_hanging(problem, fails_from_call):
+    """On the first call, the loss is refused when it is checked, before any work; later, inside
+    the computation: every shard stops at the same reduction either way."""
     model, _, parts = problem
     copies = [copy.deepcopy(model) for _ in parts]
+    calls = [0]
 
     def loss_fn(module, batch):
         if module is copies[1]:
-            raise RuntimeError("bad batch on shard 1")
+            calls[0] += 1
+            if calls[0] >= fails_from_call:
+                raise RuntimeError("bad batch on shard 1")
         return torch.nn.functional.cross_entropy(module(batch[0]), batch[1])
 
     world = ThreadWorld(timeout=30)
@@ -189,7 +195,12 @@ def test_a_failure_on_one_shard_raises_on_every_shard_without_hanging(problem):
             copies[rank], parts[rank], measure="keskar", num_ascent_steps=2, loss_fn=loss_fn
         ),
     ):
+        calls[0] = 0
         first, second = world.run(work)
         assert isinstance(first, ShardFailure), first
-        assert isinstance(second, RuntimeError) and "bad batch on shard 1" in str(second)
+        assert "bad batch on shard 1" in str(second)
+        if fails_from_call == 1:  # refused where it failed, naming the loss
+            assert isinstance(second, ValueError) and "`loss_fn`" in str(second)
+        else:
+            assert isinstance(second, RuntimeError) and not isinstance(second, ShardFailure)
     assert world.calls[0] == world.calls[1]  # every reduction was entered by both shards
