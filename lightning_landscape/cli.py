@@ -16,7 +16,11 @@ class given with ``--model_class`` / ``--data_class`` (a dotted import path; the
 folder and the working directory are searched first). The weights come from the checkpoint's
 ``state_dict``. Every command writes into ``--output_dir`` and prints what it wrote.
 
-The loss is the module's own ``training_step`` loss by default, on batches passed through the
+A mistake in the input (a missing checkpoint, a configuration that names no model, a loss that
+cannot read the batches) is said in one line, with exit status 2; ``--debug`` shows the traceback.
+
+The loss is the module's own ``training_step`` loss by default (the cross-entropy for a plain
+module without one), on batches passed through the
 module's and the data module's batch hooks as in training; ``--loss_fn`` takes the other forms of
 the monitors (:mod:`lightning_landscape.user_module`): ``cross_entropy`` (fused, with accuracy), a
 method name of the module, a dotted path of a function ``loss_fn(model, batch)`` or of a loss
@@ -42,12 +46,12 @@ import torch
 
 from .core.chunked import compute_landscape_in_chunks
 from .core.distributed import sharded
-from .core.evaluation import evaluation_subset, stream_batches
+from .core.evaluation import evaluation_subset, loss_name, stream_batches
 from .core.inputs import check_loss_fn
 from .core.interpolation import interpolate as interpolate_states
 from .core.landscape import progress_reporter
 from .core.measures import check_measure_options, measure
-from .core.results import LandscapeResult, SharpnessRecord, result_format
+from .core.results import LandscapeResult, SharpnessRecord, load_result
 from .export import export_vtk as write_vtk
 from .user_module import (
     LossSpec,
@@ -62,14 +66,21 @@ __all__ = ["connect", "export_vtk", "interpolate", "main", "plot", "run", "sharp
 
 
 # ------------------------------------------------------------------ loading
-def _import(path: str) -> Any:
+def _import(path: str, what: str = "class") -> Any:
     module, _, name = path.rpartition(".")
     if not module:
-        raise ValueError(f"a class must be given as a dotted path 'package.module.Class', got {path!r}.")
-    return getattr(importlib.import_module(module), name)
+        raise ValueError(f"`{what}` must be a dotted path 'package.module.Class', got {path!r}.")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"`{what}` {path!r} cannot be imported: {exc}") from exc
 
 
 def _instantiate(section: Any, class_path: str | None, what: str) -> Any:
+    if section is not None and not isinstance(section, dict):
+        raise ValueError(
+            f"`model_config`: its `{what}` section must be a mapping, got {type(section).__name__}."
+        )
     section = dict(section or {})
     if "class_path" in section:
         class_path = section["class_path"]
@@ -79,7 +90,35 @@ def _instantiate(section: Any, class_path: str | None, what: str) -> Any:
             f"the configuration's `{what}` section has no class_path: give --{what}_class "
             "(a dotted path such as 'digits.DigitsClassifier')."
         )
-    return _import(class_path)(**section)
+    kind = _import(class_path, f"{what}_class")
+    try:
+        return kind(**section)
+    except TypeError as exc:
+        raise ValueError(
+            f"`model_config`: {class_path}({', '.join(section)}) cannot be built: {exc}"
+        ) from exc
+
+
+LossOption = str | dict | None
+"""``--loss_fn`` on the command line: a name (``cross_entropy``, a method, a dotted path of a
+function or a loss class) or ``{class_path, init_args}`` of a loss module."""
+
+
+def _loss_spec(option: LossOption) -> LossSpec:
+    """The core's ``loss_fn`` form of ``--loss_fn``: a ``{class_path, init_args}`` mapping builds
+    the loss module it names (an ``nn.Module`` class, nothing else)."""
+    if not isinstance(option, dict):
+        return option
+    if "class_path" not in option:
+        raise ValueError(
+            f"`loss_fn` as a mapping must be {{class_path, init_args}} of a loss module, got {option!r}."
+        )
+    kind = _import(str(option["class_path"]), "loss_fn")
+    if not (isinstance(kind, type) and issubclass(kind, torch.nn.Module)):
+        raise ValueError(
+            f"`loss_fn` {option['class_path']!r} is not a loss module (a torch.nn.Module class)."
+        )
+    return kind(**dict(option.get("init_args") or {}))
 
 
 def load_model_and_data(
@@ -92,15 +131,32 @@ def load_model_and_data(
     """The model (weights from ``ckpt_path``, on ``device``, eval mode) and the data module."""
     import yaml
 
+    if not os.path.isfile(model_config):
+        raise ValueError(f"`model_config` {model_config!r} is not a file.")
+    if ckpt_path is not None and not os.path.isfile(ckpt_path):
+        raise ValueError(f"`ckpt_path` {ckpt_path!r} is not a file.")
     with open(model_config) as fh:
-        config = yaml.safe_load(fh) or {}
+        try:
+            config = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(
+                f"`model_config` {model_config!r} is not YAML: {str(exc).splitlines()[0]}"
+            ) from exc
     for folder in (os.getcwd(), os.path.dirname(os.path.abspath(model_config))):
         if folder not in sys.path:
             sys.path.insert(0, folder)
+    if not isinstance(config, dict):
+        raise ValueError(f"`model_config` {model_config!r} is not a LightningCLI configuration (a mapping).")
     model = _instantiate(config.get("model"), model_class, "model")
     data = _instantiate(config.get("data"), data_class, "data")
     if ckpt_path is not None:
-        model.load_state_dict(_state_dict(ckpt_path))
+        try:
+            model.load_state_dict(_state_dict(ckpt_path))
+        except RuntimeError as exc:  # other names or shapes: another model's checkpoint
+            first = str(exc).strip().splitlines()[:2]
+            raise ValueError(
+                f"`ckpt_path` {ckpt_path!r} does not fit the model of `model_config`: {' '.join(first)[:300]}"
+            ) from exc
     return model.to(device).eval(), data
 
 
@@ -245,13 +301,15 @@ def _file_hash(path: str) -> str:
     return digest.hexdigest()
 
 
-def _loss(loss_fn: LossSpec, model: torch.nn.Module, device: torch.device, batches: Any):
-    """The core's ``loss_fn(model, batch)`` for the ``--loss_fn`` form (``None``: the fused path),
-    checked on the first batch before any work (an error names ``loss_fn``)."""
-    check_loss_spec("loss_fn", loss_fn)
-    move_criterion(loss_fn, device)
-    loss = resolve_loss_fn(loss_fn, model)
-    check_loss_fn(model, next(iter(batches)), loss)
+def _loss(loss_fn: LossOption, model: torch.nn.Module, device: torch.device, batches: Any):
+    """The core's ``loss_fn(model, batch)`` for the ``--loss_fn`` form (the default: the module's
+    own training loss, or the cross-entropy of a model without a ``training_step``), checked on
+    the first batch before any work (an error names ``loss_fn``)."""
+    spec = _loss_spec(loss_fn)
+    check_loss_spec("loss_fn", spec)
+    move_criterion(spec, device)
+    loss = resolve_loss_fn(spec, model)
+    check_loss_fn(model, next(iter(batches)), loss, finite=False)
     return loss
 
 
@@ -272,12 +330,10 @@ def _save_figures(figures: dict[str, Any], output_dir: str, prefix: str) -> list
 
 # ------------------------------------------------------------------ commands
 _ENGINE_ARGS = """
-        accelerator: ``auto``, ``cpu``, ``gpu``/``cuda``, ``mps``... (Lightning Fabric's).
-        devices: devices per node: a number, a list of indices (``[1]``) or ``auto``.
-        num_nodes: machines (each runs ``devices`` processes under ``ddp``).
-        strategy: ``auto`` (one process per device as Fabric chooses), ``ddp``...: each process
-            evaluates its shard of the data, sums go through Fabric's all-reduce and rank zero
-            writes the files."""
+        accelerator: auto, cpu, gpu, mps... (Lightning Fabric's).
+        devices: devices per node: a number, a list of indices or auto.
+        num_nodes: machines, each running devices processes.
+        strategy: auto or ddp...: each process takes a shard; rank zero writes."""
 
 
 def surface(
@@ -303,7 +359,8 @@ def surface(
     devices: int | list[int] | str = 1,
     num_nodes: int = 1,
     strategy: str = "auto",
-    loss_fn: LossSpec = None,
+    loss_fn: LossOption = None,
+    params: list[str] | None = None,
     directions: Literal["random", "hessian", "hessian_extremes"] = "random",
 ) -> list[str]:
     """The filter-normalized landscape of a checkpoint: ``surface.npz`` and its figures.
@@ -313,34 +370,31 @@ def surface(
     ``surface.npz`` whole (written to a temporary file, then renamed), so a killed run loses at
     most one chunk: run the same command with ``--resume true`` to continue it.
 
+    ``--num_samples all`` streams the whole training set; ``--resume true`` continues a partial
+    result; ``--directions hessian`` takes Hessian eigenvectors (of 1024 samples) as axes.
+
     Args:
-        model_config: LightningCLI YAML with the ``model`` and ``data`` sections.
-        ckpt_path: Lightning checkpoint (or a plain state dict) with the weights.
+        model_config: LightningCLI config (model, data).
+        ckpt_path: checkpoint with the weights.
         output_dir: folder for the result and figures.
-        model_class: dotted path of the LightningModule when the config names none.
-        data_class: dotted path of the LightningDataModule when the config names none.
+        model_class: the module's class, if the config names none.
+        data_class: the data's class, if the config names none.
         dims: 1 or 2 directions.
         num_points: grid points per axis.
         span: coefficient range per axis.
         normalization: filter, layer or null.
-        num_samples: evaluation subset drawn from the training data, cached on the device; ``all``:
-            the whole training set, streamed from the loader for every chunk (memory does not
-            grow with the data set).
+        num_samples: training samples evaluated, or all.
         eval_batch_size: evaluation batch size.
-        seed: seed of the directions and the subset.
-        points_per_forward: grid points per forward (``auto``: vmap chunks from a memory budget).
-        autocast: evaluate under ``bf16`` or ``fp16`` autocast (null: full precision).
-        chunk_points: grid points per chunk: per pass over the data and per save.
-        resume: continue the partial ``surface.npz`` in ``output_dir`` (refused if it was made
-            with other settings, directions or checkpoint); without it a partial file is refused.
-        num_workers: loader workers of the streamed data (default: the data module's loader's).
+        seed: seed of directions and subset.
+        points_per_forward: grid points per forward, or auto.
+        autocast: bf16, fp16 or null.
+        chunk_points: points per pass and per save.
+        resume: continue the partial result in output_dir.
+        num_workers: loader workers of streamed data.
         log_scale: draw log10 of the loss.{engine}
-        loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
-            a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
-            module's ``{{class_path, init_args}}``.
-        directions: ``random`` (seeded, normalized), ``hessian`` (the top eigenvectors of the
-            loss Hessian on the first 1024 samples) or ``hessian_extremes`` (the top and the
-            bottom one); Hessian axes are unit vectors used as they are.
+        loss_fn: training_step (default), cross_entropy, a method, a dotted path.
+        params: glob patterns of the parameters to vary.
+        directions: the axes.
     """
     from .plotting.landscape import landscape_figures
 
@@ -358,6 +412,7 @@ def surface(
         "eval_batch_size": eval_batch_size,
         "loss_fn": describe_loss(loss_fn),
     }
+    loss = _loss(loss_fn, model, engine.device, batches)  # refused before any bar or work
     total = num_points**dims
     done = 0 if earlier is None else _points_done(earlier)
     bar = _points_bar(total, done, engine.is_writer)
@@ -372,7 +427,7 @@ def surface(
         result = compute_landscape_in_chunks(
             model,
             batches,
-            loss_fn=_loss(loss_fn, model, engine.device, batches),
+            loss_fn=loss,
             dims=dims,
             num_points=num_points,
             span=span,
@@ -385,6 +440,7 @@ def surface(
             resume=earlier,
             on_chunk=save,
             directions=None if directions == "random" else directions,
+            params=params,
         )
     bar.close()
     if not engine.is_writer:
@@ -447,7 +503,8 @@ def interpolate(
     devices: int | list[int] | str = 1,
     num_nodes: int = 1,
     strategy: str = "auto",
-    loss_fn: LossSpec = None,
+    loss_fn: LossOption = None,
+    params: list[str] | None = None,
 ) -> list[str]:
     """The loss along ``(1−α)·start + α·end`` (every float buffer too): ``interpolation.npz`` + figure.
 
@@ -465,9 +522,10 @@ def interpolate(
         eval_batch_size: evaluation batch size.
         seed: seed of the subset.
         num_workers: loader workers of the streamed data (default: the data module's loader's).{engine}
-        loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
-            a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
-            module's ``{{class_path, init_args}}``.
+        loss_fn: default: the module's own training_step loss (cross-entropy for a plain
+            module); ``cross_entropy``, a method name, a dotted path of a function
+            ``loss_fn(model, batch)`` or of a loss class, or ``{{class_path, init_args}}``.
+        params: glob patterns of the parameters to vary (e.g. ``'*.lora_*'``); default all.
     """
     from .plotting.trajectory import plot_interpolation
 
@@ -476,16 +534,18 @@ def interpolate(
     batches = _data(
         data, model, num_samples, eval_batch_size, seed, engine, stream=True, num_workers=num_workers
     )
+    loss = _loss(loss_fn, model, engine.device, batches)
+    states = _state_dict(start, "start"), _state_dict(end, "end")
     with progress_reporter(engine.is_writer, num_points, "interpolation") as on_point, engine.sharded():
         result = interpolate_states(
             model,
             batches,
-            _state_dict(start, "start"),
-            _state_dict(end, "end"),
+            *states,
             num_points=num_points,
             alpha_range=alpha_range,
-            loss_fn=_loss(loss_fn, model, engine.device, batches),
+            loss_fn=loss,
             on_point=on_point,
+            params=params,
         )
     if not engine.is_writer:
         return []
@@ -516,7 +576,8 @@ def connect(
     eval_batch_size: int = 128,
     seed: int = 0,
     accelerator: str = "auto",
-    loss_fn: LossSpec = None,
+    loss_fn: LossOption = None,
+    params: list[str] | None = None,
 ) -> list[str]:
     """A curve of low loss between two checkpoints (Garipov et al.), against the straight line:
     ``connect.npz``, ``connect.png`` and the figure in a TensorBoard event file in ``output_dir``.
@@ -540,9 +601,10 @@ def connect(
         eval_batch_size: batch size of that subset (the bends' training batches too).
         seed: seed of the subset, the ``t`` draws and dropout.
         accelerator: ``auto``, ``cpu``, ``gpu``/``cuda``, ``mps``... (one device).
-        loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
-            a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
-            module's ``{class_path, init_args}``.
+        loss_fn: default: the module's own training_step loss (cross-entropy for a plain
+            module); ``cross_entropy``, a method name, a dotted path of a function
+            ``loss_fn(model, batch)`` or of a loss class, or ``{class_path, init_args}``.
+        params: glob patterns of the parameters the bends move (e.g. ``'*.lora_*'``); default all.
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -552,20 +614,22 @@ def connect(
     engine = _Engine(accelerator, 1, 1, "auto")
     model, data = load_model_and_data(model_config, None, model_class, data_class, engine.device)
     batches = _data(data, model, num_samples, eval_batch_size, seed, engine, stream=False)
+    loss = _loss(loss_fn, model, engine.device, batches)
+    states = _state_dict(start, "start"), _state_dict(end, "end")
     with progress_reporter(True, steps, "curve") as on_step:
         result = connect_states(
             model,
             batches,
-            _state_dict(start, "start"),
-            _state_dict(end, "end"),
+            *states,
             curve=curve,
             num_bends=num_bends,
             steps=steps,
             lr=lr,
             seed=seed,
             num_points=num_points,
-            loss_fn=_loss(loss_fn, model, engine.device, batches),
+            loss_fn=loss,
             on_step=on_step,
+            params=params,
         )
     os.makedirs(output_dir, exist_ok=True)
     paths = [result.save(os.path.join(output_dir, "connect.npz"))]
@@ -591,6 +655,8 @@ def sharpness(
     model_class: str | None = None,
     data_class: str | None = None,
     measures: list[str] | None = None,
+    per_layer: bool = False,
+    per_batch: bool = False,
     num_samples: int | Literal["all"] = 1024,
     eval_batch_size: int = 256,
     seed: int = 0,
@@ -598,27 +664,37 @@ def sharpness(
     devices: int | list[int] | str = 1,
     num_nodes: int = 1,
     strategy: str = "auto",
-    loss_fn: LossSpec = None,
+    loss_fn: LossOption = None,
+    params: list[str] | None = None,
 ) -> list[str]:
-    """Curvature and sharpness of a checkpoint: ``sharpness.json`` with every value.
+    """Curvature and sharpness of a checkpoint: a table of the values, ``sharpness.json`` with
+    each of them and ``sharpness.npz`` (a ``SharpnessRecord``, as a ``SharpnessMonitor`` writes:
+    ``lightning-landscape plot`` draws its figures).
 
     Args:
         model_config: LightningCLI YAML with the ``model`` and ``data`` sections.
         ckpt_path: Lightning checkpoint with the weights.
-        output_dir: folder for the result.
+        output_dir: folder for the results.
         model_class: dotted path of the LightningModule when the config names none.
         data_class: dotted path of the LightningDataModule when the config names none.
         measures: any of top_eigenvalue, trace, keskar, adaptive_worst, average,
             filter_normalized_eigenvalue, basin_volume (default: the first three).
+        per_layer: also the top eigenvalue and trace of each layer's diagonal Hessian block.
+        per_batch: also the top eigenvalue of each batch of ``eval_batch_size`` on its own.
         num_samples: evaluation subset drawn from the training data; ``all``: the whole training
             set (each process caches its shard on its device).
         eval_batch_size: evaluation batch size.
         seed: seed of the subset and the estimators.{engine}
-        loss_fn: ``None`` (the module's own training_step loss), ``cross_entropy``, a method name,
-            a dotted path of a function ``loss_fn(model, batch)`` or of a loss class, or a loss
-            module's ``{{class_path, init_args}}``.
+        loss_fn: default: the module's own training_step loss (cross-entropy for a plain
+            module); ``cross_entropy``, a method name, a dotted path of a function
+            ``loss_fn(model, batch)`` or of a loss class, or ``{{class_path, init_args}}``.
+        params: glob patterns of the parameters to measure (e.g. ``'*.lora_*'``); default all.
     """
     from tqdm.auto import tqdm
+
+    from .core.evaluation import total_samples
+    from .core.measures import per_batch as per_batch_outcome
+    from .core.measures import per_layer as per_layer_outcome
 
     measures = list(measures or ["top_eigenvalue", "trace", "keskar"])
     for name in measures:
@@ -627,22 +703,48 @@ def sharpness(
     model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, engine.device)
     batches = _data(data, model, num_samples, eval_batch_size, seed, engine, stream=False)
     loss = _loss(loss_fn, model, engine.device, batches)
-    values: dict[str, Any] = {
-        "checkpoint": os.path.abspath(ckpt_path),
-        "num_samples": num_samples,
-        "seed": seed,
-        "loss_fn": describe_loss(loss_fn),
-    }
+    options = {} if params is None else {"params": params}
+    values: dict[str, float] = {}
+    settings: dict[str, Any] = {"measures": measures, "seed": seed, "loss": loss_name(loss), "data": "train"}
+    arrays: dict[str, torch.Tensor] = {}
+    tasks = [
+        lambda name=name: measure(model, batches, name, seed=seed, loss_fn=loss, **options)
+        for name in measures
+    ]
+    if per_layer:
+        view = {m: options for m in measures}
+        tasks.append(
+            lambda: per_layer_outcome(
+                model, batches, measures, "module", loss_fn=loss, seed=seed, options=view
+            )
+        )
+    if per_batch:
+        view = {"top_eigenvalue": options}
+        tasks.append(lambda: per_batch_outcome(model, batches, loss_fn=loss, seed=seed, options=view))
     with engine.sharded():
-        for name in tqdm(measures, desc="sharpness", leave=False, disable=not engine.is_writer):
-            values.update(measure(model, batches, name, seed=seed, loss_fn=loss).values)
+        settings["num_samples"] = total_samples(batches)  # what exists, every process's together
+        for task in tqdm(tasks, desc="sharpness", leave=False, disable=not engine.is_writer):
+            outcome = task()
+            values.update(outcome.values)
+            settings.update(outcome.settings)
+            arrays.update(outcome.arrays)
     if not engine.is_writer:
         return []
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "sharpness.json")
     with open(path, "w") as fh:
-        json.dump(values, fh, indent=2)
-    return _written([path])
+        json.dump({"checkpoint": os.path.abspath(ckpt_path), **settings, "values": values}, fh, indent=2)
+    record = SharpnessRecord(values, arrays, {**settings, "checkpoint": os.path.abspath(ckpt_path)})
+    print(_table(values))
+    return _written([path, record.save(os.path.join(output_dir, "sharpness.npz"))])
+
+
+def _table(values: dict[str, float]) -> str:
+    """The values as an aligned two-column table (what a terminal shows)."""
+    width = max((len(name) for name in values), default=5)
+    rows = [f"{'measure':<{width}}  value", f"{'-' * width}  {'-' * 12}"]
+    rows += [f"{name:<{width}}  {value:.6g}" for name, value in values.items()]
+    return "\n".join(rows)
 
 
 sharpness.__doc__ = sharpness.__doc__.format(engine=_ENGINE_ARGS)
@@ -651,54 +753,41 @@ sharpness.__doc__ = sharpness.__doc__.format(engine=_ENGINE_ARGS)
 def plot(
     result: str,
     output_dir: str = "figures",
-    kind: Literal[
-        "all",
-        "curve",
-        "contour",
-        "contour_filled",
-        "surface_3d",
-        "hessian_density",
-        "basin_radii",
-        "eigenvalue_ratio_map",
-    ] = "all",
+    kind: str = "all",
     log_scale: bool = False,
     levels: int = 20,
     elev: float = 30.0,
     azim: float = -60.0,
 ) -> list[str]:
-    """Redraw a saved result (``.npz``) without the model: a landscape, or a sharpness record.
+    """Redraw any result file this package writes (``.npz``), without the model: a landscape, an
+    interpolation, a trajectory, a sharpness record, a curve between minima, a barrier matrix, a
+    spectral density, a ratio map, basin radii, per-batch or per-layer curvature. A file of
+    numbers only is named as such, with its values.
 
     Args:
-        result: a ``LandscapeResult`` file (a monitor's or ``surface``'s output) or a
-            ``SharpnessRecord`` file (a ``SharpnessMonitor``'s).
+        result: the result file (a monitor's, a command's or a function's ``save``).
         output_dir: folder for the PNGs.
-        kind: which figure (``curve`` for 1D results; ``contour``, ``contour_filled``,
-            ``surface_3d`` for 2D; ``hessian_density``, ``basin_radii``, ``eigenvalue_ratio_map``
-            for sharpness records that measured them); ``all`` draws each.
+        kind: which figure (``all``: each; the names depend on the result: ``curve``,
+            ``contour``, ``contour_filled``, ``surface_3d``, ``interpolation``, ``pca_plane``,
+            ``hessian_density``, ``basin_radii``, ``eigenvalue_ratio_map``, ``per_layer``,
+            ``per_batch_top_eigenvalue``, ``curve_vs_line``, ``barrier_matrix``).
         log_scale: draw log10 of the loss.
         levels: number of contour levels.
         elev: elevation of the 3D view, in degrees.
         azim: azimuth of the 3D view, in degrees.
     """
-    from .plotting.curvature import sharpness_figures
-    from .plotting.landscape import plot_landscape_1d, plot_landscape_contour, plot_landscape_surface
+    from .plotting.results import result_figures
 
-    if result_format(result) == "lightning_landscape.SharpnessRecord":
-        record = SharpnessRecord.load(result)
-        drawers = {name: (lambda fig=fig: fig) for name, fig in sharpness_figures(record).items()}
-        return _draw(drawers, kind, result, output_dir, "this sharpness record")
-    loaded = LandscapeResult.load(result)
-    if loaded.dims == 1:
-        drawers = {"curve": lambda: plot_landscape_1d(loaded, log_scale=log_scale)}
-    else:
-        drawers = {
-            "contour": lambda: plot_landscape_contour(loaded, levels=levels, log_scale=log_scale),
-            "contour_filled": lambda: plot_landscape_contour(
-                loaded, filled=True, levels=levels, log_scale=log_scale
-            ),
-            "surface_3d": lambda: plot_landscape_surface(loaded, log_scale=log_scale, elev=elev, azim=azim),
-        }
-    return _draw(drawers, kind, result, output_dir, f"a {loaded.dims}D result")
+    loaded = load_result(result)
+    drawers = result_figures(loaded, log_scale=log_scale, levels=levels, elev=elev, azim=azim)
+    if not drawers:
+        values = loaded.scalars() if hasattr(loaded, "scalars") else {}
+        shown = ", ".join(f"{k} = {v:.6g}" for k, v in list(values.items())[:8]) or "none"
+        raise ValueError(
+            f"`result` {result!r} holds a {type(loaded).__name__} of numbers only, with no figure to "
+            f"draw (its values: {shown})."
+        )
+    return _draw(drawers, kind, result, output_dir, f"this {type(loaded).__name__}")
 
 
 def _draw(drawers: dict[str, Any], kind: str, result: str, output_dir: str, what: str) -> list[str]:
@@ -741,9 +830,27 @@ def run(args: Sequence[str] | None = None) -> Any:
     return auto_cli(COMMANDS, args=None if args is None else list(args), as_positional=False)
 
 
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
+"""What a user's input provokes (a missing file, a wrong config, a bad option): said in one line."""
+
+
 def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of the ``lightning-landscape`` console script (exit status 0 on success)."""
-    run(args)
+    """Entry point of the ``lightning-landscape`` console script: exit status 0 on success; a
+    user's mistake is said in one line (``lightning-landscape: error: ...``) with exit status 2,
+    and ``--debug`` (anywhere among the arguments) shows its traceback instead (:func:`run` returns
+    what a command returns)."""
+    argv = list(sys.argv[1:] if args is None else args)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        run(argv)
+    except USER_ERRORS as exc:
+        if debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"lightning-landscape: error: {message}", file=sys.stderr)
+        print("(run it again with --debug for the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "FALLBACK_DIR",
+    "epoch_index",
     "logging_step",
     "prepare_output_dir",
     "figure_writers",
@@ -60,6 +61,16 @@ def logging_step(trainer: pl.Trainer) -> int:
     loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
     stepped = getattr(loop, "_batches_that_stepped", None)
     return max(0, (trainer.global_step if stepped is None else stepped) - 1)
+
+
+def epoch_index(trainer: pl.Trainer) -> int:
+    """The index of the epoch a run belongs to, as Lightning's checkpoints name it (``epoch=2`` for
+    the third): the epoch ending at an epoch end, the last one begun when training ends (Lightning
+    counts ``current_epoch`` one further after a finished last epoch)."""
+    progress = getattr(getattr(trainer, "fit_loop", None), "epoch_progress", None)
+    if progress is None:
+        return trainer.current_epoch
+    return max(0, progress.current.ready - 1)
 
 
 def prepare_output_dir(trainer: pl.Trainer) -> None:
@@ -131,7 +142,8 @@ def log_figures(
         else:
             folder = output_dir(trainer, fallback_subdir)
             os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, f"{_safe_name(tag)}-step={step:06d}.png")
+            # named by the training step, as the result files and Lightning's checkpoints are
+            path = os.path.join(folder, f"{_safe_name(tag)}-step={trainer.global_step:06d}.png")
             fig.savefig(path, dpi=100)
             paths.append(path)
         fig.clear()

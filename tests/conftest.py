@@ -2,6 +2,7 @@ import os
 import sys
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 sys.path.insert(0, os.path.dirname(__file__))
@@ -25,3 +26,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
         with open(path, "w") as fh:
             json.dump({suite: dict(counts) for suite, counts in OUTCOMES.items()}, fh, indent=1)
+
+
+@pytest.fixture(scope="module")
+def regression_run(tmp_path_factory):
+    """A regression module with dict batches (tests/user_modules.py), two checkpoints, its config."""
+    from problems import fit_two_epochs
+    from user_modules import RegressionData, RegressionModule
+
+    root = tmp_path_factory.mktemp("regression")
+    config = (
+        "model:\n  class_path: user_modules.RegressionModule\n  init_args: {dict_batches: true}\n"
+        "data:\n  class_path: user_modules.RegressionData\n  init_args: {dict_batches: true}\n"
+    )
+    return fit_two_epochs(
+        root, RegressionModule(dict_batches=True), RegressionData(dict_batches=True), config
+    )

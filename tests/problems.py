@@ -220,3 +220,24 @@ def fit_classifier(tmp_path, callbacks, *, seed: int, model=None, ckpt_path=None
     trainer = Trainer(callbacks=callbacks, **trainer_kwargs(tmp_path, **overrides))
     trainer.fit(model, image_loader(shuffle=shuffle), ckpt_path=ckpt_path)
     return trainer, model
+
+
+def fit_two_epochs(root, model, data, config: str):
+    """2 epochs, a checkpoint per epoch: (root, config path, epoch-0 and epoch-1 checkpoints, model)."""
+    from lightning.pytorch import Trainer, seed_everything
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    seed_everything(0)
+    checkpoints = ModelCheckpoint(dirpath=str(root / "ckpt"), save_top_k=-1, filename="{epoch}")
+    trainer = Trainer(
+        default_root_dir=str(root),
+        max_epochs=2,
+        logger=False,
+        callbacks=[checkpoints],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, data)
+    (root / "config.yaml").write_text(config)
+    ckpt = root / "ckpt"
+    return root, str(root / "config.yaml"), str(ckpt / "epoch=0.ckpt"), str(ckpt / "epoch=1.ckpt"), model

@@ -9,8 +9,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 import torch
-from lightning.pytorch import Trainer, seed_everything
-from lightning.pytorch.callbacks import ModelCheckpoint
+from problems import fit_two_epochs as _fit_two_epochs
 
 from lightning_landscape import LandscapeResult, compute_landscape
 from lightning_landscape.cli import run as main
@@ -29,24 +28,6 @@ def digits_run(tmp_path_factory):
 
     config = "model:\n  arch: mlp\ndata:\n  batch_size: 64\n"
     return _fit_two_epochs(root, DigitsClassifier(arch="mlp"), DigitsDataModule(batch_size=64), config)
-
-
-def _fit_two_epochs(root, model, data, config: str):
-    """2 epochs, a checkpoint per epoch: (root, config path, epoch-0 and epoch-1 checkpoints, model)."""
-    seed_everything(0)
-    checkpoints = ModelCheckpoint(dirpath=str(root / "ckpt"), save_top_k=-1, filename="{epoch}")
-    trainer = Trainer(
-        default_root_dir=str(root),
-        max_epochs=2,
-        logger=False,
-        callbacks=[checkpoints],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, data)
-    (root / "config.yaml").write_text(config)
-    ckpt = root / "ckpt"
-    return root, str(root / "config.yaml"), str(ckpt / "epoch=0.ckpt"), str(ckpt / "epoch=1.ckpt"), model
 
 
 def test_surface_writes_a_result_equal_to_compute_landscape_and_figures(digits_run, capsys):
@@ -142,8 +123,9 @@ def test_sharpness_writes_its_values(digits_run):
         + CLASSES
         + ["--measures", "[top_eigenvalue, keskar]", "--num_samples", "128", "--accelerator", "cpu"]
     )
-    values = json.loads((out / "sharpness.json").read_text())
-    assert values["top_eigenvalue"] > 0 and values["keskar"] >= 0 and values["num_samples"] == 128
+    written = json.loads((out / "sharpness.json").read_text())
+    values = written["values"]
+    assert values["top_eigenvalue"] > 0 and values["keskar"] >= 0 and written["num_samples"] == 128
 
 
 def test_plot_redraws_a_saved_result_without_the_model(tmp_path):
@@ -159,7 +141,9 @@ def test_plot_redraws_a_saved_result_without_the_model(tmp_path):
         "r-surface_3d.png",
     ]
     line = compute_landscape(net, data, dims=1, num_points=5).save(tmp_path / "line.npz")
-    with pytest.raises(ValueError, match="`kind` 'contour' does not fit a 1D result"):
+    with pytest.raises(
+        ValueError, match="`kind` 'contour' does not fit this LandscapeResult; choose from \\['curve'\\]"
+    ):
         main(["plot", "--result", line, "--kind", "contour", "--output_dir", str(tmp_path / "f")])
 
 
@@ -209,21 +193,6 @@ def test_console_script_exits_zero_and_lists_the_commands(tmp_path):
 
 
 # ---------------------------------------------------------------- a user's regression checkpoint
-@pytest.fixture(scope="module")
-def regression_run(tmp_path_factory):
-    """A regression module with dict batches (tests/user_modules.py), two checkpoints, its config."""
-    from user_modules import RegressionData, RegressionModule
-
-    root = tmp_path_factory.mktemp("regression")
-    config = (
-        "model:\n  class_path: user_modules.RegressionModule\n  init_args: {dict_batches: true}\n"
-        "data:\n  class_path: user_modules.RegressionData\n  init_args: {dict_batches: true}\n"
-    )
-    return _fit_two_epochs(
-        root, RegressionModule(dict_batches=True), RegressionData(dict_batches=True), config
-    )
-
-
 def _regression_reference(model, batches) -> float:
     return float(
         sum(model.reference_loss(b) * len(b["target"]) for b in batches)
@@ -265,8 +234,9 @@ def test_surface_and_sharpness_of_a_regression_checkpoint(regression_run, loss_f
             "[top_eigenvalue]",
         ]
     )
-    values = json.loads((root / f"sharp-{loss_fn}" / "sharpness.json").read_text())
-    assert values["top_eigenvalue"] > 0 and values["loss_fn"] == (loss_fn or "training_step")
+    written = json.loads((root / f"sharp-{loss_fn}" / "sharpness.json").read_text())
+    assert written["values"]["top_eigenvalue"] > 0
+    assert written["loss"] == {"user_modules.dict_mse": "dict_mse"}.get(loss_fn, "training_step")
 
 
 def test_interpolate_a_regression_checkpoint_with_its_own_loss(regression_run):

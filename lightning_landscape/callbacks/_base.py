@@ -147,6 +147,7 @@ class EpochMonitor(Callback):
         self._seconds_per_unit: float | None = None  # measured cost of one unit of work
         self._restored: tuple[float, float] | None = None  # (spent, training seconds) of a checkpoint
         self._training_seconds = 0.0  # the ledger's training time at the last epoch end
+        self._overhead_step: int | None = None  # the step {tag}/overhead was last logged at
 
     @property
     def is_budgeted(self) -> bool:
@@ -314,7 +315,11 @@ class EpochMonitor(Callback):
 
     def log_overhead(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """``{tag}/overhead``: this monitor's time over the training time so far (and, budgeted,
-        ``{tag}/num_skipped``)."""
+        ``{tag}/num_skipped``); once per step (a run at the end of training at the step of the last
+        epoch end adds nothing new to log)."""
+        if self._overhead_step == trainer.global_step and self._hook == "train_end":
+            return
+        self._overhead_step = trainer.global_step
         training = self._training_seconds = _budget.ledger_of(trainer).training_seconds()
         values = {f"{self.tag}/overhead": self.spent_seconds / training if training > 0 else 0.0}
         if self.is_budgeted:

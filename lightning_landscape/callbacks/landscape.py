@@ -25,7 +25,7 @@ from ..core.params import observing
 from ..core.results import LandscapeResult
 from ..export import surface_mesh
 from ..plotting.landscape import landscape_figures
-from ..reporting import log_mesh, output_dir
+from ..reporting import epoch_index, log_mesh, output_dir
 from ..user_module import LossSpec
 from ._base import EpochMonitor
 
@@ -229,7 +229,7 @@ class LossLandscapeMonitor(EpochMonitor):
             points_memory_mb=self.points_memory_mb,
             autocast=self.autocast,
             compile=self.compile,
-            epoch=trainer.current_epoch,
+            epoch=epoch_index(trainer),
             global_step=trainer.global_step,
         )
 

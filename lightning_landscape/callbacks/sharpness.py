@@ -14,17 +14,16 @@ from typing_extensions import override
 from .._checks import check_bool, check_int
 from ..core import measures as registry
 from ..core.blocks import check_blocks
-from ..core.curvature import eigenvalue_ratio_map, hessian_density, hessian_eigenvalues, hessian_trace
-from ..core.distributed import sharded
-from ..core.evaluation import total_samples
+from ..core.curvature import eigenvalue_ratio_map, hessian_density
+from ..core.evaluation import evaluation_subset, total_samples
 from ..core.landscape import check_grid_size, progress_reporter
 from ..core.measures import MEASURES, check_measure_options
 from ..core.params import selected_parameters
 from ..core.results import SharpnessRecord
 from ..core.spectrum import check_slq_size
 from ..plotting.curvature import sharpness_figures
-from ..reporting import output_dir
-from ..user_module import CROSS_ENTROPY, LossSpec, describe_loss
+from ..reporting import epoch_index, output_dir
+from ..user_module import CROSS_ENTROPY, LossSpec, batch_transfer, describe_loss
 from ._base import EpochMonitor
 
 __all__ = ["SharpnessMonitor"]
@@ -39,7 +38,6 @@ MeasureName = Literal[
     "basin_volume",
 ]
 # the options of "top_eigenvalue" that its per-layer and per-batch views take too
-_LANCZOS_OPTIONS = ("tol", "max_iter", "min_iter", "names", "params")
 _Parts = tuple[dict[str, float], dict[str, Any], dict[str, torch.Tensor]]  # scalars, settings, arrays
 
 
@@ -90,7 +88,8 @@ class SharpnessMonitor(EpochMonitor):
             the Hessian is logged as ``{tag}/<measure>/<block>``, with the bar chart
             ``{tag}/per_layer``.
         per_batch: also the top eigenvalue of the loss on each batch of the evaluation subset on
-            its own (the "λ_max spectra" of the ViT landscape papers): the histogram
+            its own, in batches of the training loader's batch size (the batches an optimizer
+            step sees; the "λ_max spectra" of the ViT landscape papers): the histogram
             ``{tag}/per_batch_top_eigenvalue`` and its ``mean``/``median``/``min``/``max``/``std``
             as ``{tag}/per_batch_top_eigenvalue/<stat>``. With several processes, each measures
             its own batches and global rank zero's are drawn.
@@ -181,6 +180,7 @@ class SharpnessMonitor(EpochMonitor):
                 )
         self.per_layer = "module" if per_layer is True else (per_layer or None)
         self.per_batch = check_bool("per_batch", per_batch)
+        self._training_batches: tuple[Any, list[Any]] | None = None  # per_batch's subset, training-sized
 
     @property
     @override
@@ -234,7 +234,7 @@ class SharpnessMonitor(EpochMonitor):
         if tagged:
             self.report_figures(trainer, tagged, self.logging_step(trainer), "sharpness")
         if self.save_results:
-            name = f"{self.tag}-epoch={trainer.current_epoch:03d}-step={trainer.global_step:06d}.npz"
+            name = f"{self.tag}-epoch={epoch_index(trainer):03d}-step={trainer.global_step:06d}.npz"
             self.saved_files.append(record.save(os.path.join(output_dir(trainer, "sharpness"), name)))
 
     @override
@@ -250,7 +250,7 @@ class SharpnessMonitor(EpochMonitor):
         if self.per_layer is not None:
             tasks.append(self._per_layer)
         if self.per_batch:
-            tasks.append(self._per_batch)
+            tasks.append(partial(self._per_batch, trainer))
         values: dict[str, float] = {}
         settings: dict[str, Any] = {
             "measures": list(self.measures),
@@ -270,7 +270,7 @@ class SharpnessMonitor(EpochMonitor):
                 if on_point:
                     on_point(done)
         return SharpnessRecord(
-            values, arrays, settings, epoch=trainer.current_epoch, global_step=trainer.global_step
+            values, arrays, settings, epoch=epoch_index(trainer), global_step=trainer.global_step
         )
 
     def _options(self, measure: str) -> dict[str, Any]:
@@ -327,54 +327,45 @@ class SharpnessMonitor(EpochMonitor):
         }
         return {}, {}, arrays
 
-    def _curvature_options(self, measure: str, allowed: Sequence[str]) -> dict[str, Any]:
-        """The options given for ``measure`` in ``measure_kwargs`` that a per-block or per-batch run
-        takes too (its tolerances and iteration counts), so every view of a measure agrees."""
-        return {k: v for k, v in self._options(measure).items() if k in allowed}
+    def _view_options(self) -> dict[str, dict[str, Any]]:
+        return {measure: self._options(measure) for measure in ("top_eigenvalue", "trace")}
 
     def _per_layer(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
-        loss_fn = self.loss_function(pl_module)
-        values: dict[str, float] = {}
-        arrays: dict[str, torch.Tensor] = {}
-        blocks: dict[str, list[str]] = {}
-        if "top_eigenvalue" in self.measures:
-            options = self._curvature_options("top_eigenvalue", _LANCZOS_OPTIONS)
-            top = hessian_eigenvalues(
-                pl_module, batches, k=1, loss_fn=loss_fn, seed=self.seed, blocks=self.per_layer, **options
-            )
-            blocks = top.blocks
-            values.update({f"top_eigenvalue/{b}": float(r.eigenvalues[0]) for b, r in top.results.items()})
-            arrays["per_layer/top_eigenvalue"] = torch.stack([r.eigenvalues[0] for r in top.results.values()])
-        if "trace" in self.measures:
-            options = self._curvature_options("trace", ("num_probes", "method", "names", "params"))
-            trace = hessian_trace(
-                pl_module, batches, loss_fn=loss_fn, seed=self.seed, blocks=self.per_layer, **options
-            )
-            blocks = trace.blocks
-            values.update({f"trace/{b}": r.estimate for b, r in trace.results.items()})
-            arrays["per_layer/trace"] = torch.tensor(
-                [r.estimate for r in trace.results.values()], dtype=torch.float64
-            )
-        return values, {"per_layer": {"blocks": blocks}}, arrays
+        outcome = registry.per_layer(
+            pl_module,
+            batches,
+            self.measures,
+            self.per_layer,
+            loss_fn=self.loss_function(pl_module),
+            seed=self.seed,
+            options=self._view_options(),
+        )
+        return outcome.values, outcome.settings, outcome.arrays
 
-    def _per_batch(self, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
-        options = self._curvature_options("top_eigenvalue", _LANCZOS_OPTIONS)
-        with sharded(None):  # each batch on its own, on this process
-            result = hessian_eigenvalues(
-                pl_module,
-                batches,
-                k=1,
-                loss_fn=self.loss_function(pl_module),
-                seed=self.seed,
-                per_batch=True,
-                **options,
+    def _per_batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batches: list[Any]) -> _Parts:
+        """The top eigenvalue of each training-sized batch of the subset: the same samples, in
+        batches of the training loader's ``batch_size`` (the evaluation batch size without one)."""
+        size = getattr(self.loader(trainer), "batch_size", None) or self.eval_batch_size
+        if self._training_batches is None or self._training_batches[0] != (size, pl_module.device):
+            subset = evaluation_subset(
+                self.loader(trainer),
+                self.num_samples,
+                size,
+                self.seed,
+                pl_module.device,
+                rank=trainer.global_rank,
+                world_size=trainer.world_size,
+                transfer=batch_transfer(pl_module, pl_module.device, trainer.datamodule),
             )
-        values = {f"per_batch_top_eigenvalue/{k}": v for k, v in result.scalars().items()}
-        arrays = {
-            "per_batch/top_eigenvalue": result.eigenvalues[:, 0],
-            "per_batch/batch_sizes": result.batch_sizes,
-        }
-        return values, {}, arrays
+            self._training_batches = ((size, pl_module.device), subset)
+        outcome = registry.per_batch(
+            pl_module,
+            self._training_batches[1],
+            loss_fn=self.loss_function(pl_module),
+            seed=self.seed,
+            options=self._view_options(),
+        )
+        return outcome.values, outcome.settings, outcome.arrays
 
 
 def _checked_kwargs(

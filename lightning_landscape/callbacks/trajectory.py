@@ -22,7 +22,7 @@ from ..core.landscape import check_grid_size, progress_reporter
 from ..core.params import selected_parameters
 from ..core.trajectory import SnapshotBuffer, TrajectoryResult, trajectory_landscape
 from ..plotting.trajectory import plot_trajectory
-from ..reporting import log_histograms, log_text, output_dir
+from ..reporting import epoch_index, log_histograms, log_text, output_dir
 from ..user_module import LossSpec
 from ._base import EpochMonitor
 
@@ -254,7 +254,7 @@ class TrajectoryMonitor(EpochMonitor):
         self.report_figures(trainer, {f"{self.tag}/pca_plane": figure}, step, "trajectory")
         log_text(trainer, f"{self.tag}/snapshots", _snapshot_table(result), step)
         if self.save_results:
-            name = f"{self.tag}-epoch={trainer.current_epoch:03d}-step={trainer.global_step:06d}.npz"
+            name = f"{self.tag}-epoch={epoch_index(trainer):03d}-step={trainer.global_step:06d}.npz"
             self.saved_files.append(result.save(os.path.join(output_dir(trainer, "trajectory"), name)))
 
     # ------------------------------------------------------------------ checkpointing

@@ -23,7 +23,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Generic, Literal, TypeVar
@@ -122,6 +122,17 @@ class Blockwise(ResultFile, Generic[R]):
 
     def __getitem__(self, block: str) -> R:
         return self.results[block]
+
+    def __iter__(self) -> Iterator[str]:
+        """The block names, in order (``for block in result``, ``dict(result.items())``)."""
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def items(self) -> ItemsView[str, R]:
+        """``(block, result)`` pairs, in order."""
+        return self.results.items()
 
     def scalars(self) -> dict[str, float]:
         """Every block's numbers, as ``<block>/<name>``."""

@@ -42,6 +42,7 @@ from .._checks import (
     check_choice,
     check_fits_in_memory,
     check_int,
+    check_params,
     check_positive_float,
     check_seed,
 )
@@ -58,7 +59,7 @@ from .grid import evaluate_points
 from .inputs import check_model, evaluation_inputs
 from .interpolation import _state, check_states_hold
 from .landscape import check_grid_size
-from .params import named_tensors, observing, perturbable_parameters
+from .params import named_tensors, observing, perturbable_parameters, selected_parameters
 from .results import ResultFile, library_versions
 
 __all__ = [
@@ -333,6 +334,7 @@ def connect(
     num_samples: int | None = None,
     reestimate_bn: bool = True,
     on_step: Callable[[int], None] | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> ConnectivityResult:
     """Train a curve of low loss from ``state_a`` to ``state_b`` and compare it with the straight line.
 
@@ -349,11 +351,14 @@ def connect(
         lr: their learning rate (momentum 0.9).
         seed: seed of the ``t`` draws and of dropout during training.
         num_points: evenly spaced ``t`` in [0, 1] at which both paths are evaluated.
-        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        loss_fn: the loss: any form of :mod:`~lightning_landscape.core.losses`
+            (default: the model's own ``training_step``, else the cross-entropy of ``(x, y)`` class logits).
         num_samples: read at most this many samples of ``batches``.
         reestimate_bn: re-estimate BatchNorm statistics at every evaluated point (see the module
             docstring); without it the statistics are ``state_a``'s everywhere.
         on_step: called with the number of training steps done (progress bars).
+        params: train bends for the trainable parameters matching these glob patterns only (e.g.
+            an adapter); the others keep the model's own values along both paths.
 
     Returns:
         A :class:`ConnectivityResult`.
@@ -381,7 +386,7 @@ def connect(
     check_bool("reestimate_bn", reestimate_bn)
     check_callable("on_step", on_step)
     a_state, b_state = _state(state_a, "state_a", model), _state(state_b, "state_b", model)
-    names = list(perturbable_parameters(model))
+    names = list(selected_parameters(model, params))
     ends = _ends(model, names, a_state, b_state)
     if isinstance(batches, StreamedBatches) and num_samples is None:
         raise ValueError(
@@ -417,6 +422,7 @@ def connect(
         "seed": seed,
         "loss_name": loss_name(loss_fn),
         "reestimate_bn": reestimate_bn,
+        **({} if params is None else {"params": check_params("params", params)}),
     }
     return ConnectivityResult(
         t=t,

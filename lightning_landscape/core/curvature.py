@@ -134,11 +134,12 @@ class PerBatchEigenvalues(ResultFile):
     ARRAYS = {"eigenvalues": "float[b,k]", "batch_sizes": "int[b]", "converged": "bool[b]"}
 
     def scalars(self) -> dict[str, float]:
-        """Summary of the first eigenvalue over batches: mean, median, min, max, std, count."""
+        """Summary of the first eigenvalue over batches: mean, median (of an even count, the mean
+        of the middle two, as the figure's), min, max, std, count."""
         first = self.eigenvalues[:, 0]
         return {
             "mean": float(first.mean()),
-            "median": float(first.median()),
+            "median": float(first.quantile(0.5)),  # the midpoint of the middle two, as numpy's
             "min": float(first.min()),
             "max": float(first.max()),
             "std": float(first.std()) if first.numel() > 1 else 0.0,
@@ -223,7 +224,8 @@ def hessian_eigenvalues(
         batches: evaluation batches (cached on the model's device once).
         k: eigenvalues at each wanted end.
         which: ``"largest"``, ``"smallest"`` (algebraically: the most negative) or ``"both"``.
-        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        loss_fn: the loss: any form of :mod:`~lightning_landscape.core.losses`
+            (default: the model's own ``training_step``, else the cross-entropy of ``(x, y)`` class logits).
         tol: relative residual bound at which Lanczos stops.
         max_iter: at most this many Hessian-vector products.
         min_iter: at least this many products.

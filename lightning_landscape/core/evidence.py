@@ -138,7 +138,8 @@ def log_evidence(
         batches: the data, all of it: N is the number of samples in them.
         prior_precision: λ > 0, the precision of the Gaussian prior on every parameter (a weight
             decay of ``wd`` on the mean loss corresponds to ``λ = N·wd``).
-        loss_fn: ``loss_fn(model, batch) -> mean negative log likelihood``; default cross-entropy.
+        loss_fn: the loss: any form of :mod:`~lightning_landscape.core.losses`
+            (default: the model's own ``training_step``, else the cross-entropy of ``(x, y)`` class logits).
         method: ``"slq"`` (stochastic Lanczos quadrature, ``num_probes × num_steps`` Hessian-vector
             products) or ``"exact"`` (dense ``P×P`` matrix; small models only).
         curvature: ``"hessian"`` (the Laplace approximation as derived) or ``"ggn"``, the

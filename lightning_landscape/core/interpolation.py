@@ -9,12 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._checks import check_callable, check_int, check_span
+from .._checks import check_callable, check_int, check_params, check_span
 from .evaluation import LossFn, loss_name, total_samples
 from .grid import PointWriter, evaluate_points
 from .inputs import check_model, evaluation_inputs
 from .landscape import check_grid_size, check_span_fits, grid_coordinates
-from .params import apart_from, named_tensors, observing
+from .params import apart_from, named_tensors, observing, selected_parameters
 from .results import LandscapeResult, library_versions
 
 __all__ = ["interpolate", "interpolation_coordinates"]
@@ -103,6 +103,7 @@ def interpolate(
     loss_fn: LossFn | None = None,
     on_point: Callable[[int], None] | None = None,
     num_samples: int | None = None,
+    params: str | Sequence[str] | None = None,
 ) -> LandscapeResult:
     """Loss and accuracy along ``θ(α) = (1 − α)·θ_a + α·θ_b``, evaluated in ``model``.
 
@@ -125,8 +126,12 @@ def interpolate(
         state_b: θ_b, likewise.
         num_points: evenly spaced α values (0 and 1 are added if not among them).
         alpha_range: ``(low, high)`` range of α.
-        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy (with accuracy).
+        loss_fn: the loss: any form of :mod:`~lightning_landscape.core.losses`
+            (default: the model's own ``training_step``, else the cross-entropy of ``(x, y)`` class logits).
         on_point: called with the number of points done.
+        num_samples: read at most this many samples from ``batches``.
+        params: interpolate only the trainable parameters matching these glob patterns (and every
+            floating-point buffer); the other parameters keep the model's own values.
 
     Returns:
         A 1D :class:`LandscapeResult` whose ``coords[0]`` are the α values and whose single
@@ -157,6 +162,10 @@ def interpolate(
     a, b = _state(state_a, "state_a", model), _state(state_b, "state_b", model)
     tensors = named_tensors(model)
     names = [n for n, t in tensors.items() if t.is_floating_point()]
+    if params is not None:  # the chosen parameters and every float buffer; the rest keeps the model's
+        chosen = set(selected_parameters(model, params))
+        parameters = {n for n, _ in model.named_parameters()}
+        names = [n for n in names if n in chosen or n not in parameters]
     check_states_hold(names, {"state_a": a, "state_b": b})
     loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
     alphas = interpolation_coordinates(alpha_range, num_points)
@@ -179,5 +188,10 @@ def interpolate(
         bn_mode="eval",
         num_samples=total_samples(cached),
         loss_name=loss_name(loss_fn),
-        extra={"versions": library_versions(), "kind": "interpolation", "alpha_range": list(alpha_range)},
+        extra={
+            "versions": library_versions(),
+            "kind": "interpolation",
+            "alpha_range": list(alpha_range),
+            **({} if params is None else {"params": check_params("params", params)}),
+        },
     )

@@ -243,6 +243,8 @@ def landscape_directions(
         ignore_bias_and_norm=ignore_bias_and_norm,
         directions=directions,
     )
+    if normalization in ("filter", "layer"):
+        _warn_zero_weights(reference, ignore_bias_and_norm, normalization)
     for axis, direction in enumerate(used):
         if not any(bool(t.ne(0).any()) for t in direction.values()):
             raise ValueError(
@@ -259,6 +261,31 @@ def landscape_directions(
             f"{cosine_similarity(used[0], used[1]):+.6f} after normalization): the plane is a line."
         )
     return used
+
+
+def _warn_zero_weights(
+    reference: Mapping[str, torch.Tensor], ignore_bias_and_norm: bool, normalization: str
+) -> None:
+    """Normalization scales a direction to its weights' norms: weights that are all zero (a freshly
+    initialized low-rank adapter's ``B``) get a zero direction and never move, which flattens the
+    picture without a word. Say so, naming them."""
+    import warnings
+
+    zero = [
+        n
+        for n, w in reference.items()
+        if w.numel() and (w.ndim > 1 or not ignore_bias_and_norm) and not w.any()
+    ]
+    if zero:
+        warnings.warn(
+            f"{normalization} normalization scales each direction to its weights' norms, and the weights of "
+            f"{zero[:5]}"
+            f"{' ...' if len(zero) > 5 else ''} are all zero: they do not move, and a landscape over "
+            "them can be flat by construction (an adapter's B at initialization, say). Use "
+            "normalization='layer' or None with a span in absolute units, or measure after training.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def check_span_fits(name: str, span: tuple[float, float], tensors: Iterable[torch.Tensor]) -> None:
@@ -332,7 +359,8 @@ def compute_landscape(
             :mod:`lightning_landscape.core.normalization`.
         ignore_bias_and_norm: hold 1-D parameters (biases, norm-layer affine) fixed.
         seed: seed of the random directions.
-        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        loss_fn: the loss: any form of :mod:`~lightning_landscape.core.losses`
+            (default: the model's own ``training_step``, else the cross-entropy of ``(x, y)`` class logits).
         directions: ``dims`` dicts name → tensor to use instead of random ones; normalized as
             asked, used exactly as given with ``normalization=None``; absent names do not move.
             ``"hessian"``: the top ``dims`` eigenvectors of the loss Hessian on ``batches`` (found

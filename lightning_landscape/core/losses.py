@@ -120,7 +120,8 @@ def cross_entropy_inputs(batch: Any) -> tuple[Any, Any]:
     """``(x, y)`` of an ``(x, y, ...)`` batch, the form the default cross-entropy reads."""
     if not isinstance(batch, (list, tuple)) or len(batch) < 2:
         raise TypeError(
-            "the default loss (`loss_fn=None`: cross-entropy of class logits) expects batches of the "
+            "the cross-entropy of class logits (`loss_fn='cross_entropy'`, the default of a model without a "
+            "training_step) expects batches of the "
             f"form (x, y, ...), got a batch of type {type(batch).__name__}; pass `loss_fn(model, batch)`."
         )
     return batch[0], batch[1]
@@ -133,7 +134,7 @@ def check_class_logits(output: Any, target: Any) -> None:
     >>> check_class_logits(torch.zeros(4, 1), torch.zeros(4, 1))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: the default loss (`loss_fn=None`: ...; got outputs of shape (4, 1) and targets of ...
+    ValueError: the cross-entropy of class logits (...; got outputs of shape (4, 1) and targets of ...
     """
     if not (isinstance(output, torch.Tensor) and is_class_logits(output, target) and output.shape[1] >= 2):
         got_out = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
@@ -143,7 +144,8 @@ def check_class_logits(output: Any, target: Any) -> None:
             else type(target).__name__
         )
         raise ValueError(
-            "the default loss (`loss_fn=None`: cross-entropy of class logits) needs outputs of shape "
+            "the cross-entropy of class logits (`loss_fn='cross_entropy'`, the default of a model without a "
+            "training_step) needs outputs of shape "
             "(N, C) with C >= 2 and integer labels of shape (N,); got outputs of shape "
             f"{got_out} and targets of {got_target}. Pass `loss_fn` (e.g. the module's own loss) "
             "for other tasks."

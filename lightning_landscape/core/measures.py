@@ -30,7 +30,7 @@ from .evaluation import LossFn
 from .sharpness import MEASURE_FUNCTIONS, BasinVolumeResult, check_sharpness_options
 from .sharpness import MEASURES as SHARPNESS_MEASURES
 
-__all__ = ["MEASURES", "MeasureOutcome", "check_measure_options", "measure"]
+__all__ = ["MEASURES", "MeasureOutcome", "check_measure_options", "measure", "per_batch", "per_layer"]
 
 MEASURES = ("top_eigenvalue", "trace", *SHARPNESS_MEASURES)
 """Every measure name, in the order figures and tables list them."""
@@ -133,3 +133,94 @@ def measure(
     return MeasureOutcome(
         values, {"basin": result.extra}, {"basin/radii": result.radii, "basin/crossed": result.crossed}
     )
+
+
+_LANCZOS_OPTIONS = ("tol", "max_iter", "min_iter", "names", "params")
+_TRACE_OPTIONS = ("num_probes", "method", "names", "params")
+
+
+def _view_options(
+    options: Mapping[str, Mapping[str, Any]], name: str, allowed: Iterable[str]
+) -> dict[str, Any]:
+    """The options of ``name`` that a per-layer or per-batch view takes too (its tolerances and
+    iteration counts), so that every view of a measure agrees with the measure itself."""
+    return {k: v for k, v in options.get(name, {}).items() if k in allowed}
+
+
+def per_layer(
+    model: nn.Module,
+    batches: Iterable[Any],
+    measures: Iterable[str],
+    blocks: Any,
+    *,
+    loss_fn: LossFn | None = None,
+    seed: int = 0,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> MeasureOutcome:
+    """The top eigenvalue and the trace (those of ``measures``) of every diagonal block of the
+    Hessian (``blocks``, as for :func:`~lightning_landscape.core.curvature.hessian_eigenvalues`):
+    values ``<measure>/<block>``, arrays ``per_layer/<measure>`` in block order, the blocks in the
+    settings. ``options``: measure → its options (as ``measure_kwargs``)."""
+    options = options or {}
+    values: dict[str, float] = {}
+    arrays: dict[str, torch.Tensor] = {}
+    found: dict[str, list[str]] = {}
+    if "top_eigenvalue" in measures:
+        top = hessian_eigenvalues(
+            model, batches, k=1, loss_fn=loss_fn, seed=seed, blocks=blocks,
+            **_view_options(options, "top_eigenvalue", _LANCZOS_OPTIONS),
+        )  # fmt: skip
+        found = top.blocks
+        values.update({f"top_eigenvalue/{b}": float(r.eigenvalues[0]) for b, r in top.results.items()})
+        arrays["per_layer/top_eigenvalue"] = torch.stack([r.eigenvalues[0] for r in top.results.values()])
+    if "trace" in measures:
+        trace = hessian_trace(
+            model,
+            batches,
+            loss_fn=loss_fn,
+            seed=seed,
+            blocks=blocks,
+            **_view_options(options, "trace", _TRACE_OPTIONS),
+        )
+        found = trace.blocks
+        values.update({f"trace/{b}": r.estimate for b, r in trace.results.items()})
+        arrays["per_layer/trace"] = torch.tensor(
+            [r.estimate for r in trace.results.values()], dtype=torch.float64
+        )
+    return MeasureOutcome(values, {"per_layer": {"blocks": found}}, arrays)
+
+
+def per_batch(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    loss_fn: LossFn | None = None,
+    seed: int = 0,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> MeasureOutcome:
+    """The top eigenvalue of the loss on each batch on its own (on this process): values
+    ``per_batch_top_eigenvalue/<stat>`` (mean, median, min, max, std, num_batches), arrays
+    ``per_batch/top_eigenvalue`` and ``per_batch/batch_sizes``. One batch has no spread: a warning
+    says so."""
+    import warnings
+
+    from .distributed import sharded
+
+    with sharded(None):  # each batch on its own, on this process
+        result = hessian_eigenvalues(
+            model, batches, k=1, loss_fn=loss_fn, seed=seed, per_batch=True,
+            **_view_options(options or {}, "top_eigenvalue", _LANCZOS_OPTIONS),
+        )  # fmt: skip
+    if result.eigenvalues.shape[0] < 2:
+        warnings.warn(
+            f"per-batch curvature of {result.eigenvalues.shape[0]} batch: no spread to show; draw more "
+            "samples or use smaller batches.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    values = {f"per_batch_top_eigenvalue/{k}": v for k, v in result.scalars().items()}
+    arrays = {
+        "per_batch/top_eigenvalue": result.eigenvalues[:, 0],
+        "per_batch/batch_sizes": result.batch_sizes,
+    }
+    return MeasureOutcome(values, {}, arrays)

@@ -45,6 +45,7 @@ __all__ = [
     "register_result_type",
     "result_format",
     "save_arrays",
+    "short_repr",
 ]
 
 _FORMAT_NAME = "lightning_landscape.LandscapeResult"
@@ -100,6 +101,34 @@ def result_type(name: Any, where: str = "") -> type:
             f"lightning_landscape's result types ({known})."
         )
     return found
+
+
+def short_repr(result: Any) -> str:
+    """``Type(field=..., ...)`` with every tensor as its shape and dtype (a number where it holds
+    one) and every container of tensors summarized: a result's repr stays a line or two however
+    large its arrays (a landscape's directions hold a copy of the model)."""
+    parts = [f"{f.name}={_summary(getattr(result, f.name))}" for f in fields(result)]
+    return f"{type(result).__name__}({', '.join(parts)})"
+
+
+def _summary(value: Any, depth: int = 0) -> str:
+    if isinstance(value, torch.Tensor):
+        if value.numel() == 1:
+            return f"tensor({value.item():.6g})"
+        return f"tensor(shape={tuple(value.shape)}, dtype={str(value.dtype).removeprefix('torch.')})"
+    if is_dataclass(value) and not isinstance(value, type):
+        return type(value).__name__ + "(...)" if depth else short_repr(value)
+    if isinstance(value, dict):
+        if value and all(isinstance(v, torch.Tensor) for v in value.values()):
+            return f"{{{len(value)} tensors}}"
+        shown = [f"{k!r}: {_summary(v, depth + 1)}" for k, v in list(value.items())[:6]]
+        return "{" + ", ".join(shown) + (", ..." if len(value) > 6 else "") + "}"
+    if isinstance(value, (list, tuple)):
+        if len(value) > 6 or any(isinstance(v, (dict, torch.Tensor)) for v in value):
+            return f"[{len(value)} {'items' if not value else type(value[0]).__name__ + 's'}]"
+        return repr(value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _at(where: str) -> str:
@@ -441,6 +470,8 @@ class LandscapeResult:
     extra: dict[str, Any] = field(default_factory=dict)
     computed: torch.Tensor | None = None
 
+    __repr__ = short_repr
+
     @property
     def is_complete(self) -> bool:
         """Whether every grid point was evaluated (``computed`` is ``None`` or all True)."""
@@ -625,6 +656,8 @@ class SharpnessRecord:
     epoch: int | None = None
     global_step: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    __repr__ = short_repr
 
     def scalars(self) -> dict[str, float]:
         """Every measured value by name (what the monitor logs)."""
@@ -836,6 +869,8 @@ class ResultFile:
         super().__init_subclass__(**kwargs)
         if cls.__module__.startswith(_PREFIX):
             register_result_type(cls)
+        if "__repr__" not in vars(cls):  # @dataclass keeps a __repr__ the class has
+            cls.__repr__ = short_repr  # type: ignore[method-assign]
 
     @classmethod
     def format_name(cls) -> str:

@@ -42,8 +42,9 @@ from .._checks import (
     check_seed,
     renamed,
 )
+from .curvature import hessian_eigenvalues, hessian_trace
 from .directions import iter_random_directions
-from .evaluation import LossFn
+from .evaluation import LossFn, evaluate
 from .hessian import HessianOperator, hessian_context
 from .inputs import check_model, evaluation_inputs
 from .losses import check_loss_spec
@@ -67,7 +68,17 @@ __all__ = [
 ]
 
 MEASURES = ("keskar", "adaptive_worst", "average", "filter_normalized_eigenvalue", "basin_volume")
-Measure = Literal["keskar", "adaptive_worst", "average", "filter_normalized_eigenvalue", "basin_volume"]
+CURVATURE_MEASURES = ("top_eigenvalue", "trace")
+"""The curvature measures ``sharpness`` takes too, as ``SharpnessMonitor`` does."""
+Measure = Literal[
+    "keskar",
+    "adaptive_worst",
+    "average",
+    "filter_normalized_eigenvalue",
+    "basin_volume",
+    "top_eigenvalue",
+    "trace",
+]
 
 
 @dataclass(frozen=True)
@@ -557,6 +568,24 @@ def basin_volume(
     )
 
 
+def _curvature_measure(
+    model, batches, measure, loss_fn, seed, num_samples, params, max_iter, tol, num_probes
+):
+    """``top_eigenvalue`` (:func:`~lightning_landscape.core.curvature.hessian_eigenvalues`, ``k=1``)
+    or ``trace`` (:func:`~lightning_landscape.core.curvature.hessian_trace`) with the centre loss."""
+    common = {"loss_fn": loss_fn, "seed": seed, "num_samples": num_samples, "params": params}
+    if measure == "top_eigenvalue":
+        top = hessian_eigenvalues(model, batches, k=1, max_iter=max_iter, tol=tol, **common)
+        value, stderr, extra = float(top.eigenvalues[0]), None, {"converged": top.converged}
+    else:
+        trace = hessian_trace(
+            model, batches, **({} if num_probes is None else {"num_probes": num_probes}), **common
+        )
+        value, stderr, extra = trace.estimate, trace.stderr, {"method": trace.method}
+    center = evaluate(model, batches, loss_fn, num_samples=num_samples).loss
+    return SharpnessResult(measure, value, center, stderr=stderr, extra=extra)
+
+
 MEASURE_FUNCTIONS = {
     "keskar": keskar_sharpness,
     "adaptive_worst": adaptive_worst_sharpness,
@@ -606,7 +635,8 @@ def sharpness(
         batches: evaluation batches (cached on the model's device once).
         measure: ``"keskar"``, ``"adaptive_worst"``, ``"average"``, ``"filter_normalized_eigenvalue"``
             or ``"basin_volume"``.
-        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy on ``(x, y)``.
+        loss_fn: the loss: any form of :mod:`~lightning_landscape.core.losses`
+            (default: the model's own ``training_step``, else the cross-entropy of ``(x, y)`` class logits).
         seed: seed of every random start, perturbation and direction.
         epsilon: ``"keskar"`` box size.
         rho: ``"adaptive_worst"`` radius, ``"average"`` relative noise scale.
@@ -658,7 +688,11 @@ def sharpness(
     }
     check_model(model)
     check_loss_spec("loss_fn", loss_fn)
-    check_choice("measure", measure, MEASURES)
+    check_choice("measure", measure, (*CURVATURE_MEASURES, *MEASURES))
+    if measure in CURVATURE_MEASURES:  # the monitors' two curvature measures, as a SharpnessResult
+        return _curvature_measure(
+            model, batches, measure, loss_fn, seed, num_samples, params, max_iter, tol, num_probes
+        )
     check_sharpness_options(seed=seed, **given)
     own = {k: given[k] for k in measure_options(measure) if given[k] is not None or k == "threshold"}
     common = {"seed": seed, "loss_fn": loss_fn, "num_samples": num_samples, "params": params}

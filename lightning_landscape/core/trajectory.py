@@ -39,6 +39,7 @@ from .results import (
     read_metadata,
     register_result_type,
     save_arrays,
+    short_repr,
 )
 from .spectrum import finite_eigh
 
@@ -375,6 +376,7 @@ class TrajectoryResult:
         }
 
     ARRAYS = {"snapshot_loss": "float[n]", "plane_loss": "float[n]"}
+    __repr__ = short_repr
     _PCA_ARRAYS = ("explained_variance_ratio", "coords", "residuals", "singular_values")
 
     def to_dict(self) -> dict[str, Any]:
@@ -485,7 +487,8 @@ def trajectory_landscape(
         margin: extra room around the projected path, as a fraction of its extent.
         center: centre the differences before the PCA (the paper's code does).
         ignore_bias_and_norm: leave 1-D tensors out of the PCA.
-        loss_fn: ``loss_fn(model, batch) -> mean loss``; default cross-entropy.
+        loss_fn: the loss: any form of :mod:`~lightning_landscape.core.losses`
+            (default: the model's own ``training_step``, else the cross-entropy of ``(x, y)`` class logits).
         on_point: called with the number of grid points done (for progress bars).
         chunk_bytes: working memory of the PCA's chunks (see :func:`pca_directions`).
         params: the PCA space and the plane: only the trainable parameters matching these glob

@@ -16,6 +16,7 @@ from .landscape import (
     plot_landscape_contour,
     plot_landscape_surface,
 )
+from .results import result_figures
 from .trajectory import plot_interpolation, plot_trajectory
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "plot_landscape_surface",
     "plot_interpolation",
     "plot_trajectory",
+    "result_figures",
     "save_side_by_side",
 ]

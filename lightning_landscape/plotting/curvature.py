@@ -131,11 +131,11 @@ def sharpness_figures(record: SharpnessRecord) -> dict[str, Figure]:
     ``hessian_density``, ``basin_radii``, ``per_layer``, ``per_batch_top_eigenvalue``,
     ``eigenvalue_ratio_map`` (those that were measured)."""
     arrays, settings, figures = record.arrays, record.settings, {}
-    if "density/nodes" in arrays:
-        density = settings["density"]
-        quadrature = SLQNodes(
-            nodes=arrays["density/nodes"], weights=arrays["density/weights"], dim=density["dim"]
-        )
+    if "density/nodes" in arrays and "density/weights" in arrays:
+        nodes = arrays["density/nodes"]
+        density = {"num_probes": nodes.shape[0], "num_steps": nodes.shape[-1], "seed": 0, "dim": 0}
+        density.update(settings.get("density", {}))  # a monitor's record says them all
+        quadrature = SLQNodes(nodes=nodes, weights=arrays["density/weights"], dim=density["dim"])
         spectrum = SpectralDensity(quadrature, density["num_probes"], density["num_steps"], density["seed"])
         figures["hessian_density"] = plot_hessian_density(spectrum)
     if "basin/radii" in arrays:

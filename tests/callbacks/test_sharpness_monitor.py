@@ -199,5 +199,5 @@ def test_result_files_are_self_describing_records_that_load_and_redraw(tmp_path)
     written = cli(["plot", "--result", monitor.saved_files[-1], "--output_dir", str(tmp_path / "figures")])
     names = sorted(p.rsplit("-", 1)[-1] for p in written)
     assert names == ["basin_radii.png", "eigenvalue_ratio_map.png", "hessian_density.png"]
-    with pytest.raises(ValueError, match="`kind` 'contour' does not fit this sharpness record"):
+    with pytest.raises(ValueError, match="`kind` 'contour' does not fit this SharpnessRecord"):
         cli(["plot", "--result", monitor.saved_files[-1], "--kind", "contour", "--output_dir", str(tmp_path)])

@@ -1,0 +1,96 @@
+"""The figures of any result file this package writes, by name: what ``lightning-landscape plot``
+draws and a user's script can draw from a loaded result, without the model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from ..core.blocks import Blockwise
+from ..core.connectivity import BarrierMatrix, ConnectivityResult
+from ..core.curvature import EigenvalueRatioMap, EigenvalueResult, PerBatchEigenvalues, SpectralDensity
+from ..core.results import LandscapeResult, SharpnessRecord
+from ..core.sharpness import BasinVolumeResult
+from ..core.spectrum import TraceEstimate
+from ..core.trajectory import TrajectoryResult
+from .connectivity import plot_barrier_matrix, plot_connectivity
+from .curvature import (
+    plot_basin_radii,
+    plot_eigenvalue_ratio_map,
+    plot_hessian_density,
+    plot_per_batch_eigenvalues,
+    plot_per_layer_curvature,
+    sharpness_figures,
+)
+from .landscape import plot_landscape_1d, plot_landscape_contour, plot_landscape_surface
+from .trajectory import plot_interpolation, plot_trajectory
+
+__all__ = ["result_figures"]
+
+Drawer = Callable[[], Figure]
+
+
+def result_figures(
+    result: Any, *, log_scale: bool = False, levels: int = 20, elev: float = 30.0, azim: float = -60.0
+) -> dict[str, Drawer]:
+    """Figure name → a function drawing it, for every figure ``result`` holds the data of (empty
+    for a result of numbers only: a trace estimate, an evaluation, ...).
+
+    Example:
+        >>> import torch
+        >>> from lightning_landscape import compute_landscape
+        >>> net = torch.nn.Linear(3, 2)
+        >>> data = [(torch.randn(8, 3), torch.tensor([0, 1] * 4))]
+        >>> result = compute_landscape(net, data, dims=1, num_points=5)
+        >>> sorted(result_figures(result))
+        ['curve']
+    """
+    if isinstance(result, LandscapeResult):
+        if result.extra.get("kind") == "interpolation":
+            return {"interpolation": lambda: plot_interpolation(result, log_scale=log_scale)}
+        if result.dims == 1:
+            return {"curve": lambda: plot_landscape_1d(result, log_scale=log_scale)}
+        return {
+            "contour": lambda: plot_landscape_contour(result, levels=levels, log_scale=log_scale),
+            "contour_filled": lambda: plot_landscape_contour(
+                result, filled=True, levels=levels, log_scale=log_scale
+            ),
+            "surface_3d": lambda: plot_landscape_surface(result, log_scale=log_scale, elev=elev, azim=azim),
+        }
+    if isinstance(result, SharpnessRecord):
+        return {name: (lambda figure=figure: figure) for name, figure in sharpness_figures(result).items()}
+    single = {
+        TrajectoryResult: ("pca_plane", lambda r: plot_trajectory(r, levels=levels, log_scale=log_scale)),
+        ConnectivityResult: ("curve_vs_line", lambda r: plot_connectivity(r, log_scale=log_scale)),
+        BarrierMatrix: ("barrier_matrix", plot_barrier_matrix),
+        SpectralDensity: ("hessian_density", plot_hessian_density),
+        EigenvalueRatioMap: ("eigenvalue_ratio_map", plot_eigenvalue_ratio_map),
+        BasinVolumeResult: ("basin_radii", plot_basin_radii),
+        PerBatchEigenvalues: (
+            "per_batch_top_eigenvalue",
+            lambda r: plot_per_batch_eigenvalues(r.eigenvalues[:, 0]),
+        ),
+    }
+    for kind, (name, draw) in single.items():
+        if type(result) is kind:
+            return {name: lambda draw=draw: draw(result)}
+    if isinstance(result, Blockwise) and result.results:
+        first = next(iter(result.results.values()))
+        if isinstance(first, (EigenvalueResult, TraceEstimate)):
+            return {"per_layer": lambda: _per_layer(result)}
+    return {}
+
+
+def _per_layer(result: Blockwise) -> Figure:
+    import torch
+
+    blocks = list(result.blocks)
+    first = result.results[blocks[0]]
+    if isinstance(first, EigenvalueResult):
+        return plot_per_layer_curvature(
+            blocks, top_eigenvalue=torch.stack([r.eigenvalues[0] for r in result.results.values()])
+        )
+    values = torch.tensor([r.estimate for r in result.results.values()], dtype=torch.float64)
+    return plot_per_layer_curvature(blocks, trace=values)
