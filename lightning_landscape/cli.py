@@ -7,7 +7,9 @@ YAML file given with ``--config``, jsonargparse's convention, as in LightningCLI
 - ``interpolate``: the loss along the line between two checkpoints;
 - ``sharpness``: curvature and sharpness measures of a checkpoint;
 - ``plot``: redraw a saved landscape result with other options, without the model;
-- ``export-vtk``: a saved 2D result as a ``.vts``/``.vtp`` surface for ParaView.
+- ``export-vtk``: a saved 2D result as a ``.vts``/``.vtp`` surface for ParaView;
+- ``animate``: the monitors' GIFs (the path, the landscape epoch by epoch) from a run's folder;
+- ``report``: one interactive HTML page of a run's results, to open offline.
 
 The model and data come from the LightningCLI configuration the model was trained with
 (``--model_config``, e.g. the ``config.yaml`` LightningCLI saves beside the logs): its ``model``
@@ -62,7 +64,18 @@ from .user_module import (
     resolve_loss_fn,
 )
 
-__all__ = ["connect", "export_vtk", "interpolate", "main", "plot", "run", "sharpness", "surface"]
+__all__ = [
+    "animate",
+    "connect",
+    "export_vtk",
+    "interpolate",
+    "main",
+    "plot",
+    "report",
+    "run",
+    "sharpness",
+    "surface",
+]
 
 
 # ------------------------------------------------------------------ loading
@@ -810,6 +823,55 @@ def export_vtk(result: str, output: str, log_scale: bool = False) -> list[str]:
     return _written([write_vtk(LandscapeResult.load(result), output, log_scale=log_scale)])
 
 
+def animate(log_dir: str, output_dir: str | None = None, log_scale: bool = False) -> list[str]:
+    """The monitors' animations from a run's result files, without the model: the path of every
+    ``TrajectoryMonitor`` (``{tag}-path.gif``, from its last result) and the landscape of every
+    ``LossLandscapeMonitor`` epoch by epoch (``{tag}-epochs.gif``).
+
+    Args:
+        log_dir: the run's folder (a logger's version folder, or ``landscape_logs/version_N``).
+        output_dir: folder for the GIFs (default ``<log_dir>/animations``).
+        log_scale: draw log10 of the loss.
+    """
+    from .core.trajectory import TrajectoryResult
+    from .plotting.animation import landscape_frames, trajectory_frames, write_gif
+    from .reporting import result_files
+
+    if not os.path.isdir(log_dir):
+        raise ValueError(f"`log_dir` {log_dir!r} is not a folder.")
+    out = output_dir or os.path.join(log_dir, "animations")
+    written = []
+    for tag, files in result_files(log_dir, "trajectory").items():
+        frames = trajectory_frames(TrajectoryResult.load(files[-1]), log_scale=log_scale)
+        written.append(write_gif(frames, os.path.join(out, f"{tag}-path.gif")))
+    for tag, files in result_files(log_dir, "landscapes").items():
+        frames = landscape_frames([LandscapeResult.load(f) for f in files], log_scale=log_scale)
+        written.append(write_gif(frames, os.path.join(out, f"{tag}-epochs.gif")))
+    if not written:
+        raise ValueError(
+            f"`log_dir` {log_dir!r} holds no result files of a trajectory or landscape monitor "
+            "(trajectory/*.npz, landscapes/*.npz)."
+        )
+    return _written(written)
+
+
+def report(log_dir: str, output: str | None = None) -> list[str]:
+    """One self-contained interactive HTML page of a run (it opens offline): the landscapes as
+    rotatable surfaces with an epoch slider, the trajectories on their contours, every scalar over
+    the steps, the per-layer and per-batch curvature and the sharpness table. Needs Plotly
+    (``pip install "lightning-landscape[report]"``).
+
+    Args:
+        log_dir: the run's folder (a logger's version folder, or ``landscape_logs/version_N``).
+        output: the HTML file (default ``<log_dir>/report.html``).
+    """
+    from .html_report import write_report
+
+    if not os.path.isdir(log_dir):
+        raise ValueError(f"`log_dir` {log_dir!r} is not a folder.")
+    return _written([write_report(log_dir, output or os.path.join(log_dir, "report.html"))])
+
+
 COMMANDS = {
     "surface": surface,
     "interpolate": interpolate,
@@ -817,6 +879,8 @@ COMMANDS = {
     "sharpness": sharpness,
     "plot": plot,
     "export-vtk": export_vtk,
+    "animate": animate,
+    "report": report,
 }
 
 

@@ -104,9 +104,9 @@ def test_params_on_every_command_and_sharpness_per_layer_and_per_batch_as_a_tabl
     table = capsys.readouterr().out
     values = json.loads((root / "h" / "sharpness.json").read_text())["values"]
     assert {
-        "top_eigenvalue/net.0",
-        "top_eigenvalue/net.2",
-        "trace/net.2",
+        "per_layer/top_eigenvalue/net.0",
+        "per_layer/top_eigenvalue/net.2",
+        "per_layer/trace/net.2",
         "per_batch_top_eigenvalue/median",
     } <= set(values)
     assert "measure" in table.splitlines()[0] and f"{values['top_eigenvalue']:.6g}" in table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Literal
@@ -24,8 +25,9 @@ from ..core.normalization import NORMALIZATIONS
 from ..core.params import observing
 from ..core.results import LandscapeResult
 from ..export import surface_mesh
+from ..plotting.animation import landscape_frames, write_gif
 from ..plotting.landscape import landscape_figures
-from ..reporting import epoch_index, log_mesh, output_dir
+from ..reporting import epoch_index, log_animation, log_mesh, output_dir, result_file_name
 from ..user_module import LossSpec
 from ._base import EpochMonitor
 
@@ -103,6 +105,9 @@ class LossLandscapeMonitor(EpochMonitor):
         memory_budget_mb: former name of ``points_memory_mb`` (deprecated: a ``FutureWarning``).
         params: vary only the trainable parameters matching these glob patterns (e.g.
             ``"*.lora_*"``); default all of them.
+        animate: at the end of training, also the landscape epoch by epoch as an animated GIF,
+            ``<log_dir>/landscapes/{tag}-epochs.gif`` (every run on one colour scale), logged as
+            ``{tag}/{dims}d/animation`` where a logger takes animations (W&B, MLflow).
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -141,6 +146,7 @@ class LossLandscapeMonitor(EpochMonitor):
         memory_budget_mb: float | None = None,
         directions: Literal["random", "hessian", "hessian_extremes"] = "random",
         params: str | Sequence[str] | None = None,
+        animate: bool = False,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -170,6 +176,8 @@ class LossLandscapeMonitor(EpochMonitor):
         self.directions = check_choice("directions", directions, ("random", *HESSIAN_DIRECTIONS))
         if directions == "hessian_extremes" and dims != 2:
             raise ValueError("`directions='hessian_extremes'` spans two axes (top and bottom): use `dims=2`.")
+        self.animate = check_bool("animate", animate)
+        self._runs: list[LandscapeResult] = []  # what the animation draws without saved files
 
     @property
     @override
@@ -243,5 +251,24 @@ class LossLandscapeMonitor(EpochMonitor):
             vertices, faces, _ = surface_mesh(result, log_scale=self.log_scale)
             log_mesh(trainer, f"{self.tag}/2d/mesh", vertices, faces, vertices[:, 2], step)
         if self.save_results:
-            name = f"{self.tag}-epoch={result.epoch:03d}-step={trainer.global_step:06d}.npz"
+            name = result_file_name(self.tag, result.epoch, trainer.global_step)
             self.saved_files.append(result.save(os.path.join(output_dir(trainer, "landscapes"), name)))
+        if self.animate and not self.save_results:  # the frames, without the directions
+            self._runs.append(dataclasses.replace(result, directions=tuple({} for _ in result.directions)))
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        if self.animate and trainer.is_global_zero and not trainer.fast_dev_run:
+            self.write_animation(trainer)
+
+    def write_animation(self, trainer: pl.Trainer) -> str | None:
+        """The runs so far as ``{tag}-epochs.gif`` (from the saved result files, so a resumed run
+        draws the epochs before it too), logged where a logger takes animations."""
+        runs = [LandscapeResult.load(p) for p in self.saved_files] if self.save_results else self._runs
+        if not runs:
+            return None
+        path = os.path.join(output_dir(trainer, "landscapes"), f"{self.tag}-epochs.gif")
+        write_gif(landscape_frames(runs, log_scale=self.log_scale), path)
+        log_animation(trainer, f"{self.tag}/{self.dims}d/animation", path, self.logging_step(trainer))
+        return path

@@ -22,7 +22,7 @@ from ..core.params import selected_parameters
 from ..core.results import SharpnessRecord
 from ..core.spectrum import check_slq_size
 from ..plotting.curvature import sharpness_figures
-from ..reporting import epoch_index, output_dir
+from ..reporting import epoch_index, output_dir, result_file_name
 from ..user_module import CROSS_ENTROPY, LossSpec, batch_transfer, describe_loss
 from ._base import EpochMonitor
 
@@ -85,7 +85,7 @@ class SharpnessMonitor(EpochMonitor):
             partition (``"parameter"``, or block name → parameter-name patterns; see
             :func:`~lightning_landscape.core.blocks.parameter_blocks`). For ``"top_eigenvalue"``
             and ``"trace"`` (those of them in ``measures``) the value of every diagonal block of
-            the Hessian is logged as ``{tag}/<measure>/<block>``, with the bar chart
+            the Hessian is logged as ``{tag}/per_layer/<measure>/<block>``, with the bar chart
             ``{tag}/per_layer``.
         per_batch: also the top eigenvalue of the loss on each batch of the evaluation subset on
             its own, in batches of the training loader's batch size (the batches an optimizer
@@ -234,7 +234,7 @@ class SharpnessMonitor(EpochMonitor):
         if tagged:
             self.report_figures(trainer, tagged, self.logging_step(trainer), "sharpness")
         if self.save_results:
-            name = f"{self.tag}-epoch={epoch_index(trainer):03d}-step={trainer.global_step:06d}.npz"
+            name = result_file_name(self.tag, epoch_index(trainer), trainer.global_step)
             self.saved_files.append(record.save(os.path.join(output_dir(trainer, "sharpness"), name)))
 
     @override

@@ -21,8 +21,9 @@ from .._checks import (
 from ..core.landscape import check_grid_size, progress_reporter
 from ..core.params import selected_parameters
 from ..core.trajectory import SnapshotBuffer, TrajectoryResult, trajectory_landscape
+from ..plotting.animation import trajectory_frames, write_gif
 from ..plotting.trajectory import plot_trajectory
-from ..reporting import epoch_index, log_histograms, log_text, output_dir
+from ..reporting import epoch_index, log_animation, log_histograms, log_table, output_dir, result_file_name
 from ..user_module import LossSpec
 from ._base import EpochMonitor
 
@@ -85,6 +86,9 @@ class TrajectoryMonitor(EpochMonitor):
         memory_budget_mb: former name of ``snapshot_memory_mb`` (deprecated: a ``FutureWarning``).
         params: snapshot and project only the trainable parameters matching these glob patterns
             (e.g. ``"*.lora_*"``); default all of them.
+        animate: at the end of training, also the path growing over the final plane's contours
+            as an animated GIF, one frame per snapshot, ``<log_dir>/trajectory/{tag}-path.gif``,
+            logged as ``{tag}/path_animation`` where a logger takes animations (W&B, MLflow).
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -115,6 +119,7 @@ class TrajectoryMonitor(EpochMonitor):
         budget: float | None = None,
         memory_budget_mb: float | None = None,
         params: str | Sequence[str] | None = None,
+        animate: bool = False,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
@@ -150,6 +155,7 @@ class TrajectoryMonitor(EpochMonitor):
         self.center = check_bool("center", center)
         self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
         self.log_histograms = check_bool("log_histograms", log_histograms)
+        self.animate = check_bool("animate", animate)
         self.snapshots = SnapshotBuffer(int(snapshot_memory_mb * 2**20), _DTYPES[snapshot_dtype])
         self.last_result: TrajectoryResult | None = None
         self._last_plot_step: int | None = None
@@ -210,6 +216,8 @@ class TrajectoryMonitor(EpochMonitor):
                     self._snapshot(trainer, pl_module, completed_epochs=trainer.current_epoch)
                 if self._last_plot_step != trainer.global_step:
                     self._plot(trainer, pl_module)
+                if self.animate and trainer.is_global_zero and self.last_result is not None:
+                    self.write_animation(trainer, self.last_result)
             self.log_overhead(trainer, pl_module)
 
     # ------------------------------------------------------------------ work
@@ -252,10 +260,18 @@ class TrajectoryMonitor(EpochMonitor):
         step = self.logging_step(trainer)
         figure = plot_trajectory(result, log_scale=self.log_scale)
         self.report_figures(trainer, {f"{self.tag}/pca_plane": figure}, step, "trajectory")
-        log_text(trainer, f"{self.tag}/snapshots", _snapshot_table(result), step)
+        log_table(trainer, f"{self.tag}/snapshots", *_snapshot_table(result), step)
         if self.save_results:
-            name = f"{self.tag}-epoch={epoch_index(trainer):03d}-step={trainer.global_step:06d}.npz"
+            name = result_file_name(self.tag, epoch_index(trainer), trainer.global_step)
             self.saved_files.append(result.save(os.path.join(output_dir(trainer, "trajectory"), name)))
+
+    def write_animation(self, trainer: pl.Trainer, result: TrajectoryResult) -> str:
+        """The path growing over its plane as ``{tag}-path.gif``, logged where a logger takes
+        animations."""
+        path = os.path.join(output_dir(trainer, "trajectory"), f"{self.tag}-path.gif")
+        write_gif(trajectory_frames(result, log_scale=self.log_scale), path)
+        log_animation(trainer, f"{self.tag}/path_animation", path, self.logging_step(trainer))
+        return path
 
     # ------------------------------------------------------------------ checkpointing
     @override
@@ -273,15 +289,20 @@ class TrajectoryMonitor(EpochMonitor):
         self._last_plot_step = state_dict.get("last_plot_step")
 
 
-def _snapshot_table(result: TrajectoryResult) -> str:
-    rows = [
-        "| epoch | PC1 | PC2 | loss at snapshot | loss at projection | distance from plane |",
-        "|---|---|---|---|---|---|",
-    ]
+def _snapshot_table(result: TrajectoryResult) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows: every snapshot's epoch, coordinates, losses and distance from the plane."""
+    columns = ["epoch", "PC1", "PC2", "loss at snapshot", "loss at projection", "distance from plane"]
+    rows = []
     for i, epoch in enumerate(result.epochs):
         x, y = result.pca.coords[i].tolist()
         rows.append(
-            f"| {epoch} | {x:.4g} | {y:.4g} | {float(result.snapshot_loss[i]):.5g} | "
-            f"{float(result.plane_loss[i]):.5g} | {float(result.pca.residuals[i]):.3g} |"
+            [
+                str(epoch),
+                f"{x:.4g}",
+                f"{y:.4g}",
+                f"{float(result.snapshot_loss[i]):.5g}",
+                f"{float(result.plane_loss[i]):.5g}",
+                f"{float(result.pca.residuals[i]):.3g}",
+            ]
         )
-    return "\n".join(rows)
+    return columns, rows

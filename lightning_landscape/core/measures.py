@@ -159,8 +159,9 @@ def per_layer(
 ) -> MeasureOutcome:
     """The top eigenvalue and the trace (those of ``measures``) of every diagonal block of the
     Hessian (``blocks``, as for :func:`~lightning_landscape.core.curvature.hessian_eigenvalues`):
-    values ``<measure>/<block>``, arrays ``per_layer/<measure>`` in block order, the blocks in the
-    settings. ``options``: measure → its options (as ``measure_kwargs``)."""
+    values ``per_layer/<measure>/<block>`` (beside, never under, ``<measure>``: a metric store
+    that keeps names as paths, MLflow's, cannot hold both), arrays ``per_layer/<measure>`` in
+    block order, the blocks in the settings. ``options``: measure → its options (as ``measure_kwargs``)."""
     options = options or {}
     values: dict[str, float] = {}
     arrays: dict[str, torch.Tensor] = {}
@@ -171,7 +172,9 @@ def per_layer(
             **_view_options(options, "top_eigenvalue", _LANCZOS_OPTIONS),
         )  # fmt: skip
         found = top.blocks
-        values.update({f"top_eigenvalue/{b}": float(r.eigenvalues[0]) for b, r in top.results.items()})
+        values.update(
+            {f"per_layer/top_eigenvalue/{b}": float(r.eigenvalues[0]) for b, r in top.results.items()}
+        )
         arrays["per_layer/top_eigenvalue"] = torch.stack([r.eigenvalues[0] for r in top.results.values()])
     if "trace" in measures:
         trace = hessian_trace(
@@ -183,7 +186,7 @@ def per_layer(
             **_view_options(options, "trace", _TRACE_OPTIONS),
         )
         found = trace.blocks
-        values.update({f"trace/{b}": r.estimate for b, r in trace.results.items()})
+        values.update({f"per_layer/trace/{b}": r.estimate for b, r in trace.results.items()})
         arrays["per_layer/trace"] = torch.tensor(
             [r.estimate for r in trace.results.values()], dtype=torch.float64
         )

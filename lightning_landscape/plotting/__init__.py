@@ -1,5 +1,6 @@
 """Turn results into matplotlib figures (object-oriented API; no pyplot state, no files)."""
 
+from .animation import landscape_frames, trajectory_frames, write_gif
 from .compose import save_side_by_side
 from .connectivity import plot_barrier_matrix, plot_connectivity
 from .curvature import (
@@ -21,6 +22,9 @@ from .trajectory import plot_interpolation, plot_trajectory
 
 __all__ = [
     "landscape_figures",
+    "landscape_frames",
+    "trajectory_frames",
+    "write_gif",
     "plot_barrier_matrix",
     "plot_basin_radii",
     "plot_connectivity",

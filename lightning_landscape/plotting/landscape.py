@@ -107,14 +107,18 @@ def plot_landscape_contour(
     filled: bool = False,
     levels: int | np.ndarray = 20,
     log_scale: bool = False,
+    vrange: tuple[float, float] | None = None,
 ) -> Figure:
     """Contours of a 2D landscape: labeled lines, or filled with a colour bar (``filled=True``).
 
-    The centre θ₀ is marked with a cross.
+    The centre θ₀ is marked with a cross. ``vrange`` fixes the levels' range (frames of one
+    animation share it).
     """
     x, y, values, label = _grid(result, log_scale)
     fig = Figure(figsize=(5.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
+    if vrange is not None and vrange[0] < vrange[1] and isinstance(levels, int):
+        levels = np.linspace(vrange[0], vrange[1], levels + 1)
     if not _note_empty(ax, values) and values.count() > 1 and values.min() < values.max():
         if filled:
             mappable = ax.contourf(x, y, values, levels=levels, cmap="viridis")

@@ -11,13 +11,17 @@ from ..core.trajectory import TrajectoryResult
 __all__ = ["plot_interpolation", "plot_trajectory"]
 
 
-def plot_trajectory(result: TrajectoryResult, *, levels: int = 20, log_scale: bool = False) -> Figure:
+def plot_trajectory(
+    result: TrajectoryResult, *, levels: int = 20, log_scale: bool = False, upto: int | None = None
+) -> Figure:
     """The optimizer's path projected on its PCA plane, over the loss contours of that plane.
 
     Axes are labeled ``PC1 (xx.x%)`` / ``PC2 (xx.x%)`` with the explained variance; the start is a
     green circle, the end (θ_final, the origin) a red star; each snapshot is annotated with its
     epoch. The title gives the largest distance of a snapshot from the plane relative to the largest
-    distance of any snapshot from θ_final, so a misleading plane is visible at a glance.
+    distance of any snapshot from θ_final, so a misleading plane is visible at a glance. With
+    ``upto``, only the path up to snapshot ``upto`` is drawn (a frame of the animation), on the
+    same axes as the whole path.
     """
     landscape = result.landscape
     x, y = (c.numpy() for c in landscape.coords)
@@ -34,7 +38,10 @@ def plot_trajectory(result: TrajectoryResult, *, levels: int = 20, log_scale: bo
         lines = ax.contour(gx, gy, values, levels=levels, colors="k", linewidths=0.4)
         ax.clabel(lines, inline=True, fontsize=6, fmt="%.2g")
         fig.colorbar(filled, ax=ax, label="log10 loss" if log_scale else "loss")
-    path = result.pca.coords.numpy()
+    whole = result.pca.coords.numpy()
+    path = whole if upto is None else whole[: upto + 1]
+    _limit_to(ax.set_xlim, x)
+    _limit_to(ax.set_ylim, y)
     ax.plot(path[:, 0], path[:, 1], "-o", color="white", mec="black", ms=4, lw=1.2)
     ax.plot(path[0, 0], path[0, 1], "o", color="tab:green", ms=9, mec="black", label="start")
     ax.plot(0.0, 0.0, "*", color="tab:red", ms=14, mec="black", label="end (θ_final)")
@@ -44,7 +51,7 @@ def plot_trajectory(result: TrajectoryResult, *, levels: int = 20, log_scale: bo
     ax.set_xlabel(f"PC1 ({ratio[0]:.1f}%)")
     ax.set_ylabel(f"PC2 ({ratio[1]:.1f}%)")
     residual = result.pca.residuals.numpy()
-    extent = float(np.max(np.hypot(np.linalg.norm(path, axis=1), residual)))
+    extent = float(np.max(np.hypot(np.linalg.norm(whole, axis=1), residual)))
     relative = float(residual.max()) / extent if extent > 0 else 0.0
     ax.set_title(
         f"trajectory on its PCA plane · largest distance from the plane {relative:.1%} of the path's extent",
@@ -52,6 +59,14 @@ def plot_trajectory(result: TrajectoryResult, *, levels: int = 20, log_scale: bo
     )
     ax.legend(loc="best", fontsize=7)
     return fig
+
+
+def _limit_to(set_limits, values: np.ndarray) -> None:
+    """Fix the axis to the range of ``values`` where that range is finite and not a point (a
+    diverged run's plane can have NaN coordinates: its axes are then left to matplotlib)."""
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.min() < finite.max():
+        set_limits(float(finite.min()), float(finite.max()))
 
 
 def plot_interpolation(

@@ -25,14 +25,15 @@ def test_per_layer_and_per_batch_curvature_are_logged_and_training_is_untouched(
     record = SharpnessRecord.load(monitor.saved_files[-1])
     blocks = record.settings["per_layer"]["blocks"]
     assert blocks and all(
-        f"top_eigenvalue/{b}" in record.values and f"trace/{b}" in record.values for b in blocks
+        f"per_layer/top_eigenvalue/{b}" in record.values and f"per_layer/trace/{b}" in record.values
+        for b in blocks
     )
     assert record.arrays["per_batch/top_eigenvalue"].shape == (3,)  # 48 samples in batches of 16
     events = EventAccumulator(logger.log_dir, size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     images, scalars = set(events.Tags()["images"]), set(events.Tags()["scalars"])
     assert {"sharpness/per_layer", "sharpness/per_batch_top_eigenvalue"} <= images
-    assert {f"sharpness/top_eigenvalue/{b}" for b in blocks} <= scalars
+    assert {f"sharpness/per_layer/top_eigenvalue/{b}" for b in blocks} <= scalars
     assert {"sharpness/per_batch_top_eigenvalue/median", "sharpness/per_batch_top_eigenvalue/max"} <= scalars
 
 
@@ -49,8 +50,8 @@ def test_per_layer_values_equal_the_core_functions_on_the_same_batches():
     trace = hessian_trace(model, batches, blocks={"first": ["0.*"], "rest": ["2.*"]})
     assert list(settings["per_layer"]["blocks"]) == ["first", "rest"]
     for block in ("first", "rest"):
-        assert values[f"top_eigenvalue/{block}"] == float(top[block].eigenvalues[0])
-        assert values[f"trace/{block}"] == trace[block].estimate
+        assert values[f"per_layer/top_eigenvalue/{block}"] == float(top[block].eigenvalues[0])
+        assert values[f"per_layer/trace/{block}"] == trace[block].estimate
     assert torch.equal(
         arrays["per_layer/trace"],
         torch.tensor([trace["first"].estimate, trace["rest"].estimate], dtype=torch.float64),
@@ -95,7 +96,9 @@ def test_on_a_users_dict_batch_regression_the_views_give_its_own_loss_curvature(
     per_batch = hessian_eigenvalues(module, batches, loss_fn=dict_mse, per_batch=True)
     values = views.last_values
     for block, result in per_layer.results.items():
-        assert values[f"top_eigenvalue/{block}"] == pytest.approx(float(result.eigenvalues[0]), rel=1e-5)
+        assert values[f"per_layer/top_eigenvalue/{block}"] == pytest.approx(
+            float(result.eigenvalues[0]), rel=1e-5
+        )
     assert values["per_batch_top_eigenvalue/max"] == pytest.approx(
         float(per_batch.eigenvalues.max()), rel=1e-5
     )

@@ -123,7 +123,41 @@ def test_the_curvature_config_draws_hessian_planes_and_curvature_per_layer_and_p
     events.Reload()
     images, scalars = set(events.Tags()["images"]), set(events.Tags()["scalars"])
     assert {"hessian_plane/2d/contour", "sharpness/per_layer", "sharpness/per_batch_top_eigenvalue"} <= images
-    layers = [t for t in scalars if t.startswith("sharpness/top_eigenvalue/")]
+    layers = [t for t in scalars if t.startswith("sharpness/per_layer/top_eigenvalue/")]
     assert len(layers) >= 4  # the CNN's convolutions, BatchNorms and linear layers, one each
     assert {t.replace("top_eigenvalue", "trace") for t in layers} <= scalars
     assert "sharpness/per_batch_top_eigenvalue/median" in scalars
+
+
+@pytest.mark.parametrize("extra", ["wandb.yaml", "mlflow.yaml"])
+def test_the_wandb_and_mlflow_configs_add_their_logger_beside_tensorboard(tmp_path, monkeypatch, extra):
+    """``--config config.yaml --config wandb.yaml`` (or ``mlflow.yaml``): the figures reach the
+    second tool's own store too (W&B offline, MLflow's local files)."""
+    pytest.importorskip("wandb" if extra == "wandb.yaml" else "mlflow")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.chdir(tmp_path)
+    loggers = yaml.safe_load((EXAMPLE / extra).read_text())
+    assert len(loggers["trainer"]["logger"]) == 2
+    loggers["trainer"]["logger"][0]["init_args"]["save_dir"] = str(tmp_path / "logs")
+    second = loggers["trainer"]["logger"][1]["init_args"]
+    if "save_dir" in second:
+        second["save_dir"] = str(tmp_path / "logs")
+    (tmp_path / extra).write_text(yaml.safe_dump(loggers))
+    cli = _load_main().main(
+        args=["fit", "--config", _small_config(tmp_path), "--config", str(tmp_path / extra)]
+    )
+    if extra == "wandb.yaml":
+        cli.trainer.loggers[1].experiment.finish()
+        images = glob.glob(
+            str(tmp_path / "logs" / "wandb" / "offline-run-*" / "files" / "media" / "images" / "**"),
+            recursive=True,
+        )
+        assert any("contour" in p and p.endswith(".png") for p in images), images[:5]
+    else:
+        artifacts = glob.glob(
+            str(tmp_path / "mlruns" / "*" / "*" / "artifacts" / "landscape" / "2d" / "contour" / "*.png")
+        )
+        assert artifacts
