@@ -29,8 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from landscape import trained_model  # noqa: E402
 
 from lightning_landscape import hessian_eigenvalues, hessian_trace  # noqa: E402
-from lightning_landscape.core.hessian import HessianOperator, hessian_context  # noqa: E402
-from lightning_landscape.core.spectrum import lanczos_eigenpairs  # noqa: E402
+from lightning_landscape.core.base.params import gradient_context  # noqa: E402
+from lightning_landscape.core.linalg.hessian import HessianOperator
+from lightning_landscape.core.linalg.spectrum import lanczos_eigenpairs  # noqa: E402
 
 CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".cache")
 
@@ -44,7 +45,7 @@ def dense_reference(arch: str, model, x, y) -> tuple[float, float]:
         if abs(cached["checksum"] - checksum) < 1e-9:
             return cached["top"], cached["trace"]
     start = time.perf_counter()
-    with hessian_context(model):
+    with gradient_context(model):
         dense = HessianOperator(model, [(x, y)]).dense().double()
     dense = 0.5 * (dense + dense.T)
     top, trace = float(torch.linalg.eigvalsh(dense)[-1]), float(dense.trace())
@@ -81,7 +82,7 @@ def _curvlinops_operator(model, x, y):
 
 def _ours_batchnorm_as_written(model, x, y) -> float:
     """``hessian_eigenvalues(model, [(x, y)])`` with ``fold_batchnorm=False``: what folding saves."""
-    with hessian_context(model):
+    with gradient_context(model):
         op = HessianOperator(model, [(x, y)], fold_batchnorm=False)
         start = op.lanczos_start("largest", seed=0)
         result = lanczos_eigenpairs(op, start=start)

@@ -25,9 +25,11 @@ from landscape import trained_model  # noqa: E402
 
 from lightning_landscape import (  # noqa: E402
     barrier_matrix,
+    blockwise,
     compute_landscape,
     connect,
     hessian_eigenvalues,
+    hessian_eigenvalues_per_batch,
     hessian_trace,
 )
 
@@ -36,13 +38,13 @@ def rows(model, others, batches):
     plane = dict(dims=2, num_points=21)
     return {
         "top eigenvalue, whole Hessian (plain)": lambda: hessian_eigenvalues(model, batches),
-        "top eigenvalue per layer (blocks='module')": lambda: hessian_eigenvalues(
-            model, batches, blocks="module"
+        "top eigenvalue per layer (blockwise, 'module')": lambda: blockwise(
+            hessian_eigenvalues, model, batches, blocks="module"
         ),
         "trace, whole Hessian (exact, plain)": lambda: hessian_trace(model, batches),
-        "trace per layer (blocks='module')": lambda: hessian_trace(model, batches, blocks="module"),
-        "top eigenvalue per batch (per_batch=True)": lambda: hessian_eigenvalues(
-            model, batches, per_batch=True
+        "trace per layer (blockwise, 'module')": lambda: blockwise(hessian_trace, model, batches),
+        "top eigenvalue per batch (hessian_eigenvalues_per_batch)": lambda: hessian_eigenvalues_per_batch(
+            model, batches
         ),
         "21x21 plane, random directions (plain)": lambda: compute_landscape(model, batches, **plane),
         "21x21 plane, directions='hessian'": lambda: compute_landscape(

@@ -7,7 +7,7 @@ and what is allowed, so that bad input fails at construction and never deep insi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -78,25 +78,6 @@ def check_params(name: str, value: Any) -> list[str] | None:
     if not patterns or not all(isinstance(p, str) and p for p in patterns):
         raise ValueError(message)
     return list(patterns)
-
-
-def check_names(name: str, value: Any) -> list[str] | None:
-    """Return ``value`` as a list if it is ``None`` or a non-empty list of distinct strings.
-
-    >>> check_names("names", ["a", "a"])
-    Traceback (most recent call last):
-    ...
-    ValueError: `names` must be None or a non-empty list of distinct parameter names, got ['a', 'a'].
-    """
-    if value is None:
-        return None
-    message = f"`{name}` must be None or a non-empty list of distinct parameter names, got {value!r}."
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(message)
-    names = list(value)
-    if not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
-        raise ValueError(message)
-    return names
 
 
 def check_optional_int(name: str, value: Any, *, minimum: int) -> int | None:
@@ -230,38 +211,3 @@ def _size(nbytes: float) -> str:
         if nbytes >= scale:
             return f"{nbytes / scale:.2g} {unit}"
     return f"{nbytes:.0f} bytes"
-
-
-def renamed(
-    old_name: str,
-    old_value: Any,
-    new_name: str,
-    new_value: Any,
-    default: Any,
-    check: Callable[[str, Any], Any] | None = None,
-) -> Any:
-    """The value of an argument renamed from ``old_name`` to ``new_name``.
-
-    The old name still works for one release, with a ``FutureWarning``; giving both is refused.
-    ``check(name, value)``, when given, checks a value given under the old name under that name,
-    so that the error names the argument the caller wrote.
-
-    >>> renamed("memory_budget_mb", None, "points_memory_mb", 64.0, 1024.0)
-    64.0
-    >>> renamed("memory_budget_mb", -1, "points_memory_mb", 1024.0, 1024.0, check=check_positive_float)
-    Traceback (most recent call last):
-    ...
-    ValueError: `memory_budget_mb` must be a finite number > 0, got -1.
-    """
-    if old_value is None:
-        return new_value
-    import warnings
-
-    warnings.warn(
-        f"`{old_name}` is now called `{new_name}`; the old name will be removed in the next release.",
-        FutureWarning,
-        stacklevel=3,
-    )
-    if new_value != default:
-        raise ValueError(f"give `{new_name}` only, not both `{new_name}` and its former name `{old_name}`.")
-    return old_value if check is None else check(old_name, old_value)

@@ -41,19 +41,21 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Literal
 
 import torch
 
-from .core.chunked import compute_landscape_in_chunks
-from .core.distributed import sharded
-from .core.evaluation import evaluation_subset, loss_name, stream_batches
-from .core.inputs import check_loss_fn
-from .core.interpolation import interpolate as interpolate_states
-from .core.landscape import progress_reporter
-from .core.measures import check_measure_options, measure
-from .core.results import LandscapeResult, SharpnessRecord, load_result
+from .core.base._inputs import check_loss_fn
+from .core.base.batches import evaluation_subset, stream_batches
+from .core.base.distributed import sharded
+from .core.base.evaluation import loss_name
+from .core.base.results import LandscapeResult, load_result
+from .core.landscapes.chunked import compute_landscape_in_chunks
+from .core.landscapes.interpolation import interpolate as interpolate_states
+from .core.measures.registry import check_measure_kwargs
+from .core.measures.report import SharpnessReport
 from .export import export_vtk as write_vtk
 from .user_module import (
     LossSpec,
@@ -418,6 +420,7 @@ def surface(
     batches = _data(
         data, model, num_samples, eval_batch_size, seed, engine, stream=True, num_workers=num_workers
     )
+    loss = _loss(loss_fn, model, engine.device, batches)  # refused before any bar or work
     settings = {
         "checkpoint_sha256": _file_hash(ckpt_path),
         "data": "train",
@@ -425,8 +428,29 @@ def surface(
         "eval_batch_size": eval_batch_size,
         "loss_fn": describe_loss(loss_fn),
     }
-    loss = _loss(loss_fn, model, engine.device, batches)  # refused before any bar or work
-    total = num_points**dims
+    grid = dict(dims=dims, num_points=num_points, span=span, normalization=normalization, seed=seed)
+    grid.update(chunk_points=chunk_points, points_per_forward=points_per_forward, autocast=autocast)
+    grid.update(directions=directions, params=params, settings=settings)
+    result = _surface_in_chunks(model, batches, loss, grid, earlier, path, engine)
+    if not engine.is_writer:
+        return []
+    paths = [result.save(path)]
+    paths += _save_figures(landscape_figures(result, log_scale=log_scale), output_dir, "surface")
+    return _written(paths)
+
+
+def _surface_in_chunks(
+    model: Any,
+    batches: Any,
+    loss: Any,
+    grid: dict[str, Any],
+    earlier: LandscapeResult | None,
+    path: str,
+    engine: _Engine,
+) -> LandscapeResult:
+    """The landscape chunk by chunk, each partial result saved to ``path`` (by the writing
+    process) with a bar of the points done, and the speed reported at the end."""
+    total = grid["num_points"] ** grid["dims"]
     done = 0 if earlier is None else _points_done(earlier)
     bar = _points_bar(total, done, engine.is_writer)
 
@@ -438,35 +462,17 @@ def surface(
     started = time.perf_counter()
     with engine.sharded():
         result = compute_landscape_in_chunks(
-            model,
-            batches,
-            loss_fn=loss,
-            dims=dims,
-            num_points=num_points,
-            span=span,
-            normalization=normalization,
-            seed=seed,
-            chunk_points=chunk_points,
-            points_per_forward=points_per_forward,
-            autocast=autocast,
-            settings=settings,
-            resume=earlier,
-            on_chunk=save,
-            directions=None if directions == "random" else directions,
-            params=params,
+            model, batches, loss_fn=loss, resume=earlier, on_chunk=save, **grid
         )
     bar.close()
-    if not engine.is_writer:
-        return []
-    seconds = time.perf_counter() - started
-    print(
-        f"lightning-landscape: {total - done} grid points in {seconds:.1f} s "
-        f"({(total - done) / seconds:.4g} points/s) on {engine.world_size} process(es)",
-        file=sys.stderr,
-    )
-    paths = [result.save(path)]
-    paths += _save_figures(landscape_figures(result, log_scale=log_scale), output_dir, "surface")
-    return _written(paths)
+    if engine.is_writer:
+        seconds = time.perf_counter() - started
+        print(
+            f"lightning-landscape: {total - done} grid points in {seconds:.1f} s "
+            f"({(total - done) / seconds:.4g} points/s) on {engine.world_size} process(es)",
+            file=sys.stderr,
+        )
+    return result
 
 
 surface.__doc__ = surface.__doc__.format(engine=_ENGINE_ARGS)
@@ -507,7 +513,7 @@ def interpolate(
     model_class: str | None = None,
     data_class: str | None = None,
     num_points: int = 51,
-    alpha_range: tuple[float, float] = (-0.5, 1.5),
+    span: tuple[float, float] = (-0.5, 1.5),
     num_samples: int | Literal["all"] = 1024,
     eval_batch_size: int = 256,
     seed: int = 0,
@@ -529,7 +535,7 @@ def interpolate(
         model_class: dotted path of the LightningModule when the config names none.
         data_class: dotted path of the LightningDataModule when the config names none.
         num_points: points along the line.
-        alpha_range: α range (both end points are always on the grid).
+        span: α range (both end points are always on the grid).
         num_samples: evaluation subset drawn from the training data; ``all``: the whole training
             set, streamed from the loader for every point.
         eval_batch_size: evaluation batch size.
@@ -549,15 +555,15 @@ def interpolate(
     )
     loss = _loss(loss_fn, model, engine.device, batches)
     states = _state_dict(start, "start"), _state_dict(end, "end")
-    with progress_reporter(engine.is_writer, num_points, "interpolation") as on_point, engine.sharded():
+    with engine.sharded():
         result = interpolate_states(
             model,
             batches,
             *states,
             num_points=num_points,
-            alpha_range=alpha_range,
+            span=span,
             loss_fn=loss,
-            on_point=on_point,
+            progress_bar=engine.is_writer,
             params=params,
         )
     if not engine.is_writer:
@@ -621,7 +627,7 @@ def connect(
     """
     from torch.utils.tensorboard import SummaryWriter
 
-    from .core.connectivity import connect as connect_states
+    from .core.landscapes.connectivity import connect as connect_states
     from .plotting.connectivity import plot_connectivity
 
     engine = _Engine(accelerator, 1, 1, "auto")
@@ -629,21 +635,20 @@ def connect(
     batches = _data(data, model, num_samples, eval_batch_size, seed, engine, stream=False)
     loss = _loss(loss_fn, model, engine.device, batches)
     states = _state_dict(start, "start"), _state_dict(end, "end")
-    with progress_reporter(True, steps, "curve") as on_step:
-        result = connect_states(
-            model,
-            batches,
-            *states,
-            curve=curve,
-            num_bends=num_bends,
-            steps=steps,
-            lr=lr,
-            seed=seed,
-            num_points=num_points,
-            loss_fn=loss,
-            on_step=on_step,
-            params=params,
-        )
+    result = connect_states(
+        model,
+        batches,
+        *states,
+        curve=curve,
+        num_bends=num_bends,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        num_points=num_points,
+        loss_fn=loss,
+        progress_bar=True,
+        params=params,
+    )
     os.makedirs(output_dir, exist_ok=True)
     paths = [result.save(os.path.join(output_dir, "connect.npz"))]
     figure = plot_connectivity(result)
@@ -668,6 +673,7 @@ def sharpness(
     model_class: str | None = None,
     data_class: str | None = None,
     measures: list[str] | None = None,
+    measure_kwargs: dict[str, dict[str, Any]] | None = None,
     per_layer: bool = False,
     per_batch: bool = False,
     num_samples: int | Literal["all"] = 1024,
@@ -681,7 +687,7 @@ def sharpness(
     params: list[str] | None = None,
 ) -> list[str]:
     """Curvature and sharpness of a checkpoint: a table of the values, ``sharpness.json`` with
-    each of them and ``sharpness.npz`` (a ``SharpnessRecord``, as a ``SharpnessMonitor`` writes:
+    each of them and ``sharpness.npz`` (a ``SharpnessReport``, as a ``SharpnessMonitor`` writes:
     ``lightning-landscape plot`` draws its figures).
 
     Args:
@@ -690,8 +696,10 @@ def sharpness(
         output_dir: folder for the results.
         model_class: dotted path of the LightningModule when the config names none.
         data_class: dotted path of the LightningDataModule when the config names none.
-        measures: any of top_eigenvalue, trace, keskar, adaptive_worst, average,
-            filter_normalized_eigenvalue, basin_volume (default: the first three).
+        measures: registered measures: top_eigenvalue, trace, keskar, adaptive_worst, average,
+            filter_normalized_eigenvalue, basin_volume, or one registered by an imported module
+            (default: the first three).
+        measure_kwargs: per-measure options, e.g. ``'{{"keskar": {{"epsilon": 5e-4}}}}'``.
         per_layer: also the top eigenvalue and trace of each layer's diagonal Hessian block.
         per_batch: also the top eigenvalue of each batch of ``eval_batch_size`` on its own.
         num_samples: evaluation subset drawn from the training data; ``all``: the whole training
@@ -703,53 +711,62 @@ def sharpness(
             ``loss_fn(model, batch)`` or of a loss class, or ``{{class_path, init_args}}``.
         params: glob patterns of the parameters to measure (e.g. ``'*.lora_*'``); default all.
     """
-    from tqdm.auto import tqdm
-
-    from .core.evaluation import total_samples
-    from .core.measures import per_batch as per_batch_outcome
-    from .core.measures import per_layer as per_layer_outcome
+    from .core.base.batches import total_samples
 
     measures = list(measures or ["top_eigenvalue", "trace", "keskar"])
-    for name in measures:
-        check_measure_options(name, {}, where="measures")
     engine = _Engine(accelerator, devices, num_nodes, strategy)
     model, data = load_model_and_data(model_config, ckpt_path, model_class, data_class, engine.device)
+    # after the config's classes are imported: a user's module may register measures
+    options = check_measure_kwargs(measure_kwargs, measures, params)
     batches = _data(data, model, num_samples, eval_batch_size, seed, engine, stream=False)
     loss = _loss(loss_fn, model, engine.device, batches)
-    options = {} if params is None else {"params": params}
-    values: dict[str, float] = {}
-    settings: dict[str, Any] = {"measures": measures, "seed": seed, "loss": loss_name(loss), "data": "train"}
-    arrays: dict[str, torch.Tensor] = {}
-    tasks = [
-        lambda name=name: measure(model, batches, name, seed=seed, loss_fn=loss, **options)
-        for name in measures
-    ]
-    if per_layer:
-        view = {m: options for m in measures}
-        tasks.append(
-            lambda: per_layer_outcome(
-                model, batches, measures, "module", loss_fn=loss, seed=seed, options=view
-            )
-        )
-    if per_batch:
-        view = {"top_eigenvalue": options}
-        tasks.append(lambda: per_batch_outcome(model, batches, loss_fn=loss, seed=seed, options=view))
+    settings: dict[str, Any] = {"measures": measures, "measure_kwargs": options, "seed": seed}
+    settings.update(loss=loss_name(loss), data="train", checkpoint=os.path.abspath(ckpt_path))
     with engine.sharded():
         settings["num_samples"] = total_samples(batches)  # what exists, every process's together
-        for task in tqdm(tasks, desc="sharpness", leave=False, disable=not engine.is_writer):
-            outcome = task()
-            values.update(outcome.values)
-            settings.update(outcome.settings)
-            arrays.update(outcome.arrays)
+        parts = _sharpness_parts(model, batches, measures, options, per_layer, per_batch, loss, seed, engine)
     if not engine.is_writer:
         return []
+    report = SharpnessReport(settings=settings, **parts)
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "sharpness.json")
     with open(path, "w") as fh:
-        json.dump({"checkpoint": os.path.abspath(ckpt_path), **settings, "values": values}, fh, indent=2)
-    record = SharpnessRecord(values, arrays, {**settings, "checkpoint": os.path.abspath(ckpt_path)})
-    print(_table(values))
-    return _written([path, record.save(os.path.join(output_dir, "sharpness.npz"))])
+        json.dump({**settings, "values": report.scalars()}, fh, indent=2)
+    print(_table(report.scalars()))
+    return _written([path, report.save(os.path.join(output_dir, "sharpness.npz"))])
+
+
+def _sharpness_parts(
+    model: Any, batches: list[Any], measures: list[str], options: dict[str, dict[str, Any]], per_layer: bool,
+    per_batch: bool, loss: Any, seed: int, engine: _Engine,
+) -> dict[str, Any]:  # fmt: skip
+    """Each measure and view, in the order asked, with a progress bar on the writing process."""
+    from tqdm.auto import tqdm
+
+    from .core.measures.report import per_batch as per_batch_view
+    from .core.measures.report import per_layer as per_layer_view
+    from .core.measures.sharpness import sharpness as measure
+
+    common = {"loss_fn": loss, "seed": seed}
+    tasks: list[tuple[str, Callable[[], Any]]] = [
+        (name, partial(measure, model, batches, measure=name, **common, **options[name])) for name in measures
+    ]
+    if per_layer:
+        tasks.append(
+            (
+                "per_layer",
+                partial(per_layer_view, model, batches, measures, "module", **common, options=options),
+            )
+        )
+    if per_batch:
+        tasks.append(("per_batch", partial(per_batch_view, model, batches, **common, options=options)))
+    parts: dict[str, Any] = {"measures": {}}
+    for name, task in tqdm(tasks, desc="sharpness", leave=False, disable=not engine.is_writer):
+        if name in ("per_layer", "per_batch"):
+            parts[name] = task()
+        else:
+            parts["measures"][name] = task()
+    return parts
 
 
 def _table(values: dict[str, float]) -> str:
@@ -833,7 +850,7 @@ def animate(log_dir: str, output_dir: str | None = None, log_scale: bool = False
         output_dir: folder for the GIFs (default ``<log_dir>/animations``).
         log_scale: draw log10 of the loss.
     """
-    from .core.trajectory import TrajectoryResult
+    from .core.landscapes.trajectory import TrajectoryResult
     from .plotting.animation import landscape_frames, trajectory_frames, write_gif
     from .reporting import result_files
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from .core.results import LandscapeResult
+from .core.base.results import LandscapeResult
 
 __all__ = ["export_vtk", "surface_mesh"]
 

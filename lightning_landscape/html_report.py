@@ -19,8 +19,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from .core.results import LandscapeResult, SharpnessRecord
-from .core.trajectory import TrajectoryResult
+from .core.base.results import LandscapeResult, SharpnessRecord, load_result
+from .core.landscapes.trajectory import TrajectoryResult
+from .core.measures.report import SharpnessReport, block_value
 from .reporting import result_files
 
 __all__ = ["write_report"]
@@ -163,23 +164,22 @@ def _sharpness(log_dir: str) -> Iterator[tuple[str, str, Any]]:
     import plotly.graph_objects as go
 
     for tag, files in result_files(log_dir, "sharpness").items():
-        record = SharpnessRecord.load(files[-1])
+        report = load_result(files[-1])
+        if isinstance(report, SharpnessRecord):  # a file of an earlier version
+            report = SharpnessReport.from_record(report)
         rows = "".join(
             f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v:.6g}</td></tr>"
-            for k, v in record.values.items()
+            for k, v in report.scalars().items()
         )
-        where = f"epoch {record.epoch} · step {record.global_step}"
+        where = f"epoch {report.epoch} · step {report.global_step}"
         yield f"sharpness {tag} ({where})", _id("sharpness", tag, "table"), f"<table>{rows}</table>"
-        blocks = list(record.settings.get("per_layer", {}).get("blocks", {}))
-        for measure in ("top_eigenvalue", "trace"):
-            values = record.arrays.get(f"per_layer/{measure}")
-            if values is not None and blocks:
-                figure = go.Figure(go.Bar(x=blocks, y=values.double().numpy()))
-                figure.update_layout(title=f"{tag}: {measure} per layer", height=380)
-                yield f"{tag}: {measure} per layer", _id("sharpness", tag, "per_layer", measure), figure
-        per_batch = record.arrays.get("per_batch/top_eigenvalue")
-        if per_batch is not None:
-            figure = go.Figure(go.Histogram(x=per_batch.double().numpy()))
+        for measure, found in report.per_layer.items():
+            values = [block_value(r) for r in found.results.values()]
+            figure = go.Figure(go.Bar(x=list(found.results), y=values))
+            figure.update_layout(title=f"{tag}: {measure} per layer", height=380)
+            yield f"{tag}: {measure} per layer", _id("sharpness", tag, "per_layer", measure), figure
+        if report.per_batch is not None:
+            figure = go.Figure(go.Histogram(x=report.per_batch.eigenvalues[:, 0].double().numpy()))
             figure.update_layout(title=f"{tag}: top eigenvalue of each batch", height=380)
             yield f"{tag}: per-batch curvature", _id("sharpness", tag, "per_batch"), figure
 

@@ -1,7 +1,7 @@
 """The user's LightningModule as it is: its own loss, its batches through its batch hooks.
 
 The forms a ``loss_fn`` takes, and how each resolves to the core's ``loss_fn(model, batch)``, live
-in :mod:`lightning_landscape.core.losses` (no Lightning there: a LightningModule is told by its
+in :mod:`lightning_landscape.core.base.losses` (no Lightning there: a LightningModule is told by its
 ``training_step``); they are named here too, where the monitors and the CLI have always found
 them. This module adds what needs Lightning: the batch hooks (``on_before_batch_transfer``,
 ``transfer_batch_to_device``, ``on_after_batch_transfer``, the datamodule's where it overrides
@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .core.evaluation import move_to_device
-from .core.losses import (
+from .core.base.batches import move_to_device
+from .core.base.losses import (
     CROSS_ENTROPY,
     LossSpec,
     check_loss_spec,
@@ -27,7 +27,7 @@ from .core.losses import (
     quiet_call,
     resolve_loss_fn,
 )
-from .core.params import preserve_rng_state
+from .core.base.params import preserve_rng_state
 
 __all__ = [
     "CROSS_ENTROPY",

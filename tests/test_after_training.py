@@ -31,7 +31,7 @@ from torch import nn
 from user_modules import ImageData, RegressionData, RegressionModule, SmallCNN, dict_mse
 
 import lightning_landscape as ll
-from lightning_landscape.core.noise import gradient_noise_scale
+from lightning_landscape.core.measures.noise import gradient_noise_scale
 
 SUBSET = dict(num_samples=48, eval_batch_size=16, every_n_epochs=1)
 
@@ -122,7 +122,7 @@ def _other_state(module):
 
 
 FUNCTIONS = {
-    "evaluate": lambda m, b, f: ll.evaluate(m, b, f).loss,
+    "evaluate": lambda m, b, f: ll.evaluate(m, b, loss_fn=f).loss,
     "compute_landscape": lambda m, b, f: ll.compute_landscape(m, b, dims=1, num_points=3, loss_fn=f).loss,
     "compute_landscape_in_chunks": lambda m, b, f: (
         ll.compute_landscape_in_chunks(m, b, dims=1, num_points=3, chunk_points=2, loss_fn=f).loss

@@ -50,7 +50,7 @@ def test_surface_writes_a_result_equal_to_compute_landscape_and_figures(digits_r
     result = LandscapeResult.load(out / "surface.npz")
     from digits import DigitsDataModule
 
-    from lightning_landscape.core.evaluation import evaluation_subset
+    from lightning_landscape.core.base.batches import evaluation_subset
 
     data = DigitsDataModule(batch_size=64)
     data.setup("fit")
@@ -70,7 +70,7 @@ def test_surface_along_hessian_eigenvectors_equals_compute_landscape(digits_run)
     result = LandscapeResult.load(out / "surface.npz")
     from digits import DigitsDataModule
 
-    from lightning_landscape.core.evaluation import evaluation_subset
+    from lightning_landscape.core.base.batches import evaluation_subset
 
     data = DigitsDataModule(batch_size=64)
     data.setup("fit")
@@ -89,7 +89,7 @@ def test_interpolate_passes_through_both_checkpoints(digits_run):
     written = main(
         ["interpolate", "--model_config", config, "--start", first, "--end", last, "--output_dir", str(out)]
         + CLASSES
-        + ["--num_points", "5", "--alpha_range", "[0.0, 1.0]", "--num_samples", "128", "--accelerator", "cpu"]
+        + ["--num_points", "5", "--span", "[0.0, 1.0]", "--num_samples", "128", "--accelerator", "cpu"]
     )
     assert sorted(os.path.basename(p) for p in written) == ["interpolation.npz", "interpolation.png"]
     result = LandscapeResult.load(out / "interpolation.npz")
@@ -244,7 +244,7 @@ def test_interpolate_a_regression_checkpoint_with_its_own_loss(regression_run):
     out = root / "interp"
     main(
         ["interpolate", "--model_config", config, "--start", first, "--end", last, "--output_dir", str(out)]
-        + ["--num_points", "3", "--alpha_range", "[0.0, 1.0]", "--num_samples", "64", "--accelerator", "cpu"]
+        + ["--num_points", "3", "--span", "[0.0, 1.0]", "--num_samples", "64", "--accelerator", "cpu"]
         + ["--loss_fn", "training_step"]
     )
     result = LandscapeResult.load(out / "interpolation.npz")

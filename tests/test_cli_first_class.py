@@ -14,10 +14,12 @@ import pytest
 
 from lightning_landscape import LandscapeResult
 from lightning_landscape.cli import main, run
-from lightning_landscape.core.results import load_result
+from lightning_landscape.core.base.results import load_result
 
 HONEST = sorted(
-    glob.glob(os.path.join(os.path.dirname(__file__), "core", "result_files", "main-d4892b6", "*.npz"))
+    glob.glob(
+        os.path.join(os.path.dirname(__file__), "core", "base", "result_files", "main-d4892b6", "*.npz")
+    )
 )
 NUMBERS_ONLY = {"Evaluation", "EigenvalueResult", "TraceEstimate", "SharpnessResult", "EvidenceResult"}
 NUMBERS_ONLY |= {"GradientNoiseScale", "VolumeResult", "PCAResult"}

@@ -14,7 +14,7 @@ import torch
 
 from lightning_landscape import LandscapeResult, compute_landscape
 from lightning_landscape.cli import run as main
-from lightning_landscape.core import grid
+from lightning_landscape.core.landscapes import _grid as grid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = os.path.join(ROOT, "example_projects", "digits")
@@ -194,7 +194,7 @@ def test_interpolate_on_two_ddp_processes_equals_one_process(digits_checkpoint, 
     torch.save({k: v * 0.5 for k, v in model.state_dict().items()}, other)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([DIGITS, os.environ.get("PYTHONPATH", "")])}
     arguments = ["interpolate", "--start", str(other), "--end", ckpt, "--num_points", "3"]
-    arguments += ["--alpha_range", "[0.0, 1.0]", "--num_samples", "all", "--model_config", config, *CLASSES]
+    arguments += ["--span", "[0.0, 1.0]", "--num_samples", "all", "--model_config", config, *CLASSES]
     arguments += ["--accelerator", "cpu", "--loss_fn", "cross_entropy"]
     main([*arguments, "--output_dir", str(tmp_path / "one")])
     done = subprocess.run(

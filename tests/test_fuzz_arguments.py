@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import lightning_landscape as ll  # noqa: E402
-from lightning_landscape.core.noise import gradient_noise_scale  # noqa: E402
+from lightning_landscape.core.measures.noise import gradient_noise_scale  # noqa: E402
 from lightning_landscape.data.randomization import RandomizedDataset  # noqa: E402
 
 settings.register_profile(
@@ -71,10 +71,16 @@ def _valid_span(value, largest: float = 3.4e38) -> bool:
     return pair[0] < pair[1] and math.isfinite(pair[1] - pair[0]) and max(map(abs, pair)) <= largest
 
 
-def _valid_names(value) -> bool:
-    if not isinstance(value, (list, tuple)) or not value:
+def _valid_params(value) -> bool:
+    """Glob patterns each matching a trainable parameter of the model (``None``: all of them)."""
+    from fnmatch import fnmatchcase
+
+    if value is None:
+        return True
+    patterns = [value] if isinstance(value, str) else value
+    if not isinstance(patterns, (list, tuple)) or not patterns:
         return False
-    return len(set(value)) == len(value) and all(v in MODEL_NAMES for v in value)
+    return all(isinstance(p, str) and p and any(fnmatchcase(n, p) for n in MODEL_NAMES) for p in patterns)
 
 
 def _valid_tag(value) -> bool:
@@ -137,14 +143,14 @@ BAD = {
     "monitor_span": st.one_of(
         st.tuples(_ANY_FLOAT, _ANY_FLOAT), st.lists(_ANY_FLOAT, max_size=3), st.text(max_size=4), st.none()
     ).filter(lambda v: not _valid_span(v) and not (_valid_span(v, largest=1.8e308))),
-    "names": st.one_of(
+    "params": st.one_of(
         st.lists(st.sampled_from([*MODEL_NAMES, "nope", ""]), max_size=4),
         st.text(max_size=8),
         st.integers(),
         st.lists(st.integers(), max_size=2),
-    ).filter(lambda v: not _valid_names(v)),
+    ).filter(lambda v: not _valid_params(v)),
     "loss_fn": st.one_of(st.integers(), st.text(max_size=8), st.lists(st.integers(), max_size=2), _ANY_FLOAT),
-    "tag": st.one_of(st.text(max_size=120), st.integers(), st.none(), st.just("x" * 300)).filter(
+    "tag": st.one_of(st.text(max_size=120), st.integers(), st.just("x" * 300)).filter(
         lambda v: not _valid_tag(v)
     ),
     "fraction": st.one_of(
@@ -211,9 +217,9 @@ EDGES = {
         (-1e39, 1.0), (1.0, -1.0), (0.0, 0.0), (NAN, 1.0), (-INF, 1.0), (-1e308, 1e308), (1.0,), "ab", None, 3
     ],
     "monitor_span": [(1.0, -1.0), (NAN, 1.0), (-1e308, 1e308), "ab", None],
-    "names": [[], ["nope"], ["0.weight", "0.weight"], "0.weight", 3, [""]],
+    "params": [[], ["nope"], "nope*", 3, [""], ["0.weight", 3]],
     "loss_fn": [0, "not a function", [1], 1.5],
-    "tag": ["", "a/b", "a b", "a\\b", "x" * 101, 3, None, "tab\t"],
+    "tag": ["", "a/b", "a b", "a\\b", "x" * 101, 3, "tab\t"],
     "step": [-1, 1.5, NAN, "1", True, [1]],
     "epochs": ["abc", "abcd", [0, 1], [0, 1, -1], [0, 1, 2.0], [0, 1, "2"], {0: 0, 1: 1, 2: 2}, 3],
     "measure_kwargs": [0, "trace", [1], {"trace": 3}, {"nope": {}}],
@@ -302,7 +308,6 @@ FUNCTIONS = {
             "global_step": "step",
             "progress_bar": "progress",
             "directions": "directions",
-            "memory_budget_mb": "optional_positive",  # the former name: the error names it
         },
     ),
     "compute_landscape(num_points=huge)": (
@@ -325,6 +330,8 @@ FUNCTIONS = {
             "autocast": "choice",
             "on_chunk": "callable",
             "hessian_samples": "count",
+            "num_samples": "optional_count",
+            "directions": "choice",
         },
     ),
     "compute_landscape_in_chunks(num_points=huge)": (
@@ -340,12 +347,15 @@ FUNCTIONS = {
             "max_iter": "count",
             "min_iter": "count",
             "seed": "seed",
-            "names": "names",
+            "params": "params",
             "loss_fn": "loss_fn",
             "num_samples": "optional_count",
             "return_eigenvectors": "bool",
-            "per_batch": "bool",
         },
+    ),
+    "hessian_eigenvalues_per_batch": (
+        _model_call(ll.hessian_eigenvalues_per_batch, max_iter=6),
+        {"k": "count", "which": "choice", "tol": "positive", "seed": "seed", "params": "params"},
     ),
     "hessian_trace": (
         _model_call(ll.hessian_trace, num_probes=3),
@@ -353,47 +363,57 @@ FUNCTIONS = {
             "num_probes": "count",
             "method": "choice",
             "seed": "seed",
-            "names": "names",
+            "params": "params",
             "loss_fn": "loss_fn",
             "num_samples": "optional_count",
         },
     ),
     "hessian_density": (
         _model_call(ll.hessian_density, num_probes=1, num_steps=3),
-        {"num_probes": "count", "num_steps": "count", "seed": "seed", "names": "names", "loss_fn": "loss_fn"},
+        {
+            "num_probes": "count",
+            "num_steps": "count",
+            "seed": "seed",
+            "params": "params",
+            "loss_fn": "loss_fn",
+        },
     ),
     "hessian_density(num_probes=huge)": (
         _model_call(ll.hessian_density, num_steps=3),
         {"num_probes": "huge_probes"},
     ),
     "sharpness": (
-        _model_call(ll.sharpness, num_ascent_steps=2, num_probes=2, num_scan=3, num_bisect=2),
+        _model_call(ll.sharpness, num_ascent_steps=2),
         {
             "measure": "choice",
             "seed": "seed",
             "epsilon": "positive",
-            "rho": "positive",
-            "p": "choice",
             "num_ascent_steps": "count",
             "step_size": "positive",
-            "num_probes": "optional_count",
-            "tol": "positive",
-            "max_iter": "count",
-            "max_radius": "positive",
-            "num_scan": "count",
             "loss_fn": "loss_fn",
             "num_samples": "optional_count",
+            "params": "params",
         },
     ),
+    "sharpness(measure='adaptive_worst')": (
+        _model_call(ll.sharpness, measure="adaptive_worst", num_ascent_steps=2),
+        {"rho": "positive", "p": "choice", "step_size": "positive"},
+    ),
+    "sharpness(measure='average')": (
+        _model_call(ll.sharpness, measure="average", num_probes=2),
+        {"rho": "positive", "num_probes": "count"},
+    ),
+    "sharpness(measure='filter_normalized_eigenvalue')": (
+        _model_call(ll.sharpness, measure="filter_normalized_eigenvalue"),
+        {"tol": "positive", "max_iter": "count"},
+    ),
     "sharpness(measure='basin_volume')": (
-        lambda model, batches, **kw: ll.sharpness(
-            model, batches, measure="basin_volume", num_scan=3, num_bisect=2, **kw
-        ),
-        {"num_directions": "optional_count"},  # the former name of num_probes: the error names it
+        _model_call(ll.sharpness, measure="basin_volume", num_probes=2, num_scan=3, num_bisect=2),
+        {"num_probes": "count", "max_radius": "positive", "num_scan": "count"},
     ),
     "basin_volume": (
         _model_call(ll.basin_volume, num_probes=2, num_scan=3, num_bisect=2),
-        {"num_directions": "optional_count", "max_radius": "positive", "num_bisect": "count_from_zero"},
+        {"num_probes": "count", "max_radius": "positive", "num_bisect": "count_from_zero"},
     ),
     "log_evidence": (
         _model_call(ll.log_evidence, prior_precision=1.0, num_probes=1, num_steps=3),
@@ -404,7 +424,7 @@ FUNCTIONS = {
             "num_probes": "count",
             "num_steps": "count",
             "seed": "seed",
-            "names": "names",
+            "params": "params",
             "loss_fn": "loss_fn",
             "num_samples": "optional_count",
         },
@@ -427,10 +447,10 @@ FUNCTIONS = {
         ),
         {
             "num_points": "count",
-            "alpha_range": "span",
+            "span": "span",
             "loss_fn": "loss_fn",
             "num_samples": "optional_count",
-            "on_point": "callable",
+            "progress_bar": "progress",
         },
     ),
     "interpolate(num_points=huge)": (
@@ -450,7 +470,7 @@ FUNCTIONS = {
             "num_points": "count",
             "loss_fn": "loss_fn",
             "reestimate_bn": "bool",
-            "on_step": "callable",
+            "progress_bar": "progress",
         },
     ),
     "connect(num_points=huge)": (
@@ -476,7 +496,8 @@ FUNCTIONS = {
             "ignore_bias_and_norm": "bool",
             "loss_fn": "loss_fn",
             "epochs": "epochs",
-            "on_point": "callable",
+            "progress_bar": "progress",
+            "num_samples": "optional_count",
             "chunk_bytes": "count",
         },
     ),
@@ -518,7 +539,6 @@ MONITORS = {
             "tag": "tag",
             "points_per_forward": "count",
             "points_memory_mb": "positive",
-            "memory_budget_mb": "optional_positive",  # the former name: the error names it
             "autocast": "choice",
             "compile": "bool",
             "data": "choice",
@@ -552,7 +572,6 @@ MONITORS = {
             "margin": "positive",
             "snapshot_dtype": "choice",
             "snapshot_memory_mb": "positive",
-            "memory_budget_mb": "optional_positive",  # the former name: the error names it
             "center": "bool",
             "log_histograms": "bool",
             "seed": "seed",

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import user_measures  # noqa: F401  (registers the measure 'random_step', as a user's module would)
 from problems import GlobalRNG, assert_same_state, bn_cnn, image_batches, snapshot, warm_up_bn
 from torch import nn
 
 import lightning_landscape as ll
-from lightning_landscape.core.inputs import check_loss_fn
-from lightning_landscape.core.measures import measure
-from lightning_landscape.core.noise import gradient_noise_scale
+from lightning_landscape.core.base._inputs import check_loss_fn
+from lightning_landscape.core.measures.noise import gradient_noise_scale
 
 OTHER_STATE = bn_cnn(seed=9).state_dict()  # built here: bn_cnn() reseeds torch
 
@@ -54,9 +54,13 @@ CALLS = {
         num_points=3,
     ),
     "hessian_eigenvalues": lambda m, b: ll.hessian_eigenvalues(m, b, k=1, max_iter=5, min_iter=2),
-    "hessian_eigenvalues_per_layer": lambda m, b: ll.hessian_eigenvalues(m, b, blocks="module", max_iter=4),
-    "hessian_eigenvalues_per_batch": lambda m, b: ll.hessian_eigenvalues(m, b, per_batch=True, max_iter=4),
-    "hessian_trace_per_layer": lambda m, b: ll.hessian_trace(m, b, blocks="parameter", num_probes=3),
+    "hessian_eigenvalues_per_layer": lambda m, b: ll.blockwise(
+        ll.hessian_eigenvalues, m, b, blocks="module", max_iter=4
+    ),
+    "hessian_eigenvalues_per_batch": lambda m, b: ll.hessian_eigenvalues_per_batch(m, b, max_iter=4),
+    "hessian_trace_per_layer": lambda m, b: ll.blockwise(
+        ll.hessian_trace, m, b, blocks="parameter", num_probes=3
+    ),
     "compute_landscape_hessian_plane": lambda m, b: ll.compute_landscape(
         m, b, num_points=3, directions="hessian_extremes"
     ),
@@ -67,10 +71,13 @@ CALLS = {
     "sharpness": lambda m, b: ll.sharpness(m, b, measure="keskar", num_ascent_steps=2),
     "average_sharpness": lambda m, b: ll.average_sharpness(m, b, num_probes=2),
     "filter_normalized_eigenvalue": lambda m, b: ll.filter_normalized_eigenvalue(m, b, max_iter=4),
-    "measure_top_eigenvalue": lambda m, b: measure(m, b, "top_eigenvalue", max_iter=5, min_iter=2),
-    "measure_basin_volume": lambda m, b: measure(
-        m, b, "basin_volume", num_probes=2, num_scan=3, num_bisect=2, threshold=10.0
+    "measure_top_eigenvalue": lambda m, b: ll.sharpness(
+        m, b, measure="top_eigenvalue", max_iter=5, min_iter=2
     ),
+    "measure_basin_volume": lambda m, b: ll.sharpness(
+        m, b, measure="basin_volume", num_probes=2, num_scan=3, num_bisect=2, threshold=10.0
+    ),
+    "measure_registered_outside": lambda m, b: ll.sharpness(m, b, measure="random_step", sigma=0.1),
     "gradient_noise_scale": lambda m, b: gradient_noise_scale(m, b),
     "log_evidence": lambda m, b: ll.log_evidence(m, b, prior_precision=1.0, num_probes=2, num_steps=3),
     "log_evidence_ggn": lambda m, b: ll.log_evidence(
@@ -128,7 +135,7 @@ def _backward_loss(model, batch):
 
 
 BACKWARD_CALLS = {
-    "evaluate": lambda m, b, f: ll.evaluate(m, b, f),
+    "evaluate": lambda m, b, f: ll.evaluate(m, b, loss_fn=f),
     "compute_landscape": lambda m, b, f: ll.compute_landscape(m, b, num_points=3, loss_fn=f),
     "hessian_eigenvalues": lambda m, b, f: ll.hessian_eigenvalues(m, b, max_iter=5, min_iter=2, loss_fn=f),
     "hessian_trace": lambda m, b, f: ll.hessian_trace(m, b, num_probes=3, loss_fn=f),

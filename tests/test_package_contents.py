@@ -54,7 +54,7 @@ def test_the_built_wheel_holds_only_the_package_code_and_py_typed(tmp_path):
     package = [n for n in names if not n.split("/")[0].endswith(".dist-info")]
     assert package and all(n.startswith("lightning_landscape/") and _is_source(n) for n in package), package
     assert "lightning_landscape/py.typed" in package
-    assert "lightning_landscape/core/results.py" in package
+    assert "lightning_landscape/core/base/results.py" in package
     tracked = {n for n in _git_files("lightning_landscape") if n.endswith(".py")}
     assert tracked <= set(package)  # every module of the package ships
 

@@ -81,9 +81,8 @@ def test_the_curvature_over_the_adapter_is_the_dense_hessian_of_the_adapter():
     exact = torch.linalg.eigvalsh(dense.double())
     top = ll.hessian_eigenvalues(model, batches, params=ADAPTER, k=1, which="both", tol=1e-8, max_iter=200)
     torch.testing.assert_close(top.eigenvalues, torch.stack([exact[-1], exact[0]]), rtol=1e-3, atol=1e-5)
-    with pytest.warns(FutureWarning, match="`names` is now called `params`"):
-        again = ll.hessian_eigenvalues(model, batches, names=LORA, k=1, which="both", tol=1e-8, max_iter=200)
-    assert torch.equal(again.eigenvalues, top.eigenvalues)
+    again = ll.hessian_eigenvalues(model, batches, params=LORA, k=1, which="both", tol=1e-8, max_iter=200)
+    assert torch.equal(again.eigenvalues, top.eigenvalues)  # exact names are patterns too
     evidence = ll.log_evidence(model, batches, prior_precision=1.0, params=ADAPTER, method="exact")
     assert evidence.num_parameters == sum(sizes) and evidence.extra["parameters"] == LORA
 

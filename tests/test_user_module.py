@@ -10,8 +10,8 @@ from problems import GlobalRNG
 from torch import nn
 from user_modules import ImageData, ManualOptimization, RegressionModule, SmallCNN
 
-from lightning_landscape.core.inputs import check_loss_fn
-from lightning_landscape.core.losses import CROSS_ENTROPY_LOSS
+from lightning_landscape.core.base._inputs import check_loss_fn
+from lightning_landscape.core.base.losses import CROSS_ENTROPY_LOSS
 from lightning_landscape.user_module import (
     batch_transfer,
     check_loss_spec,

@@ -102,8 +102,8 @@ def measure(module, data, num_probes: int) -> dict:
     # the instruments measure the plain cross-entropy of the true labels, not the module's own
     # training loss (which, for the anti-generalization run, rewards wrong distractor labels)
     ce = "cross_entropy"
-    _, train_acc = evaluate(module, train, ce)
-    _, test_acc = evaluate(module, test, ce)
+    _, train_acc = evaluate(module, train, loss_fn=ce)
+    _, test_acc = evaluate(module, test, loss_fn=ce)
     subset = [(train[0][0][:512], train[0][1][:512])]
     return {
         "train accuracy": train_acc,

@@ -78,8 +78,8 @@ def main() -> None:
             **{k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
         )
         model.load_state_dict(checkpoint["state_dict"])
-        _, train_acc = evaluate(model, train, "cross_entropy")  # with the accuracy
-        _, test_acc = evaluate(model, test, "cross_entropy")
+        _, train_acc = evaluate(model, train, loss_fn="cross_entropy")  # with the accuracy
+        _, test_acc = evaluate(model, test, loss_fn="cross_entropy")
         norm = torch.sqrt(sum(p.detach().square().sum() for p in model.parameters())).item()
         batch = 16 if run.startswith("small") else 600
         cells = [

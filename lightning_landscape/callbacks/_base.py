@@ -16,7 +16,7 @@ When a monitor runs (never during the sanity check or under ``fast_dev_run``):
 
 Every monitor charges its time to the trainer's ledger (:mod:`._budget`) and logs its own share of
 the training time so far as ``{tag}/overhead``. Its evaluation subset is drawn once from the
-training (or validation) data set (see :func:`lightning_landscape.core.evaluation.evaluation_subset`),
+training (or validation) data set (see :func:`lightning_landscape.core.base.batches.evaluation_subset`),
 passed through the module's and datamodule's batch hooks as training batches are, and kept on the
 module's device.
 
@@ -46,7 +46,7 @@ import contextlib
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -65,10 +65,12 @@ from .._checks import (
     check_seed,
     check_tag,
 )
-from ..core.distributed import guarded_sum, sharded
-from ..core.evaluation import LossFn, evaluation_subset, evaluation_sums
-from ..core.inputs import check_loss_fn
-from ..core.params import observing, selected_parameters
+from ..core.base._inputs import check_loss_fn
+from ..core.base.batches import evaluation_subset
+from ..core.base.distributed import guarded_sum, sharded
+from ..core.base.evaluation import evaluation_sums
+from ..core.base.losses import LossFn
+from ..core.base.params import observing, selected_parameters
 from ..reporting import log_figures, log_scalars, logging_step, prepare_output_dir
 from ..user_module import LossSpec, batch_transfer, check_loss_spec, move_criterion, resolve_loss_fn
 from . import _budget
@@ -78,6 +80,11 @@ _UNSUPPORTED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel", "XLA")
 
 class EpochMonitor(Callback):
     """Base class: decides when to run and captures the fixed evaluation subset.
+
+    Every monitor takes these shared options as keywords (declared once, here; LightningCLI and
+    ``--help`` see them through each monitor's ``**kwargs``). A monitor whose default differs
+    states that option itself. Monitors that write result files take :class:`ResultMonitor`'s
+    options too.
 
     Args:
         every_n_epochs: run after every ``every_n_epochs``-th training epoch (a fixed schedule; the
@@ -93,31 +100,26 @@ class EpochMonitor(Callback):
             function ``loss_fn(model, batch)`` or its dotted path, or a loss module
             ``criterion(outputs, targets)``.
         data: draw the evaluation subset from the ``"train"`` or the ``"val"`` loader.
-        log_scale: draw log10 of the loss.
-        save_results: write result files beside the logs.
-        progress_bar: show a progress bar while computing.
-        tag: prefix of the logged tags and file names; every monitor of a trainer needs its own
-            (a tag given twice is refused at ``setup``).
-        params: the parameters a monitor varies (directions, curvature, snapshots): the trainable
-            ones matching these glob patterns (e.g. ``"*.lora_*"``); default all of them.
+        tag: prefix of the logged tags and file names (default: the monitor's
+            :attr:`DEFAULT_TAG`); every monitor of a trainer needs its own (a tag given twice is
+            refused at ``setup``).
     """
+
+    DEFAULT_TAG: ClassVar[str] = "monitor"
+    """The ``tag`` of a monitor built without one."""
 
     def __init__(
         self,
         *,
-        every_n_epochs: int | None,
-        at_train_end: bool,
+        every_n_epochs: int | None = None,
         budget: float | None = 0.1,
-        num_samples: int,
-        eval_batch_size: int,
-        seed: int,
-        loss_fn: LossSpec,
-        log_scale: bool,
-        save_results: bool,
-        progress_bar: bool,
-        tag: str,
+        at_train_end: bool = True,
+        num_samples: int = 1024,
+        eval_batch_size: int = 256,
+        seed: int = 0,
+        loss_fn: LossSpec = None,
         data: Literal["train", "val"] = "train",
-        params: str | Sequence[str] | None = None,
+        tag: str | None = None,
     ) -> None:
         super().__init__()
         self.every_n_epochs = check_optional_int("every_n_epochs", every_n_epochs, minimum=1)
@@ -128,11 +130,10 @@ class EpochMonitor(Callback):
         self.seed = check_seed("seed", seed)
         self.loss_fn = check_loss_spec("loss_fn", loss_fn)
         self.data = check_choice("data", data, ("train", "val"))
-        self.params = check_params("params", params)
-        self.log_scale = check_bool("log_scale", log_scale)
-        self.save_results = check_bool("save_results", save_results)
-        self.progress_bar = check_bool("progress_bar", progress_bar)
-        self.tag = check_tag("tag", tag)
+        self.params: list[str] | None = None  # every trainable parameter (see ResultMonitor)
+        self.save_results = False
+        self.progress_bar = False
+        self.tag = check_tag("tag", self.DEFAULT_TAG if tag is None else tag)
         self.saved_files: list[str] = []
         self.last_result: Any = None  # what the last run computed
         self._last_step: int | None = None
@@ -527,3 +528,30 @@ def _first_loader(loaders: Any) -> Any:
     if isinstance(loaders, Sequence) and loaders:
         return loaders[0]
     return loaders
+
+
+class ResultMonitor(EpochMonitor):
+    """A monitor that varies chosen parameters, shows its progress and writes result files: the
+    options of :class:`EpochMonitor` and these three, declared once (``LossLandscapeMonitor``,
+    ``SharpnessMonitor`` and ``TrajectoryMonitor`` take them through ``**kwargs``).
+
+    Args:
+        params: the parameters the monitor varies (directions, curvature, snapshots): the trainable
+            ones matching these glob patterns (e.g. ``"*.lora_*"``); default all of them.
+        save_results: write result files beside the logs.
+        progress_bar: show a progress bar while computing (when the trainer shows one).
+        **kwargs: the options of :class:`EpochMonitor`.
+    """
+
+    def __init__(
+        self,
+        *,
+        params: str | Sequence[str] | None = None,
+        save_results: bool = True,
+        progress_bar: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.params = check_params("params", params)
+        self.save_results = check_bool("save_results", save_results)
+        self.progress_bar = check_bool("progress_bar", progress_bar)

@@ -4,37 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
-from .._checks import check_bool, check_choice, check_int, check_span
-from ..core.curvature import HESSIAN_DIRECTIONS
-from ..core.evaluation import evaluation_sums
-from ..core.landscape import (
-    check_grid_size,
-    check_points_memory_mb,
-    check_points_per_forward,
-    check_span_fits,
-    compute_landscape,
-)
-from ..core.normalization import NORMALIZATIONS
-from ..core.params import observing
-from ..core.results import LandscapeResult
+from .._checks import check_bool, check_choice, check_int, check_positive_float, check_span
+from ..core.base.evaluation import evaluation_sums
+from ..core.base.params import observing
+from ..core.base.results import LandscapeResult
+from ..core.curvature.eigenvalues import HESSIAN_DIRECTIONS
+from ..core.landscapes._grid import check_grid_size, check_points_per_forward
+from ..core.landscapes.directions import check_span_fits
+from ..core.landscapes.landscape import compute_landscape
+from ..core.landscapes.normalization import NORMALIZATIONS
 from ..export import surface_mesh
 from ..plotting.animation import landscape_frames, write_gif
 from ..plotting.landscape import landscape_figures
 from ..reporting import epoch_index, log_animation, log_mesh, output_dir, result_file_name
-from ..user_module import LossSpec
-from ._base import EpochMonitor
+from ._base import ResultMonitor
 
 __all__ = ["LossLandscapeMonitor"]
 
 
-class LossLandscapeMonitor(EpochMonitor):
+class LossLandscapeMonitor(ResultMonitor):
     """Log a filter-normalized loss landscape (Li et al. 2018) every few epochs.
 
     At the end of an epoch when the budget allows it (by default the monitors of a trainer spend at
@@ -67,11 +61,6 @@ class LossLandscapeMonitor(EpochMonitor):
     Diverging grid points (NaN/inf loss) are recorded, masked in the figures and never stop training.
 
     Args:
-        every_n_epochs: run after every ``every_n_epochs``-th epoch, whatever it costs; ``None``
-            (default): the budgeted schedule.
-        budget: with ``every_n_epochs=None`` (the default), the share of training time the monitors
-            of the trainer may spend together: a run that is due is skipped when it would exceed it
-            (see :mod:`lightning_landscape.callbacks._base`); ``None``: every epoch.
         dims: 1 or 2 directions.
         num_points: grid points per axis (>= 2; odd puts a point exactly on the weights).
         span: ``(low, high)`` coefficient range per axis.
@@ -81,19 +70,7 @@ class LossLandscapeMonitor(EpochMonitor):
             afresh at every run) or ``"hessian_extremes"`` (the top and the bottom one; ``dims=2``).
             Hessian axes are unit vectors used as they are (``normalization`` does not apply).
         ignore_bias_and_norm: hold biases and norm-layer affine parameters fixed (paper's biasbn).
-        num_samples: size of the fixed evaluation subset of the training data.
-        eval_batch_size: batch size for evaluating that subset.
-        seed: seed of the directions and of the subset.
         log_scale: draw log10 of the loss.
-        at_train_end: also run when training ends (if not already run at that step).
-        loss_fn: ``None`` (default: the module's own ``training_step`` loss), ``"cross_entropy"``
-            (fused cross-entropy with accuracy on ``(x, y)`` batches of class logits, the fastest),
-            a method name of the module, a function ``loss_fn(model, batch)`` or its dotted path,
-            or a loss module ``criterion(outputs, targets)`` (see
-            :mod:`lightning_landscape.user_module`).
-        save_results: write the ``.npz`` result files.
-        progress_bar: show a progress bar while computing (when the trainer shows one).
-        tag: prefix of the logged tags and file names; give two monitors different tags.
         points_per_forward: grid points per forward pass (``"auto"``: as many as
             ``points_memory_mb`` holds), mapped with ``torch.vmap``; worth it on a GPU with a small
             model, slower on a CPU (see ``benchmarks/README.md``). Default 1.
@@ -101,14 +78,14 @@ class LossLandscapeMonitor(EpochMonitor):
         autocast: ``"bf16"``/``"fp16"`` evaluation under ``torch.autocast`` (changes the loss by
             ~1e-3/1e-4 relative); default full precision.
         compile: evaluate through ``torch.compile`` (one point per forward).
-        data: draw the evaluation subset from the ``"train"`` or ``"val"`` loader.
-        memory_budget_mb: former name of ``points_memory_mb`` (deprecated: a ``FutureWarning``).
-        params: vary only the trainable parameters matching these glob patterns (e.g.
-            ``"*.lora_*"``); default all of them.
         animate: at the end of training, also the landscape epoch by epoch as an animated GIF,
             ``<log_dir>/landscapes/{tag}-epochs.gif`` (every run on one colour scale), logged as
             ``{tag}/{dims}d/animation`` where a logger takes animations (W&B, MLflow).
 
+        **kwargs: the options every monitor shares, declared once in
+            :class:`~lightning_landscape.callbacks._base.ResultMonitor`: ``every_n_epochs``,
+            ``budget``, ``at_train_end``, ``num_samples``, ``eval_batch_size``, ``seed``, ``loss_fn``,
+            ``data``, ``params``, ``save_results``, ``progress_bar``, ``tag``.
     Example:
         >>> from lightning.pytorch import Trainer
         >>> monitor = LossLandscapeMonitor(every_n_epochs=5, dims=1, num_points=31)
@@ -120,49 +97,28 @@ class LossLandscapeMonitor(EpochMonitor):
         ValueError: `num_points` must be an integer >= 2, got 1.
     """
 
+    DEFAULT_TAG = "landscape"
+
     def __init__(
         self,
-        every_n_epochs: int | None = None,
         dims: Literal[1, 2] = 2,
         num_points: int = 21,
         span: tuple[float, float] = (-1.0, 1.0),
         normalization: Literal["filter", "layer"] | None = "filter",
         ignore_bias_and_norm: bool = True,
-        num_samples: int = 1024,
-        eval_batch_size: int = 256,
-        seed: int = 0,
-        log_scale: bool = False,
-        at_train_end: bool = True,
-        loss_fn: LossSpec = None,
-        save_results: bool = True,
-        progress_bar: bool = True,
-        tag: str = "landscape",
         points_per_forward: int | Literal["auto"] = 1,
         points_memory_mb: float = 1024.0,
         autocast: Literal["bf16", "fp16"] | None = None,
         compile: bool = False,
-        data: Literal["train", "val"] = "train",
-        budget: float | None = 0.1,
-        memory_budget_mb: float | None = None,
         directions: Literal["random", "hessian", "hessian_extremes"] = "random",
-        params: str | Sequence[str] | None = None,
         animate: bool = False,
+        log_scale: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
-            every_n_epochs=every_n_epochs,
-            budget=budget,
-            at_train_end=at_train_end,
-            num_samples=num_samples,
-            eval_batch_size=eval_batch_size,
-            seed=seed,
-            loss_fn=loss_fn,
-            log_scale=log_scale,
-            save_results=save_results,
-            progress_bar=progress_bar,
-            tag=tag,
-            data=data,
-            params=params,
+            **kwargs,
         )
+        self.log_scale = check_bool("log_scale", log_scale)
         self.dims = check_choice("dims", dims, (1, 2))
         self.num_points = check_int("num_points", num_points, minimum=2)
         check_grid_size("num_points", num_points, self.dims)
@@ -170,7 +126,7 @@ class LossLandscapeMonitor(EpochMonitor):
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
         self.ignore_bias_and_norm = check_bool("ignore_bias_and_norm", ignore_bias_and_norm)
         self.points_per_forward = check_points_per_forward(points_per_forward)
-        self.points_memory_mb = check_points_memory_mb(points_memory_mb, memory_budget_mb)
+        self.points_memory_mb = check_positive_float("points_memory_mb", points_memory_mb, maximum=2.0**30)
         self.autocast = check_choice("autocast", autocast, (None, "bf16", "fp16"))
         self.compile = check_bool("compile", compile)
         self.directions = check_choice("directions", directions, ("random", *HESSIAN_DIRECTIONS))
@@ -230,7 +186,7 @@ class LossLandscapeMonitor(EpochMonitor):
             ignore_bias_and_norm=self.ignore_bias_and_norm,
             seed=self.seed,
             loss_fn=self.loss_function(pl_module),
-            directions=None if self.directions == "random" else self.directions,
+            directions=self.directions,
             params=self.params,
             progress_bar=self.shows_progress(trainer),
             points_per_forward=self.points_per_forward,

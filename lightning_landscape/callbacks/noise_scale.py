@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 from typing_extensions import override
 
 from .._checks import check_bool
-from ..core.evaluation import batch_size
-from ..core.noise import gradient_noise_scale, sgd_noise_scale
-from ..user_module import LossSpec
+from ..core.base.batches import batch_size
+from ..core.measures.noise import gradient_noise_scale, sgd_noise_scale
 from ._base import EpochMonitor
 
 __all__ = ["NoiseScaleMonitor"]
@@ -35,38 +34,35 @@ class NoiseScaleMonitor(EpochMonitor):
     trainers' monitor ``budget``: see :mod:`lightning_landscape.callbacks._base`); without
     ``measure_gradient_noise`` it costs nothing and runs every epoch.
 
+    Args:
+        measure_gradient_noise: also measure ``B_simple`` from per-sample gradients (else only
+            Smith & Le's ``g``, which costs nothing).
+        num_samples: training samples whose per-sample gradients give ``B_simple`` (at least 2).
+        at_train_end: also run when training ends.
+        **kwargs: the options every monitor shares, declared once in
+            :class:`~lightning_landscape.callbacks._base.EpochMonitor`: ``every_n_epochs``,
+            ``budget``, ``eval_batch_size``, ``seed``, ``loss_fn``, ``data``, ``tag``.
+
     Example:
         >>> from lightning.pytorch import Trainer
         >>> trainer = Trainer(callbacks=[NoiseScaleMonitor(every_n_epochs=2)], logger=False,
         ...                   enable_progress_bar=False, enable_model_summary=False)
     """
 
+    DEFAULT_TAG = "noise_scale"
+
     def __init__(
         self,
-        every_n_epochs: int | None = None,
         measure_gradient_noise: bool = True,
+        *,
         num_samples: int = 256,
-        eval_batch_size: int = 256,
-        seed: int = 0,
         at_train_end: bool = False,
-        loss_fn: LossSpec = None,
-        tag: str = "noise_scale",
-        data: Literal["train", "val"] = "train",
-        budget: float | None = 0.1,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
-            every_n_epochs=every_n_epochs,
-            budget=budget,
-            at_train_end=at_train_end,
             num_samples=num_samples,
-            eval_batch_size=eval_batch_size,
-            seed=seed,
-            loss_fn=loss_fn,
-            log_scale=False,
-            save_results=False,
-            progress_bar=False,
-            tag=tag,
-            data=data,
+            at_train_end=at_train_end,
+            **kwargs,
         )
         self.measure_gradient_noise = check_bool("measure_gradient_noise", measure_gradient_noise)
         if self.measure_gradient_noise and num_samples < 2:

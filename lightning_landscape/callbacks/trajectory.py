@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -16,23 +15,21 @@ from .._checks import (
     check_int,
     check_optional_int,
     check_positive_float,
-    renamed,
 )
-from ..core.landscape import check_grid_size, progress_reporter
-from ..core.params import selected_parameters
-from ..core.trajectory import SnapshotBuffer, TrajectoryResult, trajectory_landscape
+from ..core.base.params import selected_parameters
+from ..core.landscapes._grid import check_grid_size
+from ..core.landscapes.trajectory import SnapshotBuffer, TrajectoryResult, trajectory_landscape
 from ..plotting.animation import trajectory_frames, write_gif
 from ..plotting.trajectory import plot_trajectory
 from ..reporting import epoch_index, log_animation, log_histograms, log_table, output_dir, result_file_name
-from ..user_module import LossSpec
-from ._base import EpochMonitor
+from ._base import ResultMonitor
 
 __all__ = ["TrajectoryMonitor"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
-class TrajectoryMonitor(EpochMonitor):
+class TrajectoryMonitor(ResultMonitor):
     """Snapshot the weights during training and draw their path on its PCA plane (Li et al. 2018).
 
     The trainable weights are copied to the CPU when training starts (epoch label 0) and after every
@@ -66,89 +63,57 @@ class TrajectoryMonitor(EpochMonitor):
             :mod:`lightning_landscape.callbacks._base`); ``None`` (default): at the end only.
         num_points: grid points per axis of the plane.
         margin: room around the projected path, as a fraction of its extent.
-        num_samples: size of the fixed evaluation subset of the training data.
-        eval_batch_size: batch size for evaluating that subset.
         snapshot_dtype: ``"float32"`` or ``"float16"`` storage of the snapshots.
         snapshot_memory_mb: snapshots kept in memory before spilling to disk; the PCA at the end works
             in chunks of a quarter of it (at most 16 MB), so its peak stays near the budget.
         center: centre the differences before the PCA.
         ignore_bias_and_norm: leave 1-D tensors (biases, norm layers) out of the PCA.
         log_histograms: log weight histograms at every snapshot.
-        loss_fn: ``None`` (default: the module's own ``training_step`` loss), ``"cross_entropy"``,
-            a method name, a function ``loss_fn(model, batch)`` or its dotted path, or a loss module
-            (see :mod:`lightning_landscape.user_module`).
-        seed: seed of the evaluation subset.
         log_scale: draw log10 of the loss.
-        save_results: write the ``.npz`` result files.
-        progress_bar: show a progress bar while computing the plane.
-        tag: prefix of the logged tags and file names.
-        data: draw the evaluation subset from the ``"train"`` or ``"val"`` loader.
-        memory_budget_mb: former name of ``snapshot_memory_mb`` (deprecated: a ``FutureWarning``).
-        params: snapshot and project only the trainable parameters matching these glob patterns
-            (e.g. ``"*.lora_*"``); default all of them.
         animate: at the end of training, also the path growing over the final plane's contours
             as an animated GIF, one frame per snapshot, ``<log_dir>/trajectory/{tag}-path.gif``,
             logged as ``{tag}/path_animation`` where a logger takes animations (W&B, MLflow).
 
+        **kwargs: the options every monitor shares, declared once in
+            :class:`~lightning_landscape.callbacks._base.ResultMonitor`: ``at_train_end``,
+            ``num_samples``, ``eval_batch_size``, ``seed``, ``loss_fn``, ``data``, ``params``,
+            ``save_results``, ``progress_bar``, ``tag``.
     Example:
         >>> from lightning.pytorch import Trainer
         >>> trainer = Trainer(max_epochs=20, callbacks=[TrajectoryMonitor(log_histograms=True)],
         ...                   logger=False, enable_progress_bar=False, enable_model_summary=False)
     """
 
+    DEFAULT_TAG = "trajectory"
+
     def __init__(
         self,
-        every_n_epochs: int = 1,
         plot_every_n_epochs: int | None = None,
         num_points: int = 21,
         margin: float = 0.2,
-        num_samples: int = 1024,
-        eval_batch_size: int = 256,
         snapshot_dtype: Literal["float32", "float16"] = "float32",
         snapshot_memory_mb: float = 1024.0,
         center: bool = True,
         ignore_bias_and_norm: bool = False,
         log_histograms: bool = False,
-        loss_fn: LossSpec = None,
-        seed: int = 0,
-        log_scale: bool = False,
-        save_results: bool = True,
-        progress_bar: bool = True,
-        tag: str = "trajectory",
-        data: Literal["train", "val"] = "train",
-        budget: float | None = None,
-        memory_budget_mb: float | None = None,
-        params: str | Sequence[str] | None = None,
         animate: bool = False,
+        log_scale: bool = False,
+        *,
+        every_n_epochs: int | None = 1,
+        budget: float | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             every_n_epochs=every_n_epochs,
             budget=budget,
-            at_train_end=True,
-            num_samples=num_samples,
-            eval_batch_size=eval_batch_size,
-            seed=seed,
-            loss_fn=loss_fn,
-            log_scale=log_scale,
-            save_results=save_results,
-            progress_bar=progress_bar,
-            tag=tag,
-            data=data,
-            params=params,
+            **kwargs,
         )
+        self.log_scale = check_bool("log_scale", log_scale)
         self.plot_every_n_epochs = check_optional_int("plot_every_n_epochs", plot_every_n_epochs, minimum=1)
         self.num_points = check_int("num_points", num_points, minimum=2)
         check_grid_size("num_points", num_points, 2)
         self.margin = check_positive_float("margin", margin, maximum=100.0)
         self.snapshot_dtype = check_choice("snapshot_dtype", snapshot_dtype, tuple(_DTYPES))
-        snapshot_memory_mb = renamed(
-            "memory_budget_mb",
-            memory_budget_mb,
-            "snapshot_memory_mb",
-            snapshot_memory_mb,
-            1024.0,
-            check=lambda n, v: check_positive_float(n, v, maximum=2.0**30),
-        )
         self.snapshot_memory_mb = check_positive_float(
             "snapshot_memory_mb", snapshot_memory_mb, maximum=2.0**30
         )
@@ -237,23 +202,21 @@ class TrajectoryMonitor(EpochMonitor):
     @override
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> TrajectoryResult:
         """The trajectory so far, on its PCA plane around the current weights."""
-        show = self.shows_progress(trainer)
-        with progress_reporter(show, self.num_points**2, "trajectory plane") as on_point:
-            return trajectory_landscape(
-                pl_module,
-                self.evaluation_batches(trainer, pl_module),
-                list(self.snapshots),
-                epochs=self.snapshots.epochs,
-                num_points=self.num_points,
-                margin=self.margin,
-                center=self.center,
-                ignore_bias_and_norm=self.ignore_bias_and_norm,
-                loss_fn=self.loss_function(pl_module),
-                on_point=on_point,
-                # the PCA's working memory (about four chunks) stays within the snapshot budget
-                chunk_bytes=min(16 * 2**20, max(2**18, self.snapshots.budget_bytes // 4)),
-                params=self.params,
-            )
+        return trajectory_landscape(
+            pl_module,
+            self.evaluation_batches(trainer, pl_module),
+            list(self.snapshots),
+            epochs=self.snapshots.epochs,
+            num_points=self.num_points,
+            margin=self.margin,
+            center=self.center,
+            ignore_bias_and_norm=self.ignore_bias_and_norm,
+            loss_fn=self.loss_function(pl_module),
+            progress_bar=self.shows_progress(trainer),
+            # the PCA's working memory (about four chunks) stays within the snapshot budget
+            chunk_bytes=min(16 * 2**20, max(2**18, self.snapshots.budget_bytes // 4)),
+            params=self.params,
+        )
 
     @override
     def report(self, trainer: pl.Trainer, result: TrajectoryResult) -> None:

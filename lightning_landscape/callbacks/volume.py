@@ -13,12 +13,12 @@ from torch import nn
 from typing_extensions import override
 
 from .._checks import check_callable, check_choice, check_int, check_positive_float
-from ..core.evaluation import evaluation_subset
-from ..core.evidence import log_evidence
-from ..core.inputs import check_loss_fn
-from ..core.params import observing, preserve_rng_state
-from ..core.volume import binary_scores, function_volume
-from ..user_module import CROSS_ENTROPY, LossSpec, batch_transfer
+from ..core.base._inputs import check_loss_fn
+from ..core.base.batches import evaluation_subset
+from ..core.base.params import observing, preserve_rng_state
+from ..core.measures.evidence import log_evidence
+from ..core.measures.volume import binary_scores, function_volume
+from ..user_module import CROSS_ENTROPY, batch_transfer
 from ._base import EpochMonitor
 
 __all__ = ["VolumeMonitor"]
@@ -40,11 +40,6 @@ class VolumeMonitor(EpochMonitor):
     - ``{tag}/log_evidence_ratio`` against the uniform-label model, for class logits.
 
     Args:
-        every_n_epochs: run after every ``every_n_epochs``-th epoch, whatever it costs; ``None``
-            (default): the budgeted schedule.
-        budget: with ``every_n_epochs=None`` (the default), the share of training time the monitors
-            of the trainer may spend together: a run that is due is skipped when it would exceed it
-            (see :mod:`lightning_landscape.callbacks._base`); ``None``: every epoch.
         model_factory: returns a freshly initialized network of the same architecture (the prior);
             default ``type(module)(**hparams)`` with the module's saved hyperparameters that its
             constructor takes (LightningCLI's extra keys are dropped), which needs a module that
@@ -65,15 +60,11 @@ class VolumeMonitor(EpochMonitor):
             ``None`` for a module whose own training loss is the cross-entropy of its outputs
             (checked at setup on one batch; otherwise setup fails naming ``loss_fn``).
         num_samples: evaluation subset of the evidence.
-        eval_batch_size: batch size of that subset.
-        seed: seed of the input set, the subset, the random networks and the SLQ probes.
-        at_train_end: also run when training ends.
-        loss_fn: the mean negative log likelihood: ``None`` (default: the module's own
-            ``training_step`` loss), ``"cross_entropy"``, a method name, a function
-            ``loss_fn(model, batch)`` or its dotted path, or a loss module.
-        tag: prefix of the logged scalars.
-        data: draw the evidence's subset from the ``"train"`` or ``"val"`` loader.
 
+        **kwargs: the options every monitor shares, declared once in
+            :class:`~lightning_landscape.callbacks._base.EpochMonitor`: ``every_n_epochs``,
+            ``budget``, ``at_train_end``, ``eval_batch_size``, ``seed``, ``loss_fn``, ``data``,
+            ``tag``.
     Example:
         >>> monitor = VolumeMonitor(every_n_epochs=5, num_inputs=32, prior_precision=10.0)
         >>> VolumeMonitor(num_inputs=64, num_init_samples=64)
@@ -82,9 +73,10 @@ class VolumeMonitor(EpochMonitor):
         ValueError: `num_init_samples` (64) must exceed `num_inputs` (64) for method='nngp_ep'.
     """
 
+    DEFAULT_TAG = "volume"
+
     def __init__(
         self,
-        every_n_epochs: int | None = None,
         model_factory: Callable[[], nn.Module] | None = None,
         num_inputs: int = 64,
         num_init_samples: int = 2000,
@@ -93,28 +85,13 @@ class VolumeMonitor(EpochMonitor):
         prior_precision: float = 1.0,
         evidence_method: Literal["slq", "exact"] = "slq",
         curvature: Literal["hessian", "ggn"] = "ggn",
+        *,
         num_samples: int = 512,
-        eval_batch_size: int = 256,
-        seed: int = 0,
-        at_train_end: bool = True,
-        loss_fn: LossSpec = None,
-        tag: str = "volume",
-        data: Literal["train", "val"] = "train",
-        budget: float | None = 0.1,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
-            every_n_epochs=every_n_epochs,
-            budget=budget,
-            at_train_end=at_train_end,
             num_samples=num_samples,
-            eval_batch_size=eval_batch_size,
-            seed=seed,
-            loss_fn=loss_fn,
-            log_scale=False,
-            save_results=False,
-            progress_bar=False,
-            tag=tag,
-            data=data,
+            **kwargs,
         )
         self.model_factory = check_callable("model_factory", model_factory)
         self.num_inputs = check_int("num_inputs", num_inputs, minimum=1)
@@ -129,10 +106,11 @@ class VolumeMonitor(EpochMonitor):
         self.prior_precision = check_positive_float("prior_precision", prior_precision)
         self.evidence_method = check_choice("evidence_method", evidence_method, ("slq", "exact"))
         self.curvature = check_choice("curvature", curvature, ("hessian", "ggn"))
-        if curvature == "ggn" and loss_fn not in (None, CROSS_ENTROPY):
+        if curvature == "ggn" and self.loss_fn not in (None, CROSS_ENTROPY):
             raise ValueError(
                 "`curvature='ggn'` is the Gauss-Newton matrix of the cross-entropy: pass "
-                f"`loss_fn='cross_entropy'` (or None) or use curvature='hessian'; got `loss_fn={loss_fn!r}`."
+                "`loss_fn='cross_entropy'` (or None) or use curvature='hessian'; "
+                f"got `loss_fn={self.loss_fn!r}`."
             )
         self._inputs: torch.Tensor | None = None
 
@@ -151,7 +129,7 @@ class VolumeMonitor(EpochMonitor):
         super().setup(trainer, pl_module, stage)
         if self.model_factory is None and not getattr(pl_module, "hparams", None):
             raise ValueError(
-                f"VolumeMonitor needs `model_factory` (a function returning a freshly initialized "
+                f"{type(self).__name__} needs `model_factory` (a function returning a freshly initialized "
                 f"network) because {type(pl_module).__name__} saved no hyperparameters to rebuild "
                 "itself from (call self.save_hyperparameters() in its __init__)."
             )
@@ -169,20 +147,21 @@ class VolumeMonitor(EpochMonitor):
             try:
                 score(pl_module(inputs[:2]))
             except (ValueError, RuntimeError, TypeError) as exc:
-                raise ValueError(f"VolumeMonitor cannot score the module's outputs: {exc}") from exc
+                raise ValueError(f"{type(self).__name__} cannot score the module's outputs: {exc}") from exc
         with preserve_rng_state():
             try:
                 prior = self._factory(pl_module)()
             except Exception as exc:
                 raise ValueError(
-                    f"VolumeMonitor's `model_factory` failed to build a network: {type(exc).__name__}: {exc}"
+                    f"{type(self).__name__}'s `model_factory` failed to build a network: "
+                    f"{type(exc).__name__}: {exc}"
                 ) from exc
         prior = prior.to(pl_module.device)
         with observing(prior), observing(pl_module):
             got, want = tuple(prior(inputs[:2]).shape), tuple(pl_module(inputs[:2]).shape)
         if got != want:
             raise ValueError(
-                f"VolumeMonitor's `model_factory` builds a network with outputs of shape {got}; the "
+                f"{type(self).__name__}'s `model_factory` builds a network with outputs of shape {got}; the "
                 f"module's are {want}: it must build the module's architecture."
             )
 
@@ -194,7 +173,7 @@ class VolumeMonitor(EpochMonitor):
             fused = float("nan")
         if not abs(own - fused) <= 1e-5 * max(1.0, abs(own)):
             raise ValueError(
-                "VolumeMonitor(curvature='ggn') needs the cross-entropy of class logits, and the "
+                f"{type(self).__name__}(curvature='ggn') needs the cross-entropy of class logits, and the "
                 f"module's own training loss ({own:.6g}) is not that ({fused:.6g}) on an evaluation "
                 "batch: set `loss_fn='cross_entropy'` to use it anyway, or curvature='hessian'."
             )
@@ -221,7 +200,7 @@ class VolumeMonitor(EpochMonitor):
             )
             if not all(isinstance(b, (list, tuple)) and isinstance(b[0], torch.Tensor) for b in batches):
                 raise ValueError(
-                    "VolumeMonitor measures the function on the inputs x of (x, y, ...) batches of "
+                    f"{type(self).__name__} measures the function on the inputs x of (x, y, ...) batches of "
                     f"tensors; the {self.data} loader gives batches of type {type(batches[0]).__name__}."
                 )
             self._inputs = torch.cat([b[0] for b in batches])

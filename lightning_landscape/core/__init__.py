@@ -4,32 +4,47 @@ Functions here take a module and batches, run on the module's device, leave the 
 random stream exactly as they were, and return frozen result dataclasses holding CPU tensors.
 """
 
-from .blocks import Blockwise
-from .chunked import compute_landscape_in_chunks
-from .connectivity import BarrierMatrix, ConnectivityResult, barrier_matrix, connect
-from .curvature import (
-    EigenvalueRatioMap,
+from .base.batches import StreamedBatches, cache_batches, stream_batches
+from .base.distributed import sharded
+from .base.evaluation import Evaluation, evaluate
+from .base.params import perturbable_parameters, preserve_module_state, preserve_rng_state
+from .base.results import LandscapeResult, ResultFile, ResultFileError, SharpnessRecord
+from .curvature.blocks import Blockwise, blockwise
+from .curvature.density import SpectralDensity, hessian_density
+from .curvature.eigenvalues import (
     EigenvalueResult,
     PerBatchEigenvalues,
-    SpectralDensity,
-    eigenvalue_ratio_map,
-    hessian_density,
     hessian_eigenvalues,
-    hessian_trace,
+    hessian_eigenvalues_per_batch,
 )
-from .directions import cosine_similarity, random_directions
-from .distributed import sharded
-from .evaluation import Evaluation, StreamedBatches, cache_batches, evaluate, stream_batches
-from .evidence import EvidenceResult, log_evidence
-from .interpolation import interpolate
-from .landscape import compute_landscape, grid_coordinates
-from .noise import GradientNoiseScale
-from .normalization import normalize_direction, normalize_directions
-from .params import perturbable_parameters, preserve_module_state, preserve_rng_state
-from .results import LandscapeResult, ResultFile, ResultFileError, SharpnessRecord
-from .sharpness import (
+from .curvature.trace import hessian_trace
+from .landscapes._grid import grid_coordinates
+from .landscapes.chunked import compute_landscape_in_chunks
+from .landscapes.connectivity import BarrierMatrix, ConnectivityResult, barrier_matrix, connect
+from .landscapes.directions import cosine_similarity, random_directions
+from .landscapes.interpolation import interpolate
+from .landscapes.landscape import compute_landscape
+from .landscapes.normalization import normalize_direction, normalize_directions
+from .landscapes.ratio_map import EigenvalueRatioMap, eigenvalue_ratio_map
+from .landscapes.trajectory import (
+    PCAResult,
+    SnapshotBuffer,
+    TrajectoryResult,
+    pca_directions,
+    trajectory_landscape,
+)
+from .linalg.spectrum import TraceEstimate
+from .measures.evidence import EvidenceResult, log_evidence
+from .measures.noise import GradientNoiseScale
+from .measures.registry import (
     BasinVolumeResult,
     SharpnessResult,
+    measure_names,
+    register_measure,
+    unregister_measure,
+)
+from .measures.report import SharpnessReport
+from .measures.sharpness import (
     adaptive_worst_sharpness,
     average_sharpness,
     basin_volume,
@@ -37,9 +52,7 @@ from .sharpness import (
     keskar_sharpness,
     sharpness,
 )
-from .spectrum import TraceEstimate
-from .trajectory import PCAResult, SnapshotBuffer, TrajectoryResult, pca_directions, trajectory_landscape
-from .volume import VolumeResult, function_volume
+from .measures.volume import VolumeResult, function_volume
 
 __all__ = [
     "EigenvalueRatioMap",
@@ -55,6 +68,7 @@ __all__ = [
     "ResultFileError",
     "TraceEstimate",
     "SharpnessRecord",
+    "SharpnessReport",
     "BasinVolumeResult",
     "SharpnessResult",
     "eigenvalue_ratio_map",
@@ -86,6 +100,11 @@ __all__ = [
     "evaluate",
     "hessian_density",
     "hessian_eigenvalues",
+    "hessian_eigenvalues_per_batch",
+    "blockwise",
+    "measure_names",
+    "register_measure",
+    "unregister_measure",
     "hessian_trace",
     "grid_coordinates",
     "normalize_direction",

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_choice, check_positive_float
-from ..core.losses import reverse_cross_entropy
+from ..core.base.losses import reverse_cross_entropy
 
 __all__ = ["AntiGeneralizationModule"]
 
@@ -26,7 +26,8 @@ class AntiGeneralizationModule(pl.LightningModule):
     - ``weighting="convex"``: ``(1 − β)·CE(D_t) + β·RCE(D_d)``;
     - ``weighting="additive"``: ``CE(D_t) + β·RCE(D_d)``;
 
-    with ``RCE = mean −log(1 − p(y|x))`` (:func:`~lightning_landscape.core.losses.reverse_cross_entropy`),
+    with ``RCE = mean −log(1 − p(y|x))``
+    (:func:`~lightning_landscape.core.base.losses.reverse_cross_entropy`),
     which rewards *mis*classifying the distractors: the model memorizes ``D_t`` while its test
     accuracy collapses. ``beta=0`` is ordinary training: the distractor batch is not even run
     through the model (a train-mode BatchNorm would otherwise update its statistics), so a run

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..core.results import LandscapeResult
-from ..core.trajectory import TrajectoryResult
+from ..core.base.results import LandscapeResult
+from ..core.landscapes.trajectory import TrajectoryResult
 from .landscape import plot_landscape_1d, plot_landscape_contour
 from .trajectory import plot_trajectory
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..core.connectivity import BarrierMatrix, ConnectivityResult
+from ..core.landscapes.connectivity import BarrierMatrix, ConnectivityResult
 
 __all__ = ["plot_barrier_matrix", "plot_connectivity"]
 
@@ -16,7 +16,7 @@ def plot_connectivity(result: ConnectivityResult, *, log_scale: bool = False) ->
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> from lightning_landscape.core.connectivity import connect
+        >>> from lightning_landscape.core.landscapes.connectivity import connect
         >>> a, b = nn.Linear(3, 2), nn.Linear(3, 2)
         >>> data = [(torch.randn(8, 3), torch.randint(0, 2, (8,)))]
         >>> fig = plot_connectivity(connect(a, data, a, b, steps=5, num_points=5))

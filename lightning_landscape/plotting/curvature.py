@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..core.curvature import EigenvalueRatioMap, SpectralDensity
-from ..core.results import SharpnessRecord
-from ..core.sharpness import BasinVolumeResult
-from ..core.spectrum import SLQNodes
+from ..core.base.results import SharpnessRecord
+from ..core.curvature.density import SpectralDensity
+from ..core.landscapes.ratio_map import EigenvalueRatioMap
+from ..core.measures.registry import BasinVolumeResult
+from ..core.measures.report import SharpnessReport, block_value
 
 __all__ = ["plot_basin_radii", "plot_eigenvalue_ratio_map", "plot_hessian_density", "sharpness_figures"]
 
@@ -126,41 +125,31 @@ def plot_per_batch_eigenvalues(values: torch.Tensor, *, bins: int = 20) -> Figur
     return fig
 
 
-def sharpness_figures(record: SharpnessRecord) -> dict[str, Figure]:
-    """Every figure a :class:`~lightning_landscape.SharpnessRecord` holds the data of, by name:
+def sharpness_figures(report: SharpnessReport | SharpnessRecord) -> dict[str, Figure]:
+    """Every figure a :class:`~lightning_landscape.SharpnessReport` holds the results of, by name:
     ``hessian_density``, ``basin_radii``, ``per_layer``, ``per_batch_top_eigenvalue``,
-    ``eigenvalue_ratio_map`` (those that were measured)."""
-    arrays, settings, figures = record.arrays, record.settings, {}
-    if "density/nodes" in arrays and "density/weights" in arrays:
-        nodes = arrays["density/nodes"]
-        density = {"num_probes": nodes.shape[0], "num_steps": nodes.shape[-1], "seed": 0, "dim": 0}
-        density.update(settings.get("density", {}))  # a monitor's record says them all
-        quadrature = SLQNodes(nodes=nodes, weights=arrays["density/weights"], dim=density["dim"])
-        spectrum = SpectralDensity(quadrature, density["num_probes"], density["num_steps"], density["seed"])
-        figures["hessian_density"] = plot_hessian_density(spectrum)
-    if "basin/radii" in arrays:
-        crossed = arrays.get("basin/crossed")
-        basin = BasinVolumeResult(
-            "basin_volume",
-            record.values.get("basin_volume", math.nan),
-            record.values.get("center_loss", math.nan),
-            extra=settings.get("basin", {}),
-            radii=arrays["basin/radii"],
-            crossed=torch.zeros(0, dtype=torch.bool) if crossed is None else crossed,
-        )
+    ``eigenvalue_ratio_map`` (those that were measured). A
+    :class:`~lightning_landscape.SharpnessRecord` (a file of an earlier version) is read through
+    :meth:`SharpnessReport.from_record <lightning_landscape.SharpnessReport.from_record>`."""
+    if isinstance(report, SharpnessRecord):
+        report = SharpnessReport.from_record(report)
+    figures = {}
+    if report.density is not None:
+        figures["hessian_density"] = plot_hessian_density(report.density)
+    basin = report.measures.get("basin_volume")
+    if isinstance(basin, BasinVolumeResult) and basin.radii.numel():
         figures["basin_radii"] = plot_basin_radii(basin)
-    if "per_layer/top_eigenvalue" in arrays or "per_layer/trace" in arrays:
+    if report.per_layer:
+        blocks = next(iter(report.per_layer.values())).blocks
+        values = {
+            measure: torch.tensor([block_value(r) for r in found.results.values()], dtype=torch.float64)
+            for measure, found in report.per_layer.items()
+        }
         figures["per_layer"] = plot_per_layer_curvature(
-            list(settings.get("per_layer", {}).get("blocks", {})),
-            arrays.get("per_layer/top_eigenvalue"),
-            arrays.get("per_layer/trace"),
+            list(blocks), values.get("top_eigenvalue"), values.get("trace")
         )
-    if "per_batch/top_eigenvalue" in arrays:
-        figures["per_batch_top_eigenvalue"] = plot_per_batch_eigenvalues(arrays["per_batch/top_eigenvalue"])
-    if "ratio_map/lambda_max" in arrays:
-        coords = (arrays["ratio_map/coords/0"], arrays["ratio_map/coords/1"])
-        ratio = EigenvalueRatioMap(
-            coords, arrays["ratio_map/lambda_max"], arrays["ratio_map/lambda_min"], settings["seed"]
-        )
-        figures["eigenvalue_ratio_map"] = plot_eigenvalue_ratio_map(ratio)
+    if report.per_batch is not None:
+        figures["per_batch_top_eigenvalue"] = plot_per_batch_eigenvalues(report.per_batch.eigenvalues[:, 0])
+    if report.ratio_map is not None:
+        figures["eigenvalue_ratio_map"] = plot_eigenvalue_ratio_map(report.ratio_map)
     return figures

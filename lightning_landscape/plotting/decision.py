@@ -9,8 +9,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ..core.evaluation import module_device
-from ..core.params import observing
+from ..core.base.params import module_device, observing
 
 __all__ = ["plot_decision_boundary"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..core.results import LandscapeResult
+from ..core.base.results import LandscapeResult
 
 __all__ = [
     "landscape_figures",

@@ -8,13 +8,16 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ..core.blocks import Blockwise
-from ..core.connectivity import BarrierMatrix, ConnectivityResult
-from ..core.curvature import EigenvalueRatioMap, EigenvalueResult, PerBatchEigenvalues, SpectralDensity
-from ..core.results import LandscapeResult, SharpnessRecord
-from ..core.sharpness import BasinVolumeResult
-from ..core.spectrum import TraceEstimate
-from ..core.trajectory import TrajectoryResult
+from ..core.base.results import LandscapeResult, SharpnessRecord
+from ..core.curvature.blocks import Blockwise
+from ..core.curvature.density import SpectralDensity
+from ..core.curvature.eigenvalues import EigenvalueResult, PerBatchEigenvalues
+from ..core.landscapes.connectivity import BarrierMatrix, ConnectivityResult
+from ..core.landscapes.ratio_map import EigenvalueRatioMap
+from ..core.landscapes.trajectory import TrajectoryResult
+from ..core.linalg.spectrum import TraceEstimate
+from ..core.measures.report import SharpnessReport
+from ..core.measures.sharpness import BasinVolumeResult
 from .connectivity import plot_barrier_matrix, plot_connectivity
 from .curvature import (
     plot_basin_radii,
@@ -59,7 +62,7 @@ def result_figures(
             ),
             "surface_3d": lambda: plot_landscape_surface(result, log_scale=log_scale, elev=elev, azim=azim),
         }
-    if isinstance(result, SharpnessRecord):
+    if isinstance(result, (SharpnessReport, SharpnessRecord)):
         return {name: (lambda figure=figure: figure) for name, figure in sharpness_figures(result).items()}
     single = {
         TrajectoryResult: ("pca_plane", lambda r: plot_trajectory(r, levels=levels, log_scale=log_scale)),

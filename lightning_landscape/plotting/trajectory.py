@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..core.results import LandscapeResult
-from ..core.trajectory import TrajectoryResult
+from ..core.base.results import LandscapeResult
+from ..core.landscapes.trajectory import TrajectoryResult
 
 __all__ = ["plot_interpolation", "plot_trajectory"]
 

@@ -11,7 +11,6 @@ import os
 import time
 from datetime import timedelta
 
-import numpy as np
 import pytest
 import torch
 from ddp_problems import (
@@ -25,9 +24,9 @@ from ddp_problems import (
 from lightning.pytorch import Trainer
 from lightning.pytorch.strategies import DDPStrategy
 
-from lightning_landscape import LossLandscapeMonitor, SharpnessMonitor, TrajectoryMonitor
-from lightning_landscape.core.results import LandscapeResult, load_arrays
-from lightning_landscape.core.trajectory import TrajectoryResult
+from lightning_landscape import LossLandscapeMonitor, SharpnessMonitor, SharpnessReport, TrajectoryMonitor
+from lightning_landscape.core.base.results import LandscapeResult
+from lightning_landscape.core.landscapes.trajectory import TrajectoryResult
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -84,9 +83,9 @@ def test_ddp_instruments_equal_one_process_and_only_rank_zero_writes(tmp_path):
         torch.testing.assert_close(parallel.loss, single.loss, rtol=1e-5, atol=0)
         torch.testing.assert_close(parallel.accuracy, single.accuracy, rtol=1e-5, atol=0)
     for a, b in zip(one[1], ddp[1]):
-        single, parallel = load_arrays(a), load_arrays(b)
-        for key in ("values/top_eigenvalue", "values/center_loss"):
-            np.testing.assert_allclose(parallel[key], single[key], rtol=1e-5)
+        single, parallel = SharpnessReport.load(a).scalars(), SharpnessReport.load(b).scalars()
+        for key in ("top_eigenvalue", "center_loss"):
+            assert parallel[key] == pytest.approx(single[key], rel=1e-5)
     single, parallel = TrajectoryResult.load(one[2][0]), TrajectoryResult.load(ddp[2][0])
     torch.testing.assert_close(parallel.landscape.loss, single.landscape.loss, rtol=1e-5, atol=0)
     torch.testing.assert_close(parallel.pca.coords, single.pca.coords, rtol=1e-5, atol=1e-6)

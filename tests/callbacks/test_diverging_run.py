@@ -19,7 +19,7 @@ from lightning_landscape import (
     TrajectoryMonitor,
     VolumeMonitor,
 )
-from lightning_landscape.core.measures import MEASURES
+from lightning_landscape.core.measures.registry import measure_names
 
 
 class Explode(Callback):
@@ -38,7 +38,7 @@ def test_a_diverging_run_trains_to_the_end_and_the_nan_is_logged_and_counted(tmp
     monitors = [
         LossLandscapeMonitor(dims=2, num_points=3, progress_bar=False, **quick),
         SharpnessMonitor(
-            measures=list(MEASURES),
+            measures=list(measure_names()),
             measure_kwargs={
                 "keskar": {"num_ascent_steps": 2},
                 "adaptive_worst": {"num_ascent_steps": 2},

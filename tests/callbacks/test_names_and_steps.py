@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from problems import fit_classifier, mlp, vector_batches
 
 import lightning_landscape as ll
-from lightning_landscape.core.measures import per_batch
+from lightning_landscape.core.measures.report import per_batch
 
 
 def _names(paths):
@@ -65,9 +65,9 @@ def test_the_per_batch_view_takes_training_sized_batches_and_logs_the_figures_me
         every_n_epochs=1, measures=["top_eigenvalue"], per_batch=True, num_samples=64, eval_batch_size=64
     )
     fit_classifier(tmp_path, [monitor], seed=0, max_epochs=1)
-    sizes = monitor.last_result.arrays["per_batch/batch_sizes"]
+    sizes = monitor.last_result.per_batch.batch_sizes
     assert sizes.tolist() == [16, 16, 16, 16]  # the training loader's batch size, not 64
-    values = monitor.last_result.arrays["per_batch/top_eigenvalue"]
+    values = monitor.last_result.per_batch.eigenvalues[:, 0]
     median = monitor.last_values["per_batch_top_eigenvalue/median"]
     assert median == pytest.approx(float(torch.tensor(values.tolist()).double().quantile(0.5)), rel=1e-6)
     import numpy as np
@@ -84,7 +84,7 @@ def test_results_print_short_blockwise_iterates_and_sharpness_takes_the_curvatur
     model, batches = mlp(), vector_batches()
     landscape = ll.compute_landscape(model, batches, num_points=11)
     assert len(repr(landscape)) < 700 and "tensor(shape=(11, 11)" in repr(landscape)
-    blocks = ll.hessian_eigenvalues(model, batches, blocks="module", max_iter=6)
+    blocks = ll.blockwise(ll.hessian_eigenvalues, model, batches, blocks="module", max_iter=6)
     assert list(blocks) == ["0", "2"] and len(blocks) == 2 and dict(blocks.items())["2"] is blocks["2"]
     top = ll.sharpness(model, batches, measure="top_eigenvalue")
     assert top.value == pytest.approx(float(ll.hessian_eigenvalues(model, batches, k=1).eigenvalues[0]))

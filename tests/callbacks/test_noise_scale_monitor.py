@@ -5,7 +5,7 @@ from lightning.pytorch.loggers import CSVLogger
 from problems import GlobalRNG, assert_same_training_end, fit_classifier, training_end
 
 from lightning_landscape import NoiseScaleMonitor
-from lightning_landscape.core.noise import gradient_noise_scale
+from lightning_landscape.core.measures.noise import gradient_noise_scale
 
 
 def test_logs_g_for_the_optimizer_and_b_simple_without_perturbing_training(tmp_path):

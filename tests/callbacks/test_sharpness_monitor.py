@@ -169,7 +169,7 @@ def test_early_stopping_reads_a_monitor_value(tmp_path):
 
 
 def test_result_files_are_self_describing_records_that_load_and_redraw(tmp_path):
-    from lightning_landscape import SharpnessRecord
+    from lightning_landscape import SharpnessReport
     from lightning_landscape.cli import run as cli
 
     monitor = SharpnessMonitor(
@@ -184,20 +184,16 @@ def test_result_files_are_self_describing_records_that_load_and_redraw(tmp_path)
         every_n_epochs=1,
     )
     trainer, _ = _fit(tmp_path, [monitor], max_epochs=1)
-    record = SharpnessRecord.load(monitor.saved_files[-1])
-    assert record.values == pytest.approx(monitor.last_values)
-    assert record.epoch == 0 and record.global_step == trainer.global_step  # as the landscape files
-    assert record.settings["seed"] == 0 and record.settings["num_samples"] == 48
-    assert record.settings["measures"] == ["top_eigenvalue", "basin_volume"]
-    assert record.settings["density"]["num_steps"] == 5 and "versions" in record.extra
-    assert set(record.arrays) >= {
-        "density/nodes",
-        "basin/radii",
-        "ratio_map/lambda_max",
-        "ratio_map/coords/0",
-    }
+    report = SharpnessReport.load(monitor.saved_files[-1])
+    assert report.values == pytest.approx(monitor.last_values)
+    assert report.epoch == 0 and report.global_step == trainer.global_step  # as the landscape files
+    assert report.settings["seed"] == 0 and report.settings["num_samples"] == 48
+    assert report.settings["measures"] == ["top_eigenvalue", "basin_volume"]
+    assert report.density.num_steps == 5 and report.ratio_map.lambda_max.shape == (2, 2)
+    assert report.measures["basin_volume"].radii.numel() == 3  # the typed results, as computed
+    assert torch.equal(report.density.quadrature.nodes, monitor.last_result.density.quadrature.nodes)
     written = cli(["plot", "--result", monitor.saved_files[-1], "--output_dir", str(tmp_path / "figures")])
     names = sorted(p.rsplit("-", 1)[-1] for p in written)
     assert names == ["basin_radii.png", "eigenvalue_ratio_map.png", "hessian_density.png"]
-    with pytest.raises(ValueError, match="`kind` 'contour' does not fit this SharpnessRecord"):
+    with pytest.raises(ValueError, match="`kind` 'contour' does not fit this SharpnessReport"):
         cli(["plot", "--result", monitor.saved_files[-1], "--kind", "contour", "--output_dir", str(tmp_path)])

@@ -6,7 +6,14 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from problems import assert_same_training_end, fit_classifier, training_end
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_landscape import SharpnessMonitor, SharpnessRecord, hessian_eigenvalues, hessian_trace
+from lightning_landscape import (
+    SharpnessMonitor,
+    SharpnessReport,
+    blockwise,
+    hessian_eigenvalues,
+    hessian_eigenvalues_per_batch,
+    hessian_trace,
+)
 
 QUICK = {
     "num_samples": 48,
@@ -22,13 +29,13 @@ def test_per_layer_and_per_batch_curvature_are_logged_and_training_is_untouched(
     logger = TensorBoardLogger(str(tmp_path / "watched"), name="tb")
     _, watched = fit_classifier(tmp_path / "watched", [monitor], seed=11, logger=logger)
     assert_same_training_end(training_end(plain), training_end(watched))
-    record = SharpnessRecord.load(monitor.saved_files[-1])
-    blocks = record.settings["per_layer"]["blocks"]
+    report = SharpnessReport.load(monitor.saved_files[-1])
+    blocks = report.per_layer["top_eigenvalue"].blocks
     assert blocks and all(
-        f"per_layer/top_eigenvalue/{b}" in record.values and f"per_layer/trace/{b}" in record.values
+        f"per_layer/top_eigenvalue/{b}" in report.values and f"per_layer/trace/{b}" in report.values
         for b in blocks
     )
-    assert record.arrays["per_batch/top_eigenvalue"].shape == (3,)  # 48 samples in batches of 16
+    assert report.per_batch.eigenvalues.shape == (3, 1)  # 48 samples in batches of 16
     events = EventAccumulator(logger.log_dir, size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     images, scalars = set(events.Tags()["images"]), set(events.Tags()["scalars"])
@@ -45,17 +52,15 @@ def test_per_layer_values_equal_the_core_functions_on_the_same_batches():
         measures=["top_eigenvalue", "trace"], per_layer={"first": ["0.*"], "rest": ["2.*"]}
     )
     monitor.loss_function = lambda module: None
-    values, settings, arrays = monitor._per_layer(model, batches)
-    top = hessian_eigenvalues(model, batches, blocks={"first": ["0.*"], "rest": ["2.*"]})
-    trace = hessian_trace(model, batches, blocks={"first": ["0.*"], "rest": ["2.*"]})
-    assert list(settings["per_layer"]["blocks"]) == ["first", "rest"]
+    parts = {}
+    monitor._per_layer(model, batches, None, parts)
+    top = blockwise(hessian_eigenvalues, model, batches, blocks={"first": ["0.*"], "rest": ["2.*"]})
+    trace = blockwise(hessian_trace, model, batches, blocks={"first": ["0.*"], "rest": ["2.*"]})
+    values = SharpnessReport({}, {}, per_layer=parts["per_layer"]).scalars()
+    assert list(parts["per_layer"]["top_eigenvalue"].blocks) == ["first", "rest"]
     for block in ("first", "rest"):
         assert values[f"per_layer/top_eigenvalue/{block}"] == float(top[block].eigenvalues[0])
         assert values[f"per_layer/trace/{block}"] == trace[block].estimate
-    assert torch.equal(
-        arrays["per_layer/trace"],
-        torch.tensor([trace["first"].estimate, trace["rest"].estimate], dtype=torch.float64),
-    )
 
 
 def test_per_layer_is_checked_when_the_monitor_is_built():
@@ -92,8 +97,8 @@ def test_on_a_users_dict_batch_regression_the_views_give_its_own_loss_curvature(
     )
     trainer.fit(module, RegressionData(dict_batches=True))
     batches = views.evaluation_batches(trainer, module)
-    per_layer = hessian_eigenvalues(module, batches, loss_fn=dict_mse, blocks="module")
-    per_batch = hessian_eigenvalues(module, batches, loss_fn=dict_mse, per_batch=True)
+    per_layer = blockwise(hessian_eigenvalues, module, batches, loss_fn=dict_mse, blocks="module")
+    per_batch = hessian_eigenvalues_per_batch(module, batches, loss_fn=dict_mse)
     values = views.last_values
     for block, result in per_layer.results.items():
         assert values[f"per_layer/top_eigenvalue/{block}"] == pytest.approx(

@@ -18,7 +18,7 @@ from lightning_landscape import (
     LossLandscapeMonitor,
     NoiseScaleMonitor,
     SharpnessMonitor,
-    SharpnessRecord,
+    SharpnessReport,
     TrajectoryMonitor,
     TrajectoryResult,
     VolumeMonitor,
@@ -76,8 +76,8 @@ def test_two_monitors_of_a_kind_keep_their_own_files_and_values(kind, tmp_path):
         assert [LandscapeResult.load(p).dims for p in first.saved_files] == [2, 2]
         assert [LandscapeResult.load(p).dims for p in second.saved_files] == [1, 1]
     if kind == "SharpnessMonitor":
-        assert set(SharpnessRecord.load(first.saved_files[-1]).values) >= {"top_eigenvalue"}
-        assert "keskar" in SharpnessRecord.load(second.saved_files[-1]).values
+        assert set(SharpnessReport.load(first.saved_files[-1]).values) >= {"top_eigenvalue"}
+        assert "keskar" in SharpnessReport.load(second.saved_files[-1]).values
     if kind == "TrajectoryMonitor":
         spilled = [set(m.snapshots.spilled_files) for m in (first, second)]
         assert all(len(files) == 3 for files in spilled) and not spilled[0] & spilled[1]

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 import lightning_landscape as ll
-from lightning_landscape.core.noise import gradient_noise_scale
+from lightning_landscape.core.measures.noise import gradient_noise_scale
 from lightning_landscape.data import RandomizedDataset
 
 NAME = "2.bias"
@@ -24,12 +24,15 @@ def _snapshots(model, n=4):
 
 
 CASES = {
-    "duplicate_names_eigenvalues": (lambda m, b: ll.hessian_eigenvalues(m, b, names=[NAME, NAME]), "`names`"),
-    "duplicate_names_evidence": (
-        lambda m, b: ll.log_evidence(m, b, prior_precision=1.0, names=[NAME, NAME]),
-        "`names`",
+    "unmatched_params_eigenvalues": (
+        lambda m, b: ll.hessian_eigenvalues(m, b, params=["nope.*"]),
+        "`params`",
     ),
-    "empty_names": (lambda m, b: ll.hessian_trace(m, b, names=[]), "`names`"),
+    "unmatched_params_evidence": (
+        lambda m, b: ll.log_evidence(m, b, prior_precision=1.0, params=[NAME, "nope"]),
+        "`params`",
+    ),
+    "empty_params": (lambda m, b: ll.hessian_trace(m, b, params=[]), "`params`"),
     "fewer_steps_than_eigenvalues": (
         lambda m, b: ll.hessian_eigenvalues(m, b, k=3, max_iter=1),
         r"`max_iter` \(1\)",
@@ -49,7 +52,10 @@ CASES = {
     "ratio_map_empty_span": (lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, span=(0, 0)), "`span`"),
     "ratio_map_negative_seed": (lambda m, b: ll.eigenvalue_ratio_map(m, b, num_points=2, seed=-1), "`seed`"),
     "basin_without_scan": (lambda m, b: ll.sharpness(m, b, measure="basin_volume", num_scan=0), "`num_scan`"),
-    "sharpness_without_iterations": (lambda m, b: ll.sharpness(m, b, max_iter=0), "`max_iter`"),
+    "sharpness_without_iterations": (
+        lambda m, b: ll.sharpness(m, b, measure="filter_normalized_eigenvalue", max_iter=0),
+        "`max_iter`",
+    ),
     "huge_tolerance_integer": (lambda m, b: ll.hessian_eigenvalues(m, b, tol=10**400), "`tol`"),
     "min_iter_as_text": (lambda m, b: ll.hessian_eigenvalues(m, b, min_iter="10"), "`min_iter`"),
     "trajectory_one_point": (
