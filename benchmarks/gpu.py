@@ -110,12 +110,19 @@ def rows_for(name: str, args, device: torch.device) -> list[str]:
     x = torch.cat([b[0] for b in batches])
     y = torch.cat([b[1] for b in batches])
     metric = loss_landscapes.metrics.Loss(nn.CrossEntropyLoss(), x, y)
-    peer_time, _ = timed(
-        lambda: loss_landscapes.random_plane(model, metric, distance=1, steps=p, normalization="filter"),
-        device,
-        args.repeats,
-    )
-    rows.append(f"| {name} | loss-landscapes random_plane | {peer_time:.3f} | {peer_time / base:.2f}× | |")
+    try:
+        peer_time, _ = timed(
+            lambda: loss_landscapes.random_plane(model, metric, distance=1, steps=p, normalization="filter"),
+            device,
+            args.repeats,
+        )
+    except ZeroDivisionError:  # its filter normalization divides by a filter's norm, zero for a zero filter
+        rows.append(
+            f"| {name} | loss-landscapes random_plane | – | | fails: a filter of norm 0 (ZeroDivisionError) |"
+        )
+        return rows
+    ratio = f"{peer_time / base:.2f}×" if base > 0 else "–"  # smoke sizes can time the floor at 0
+    rows.append(f"| {name} | loss-landscapes random_plane | {peer_time:.3f} | {ratio} | |")
     return rows
 
 

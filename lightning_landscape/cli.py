@@ -43,7 +43,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 
@@ -218,7 +218,8 @@ class _Engine:
         return self.rank == 0
 
     def reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.fabric.all_reduce(tensor, reduce_op="sum")
+        total = self.fabric.all_reduce(tensor, reduce_op="sum")
+        return cast(torch.Tensor, total)  # Fabric returns what it is given: a tensor in, a tensor out
 
     def sharded(self):
         """The context in which core functions sum over this engine's processes."""
@@ -280,11 +281,10 @@ def _data(
             num_workers=num_workers,
             transfer=transfer,
         )
-    if num_samples == "all":
-        num_samples = _data_set_size(loader)
+    count = _data_set_size(loader) if num_samples == "all" else int(num_samples)
     return evaluation_subset(
         loader,
-        num_samples,
+        count,
         eval_batch_size,
         seed,
         engine.device,
@@ -475,7 +475,7 @@ def _surface_in_chunks(
     return result
 
 
-surface.__doc__ = surface.__doc__.format(engine=_ENGINE_ARGS)
+surface.__doc__ = (surface.__doc__ or "").format(engine=_ENGINE_ARGS)
 
 
 def _earlier_result(path: str, resume: bool) -> LandscapeResult | None:
@@ -488,7 +488,7 @@ def _earlier_result(path: str, resume: bool) -> LandscapeResult | None:
     if not earlier.is_complete:
         raise ValueError(
             f"`resume` is false but {path!r} holds a partial landscape "
-            f"({int(earlier.computed.sum())} of {earlier.loss.numel()} points): give `--resume true` to "
+            f"({_points_done(earlier)} of {earlier.loss.numel()} points): give `--resume true` to "
             "continue it, or another `--output_dir` (or delete the file) to start afresh."
         )
     return None
@@ -576,7 +576,7 @@ def interpolate(
     return _written(paths)
 
 
-interpolate.__doc__ = interpolate.__doc__.format(engine=_ENGINE_ARGS)
+interpolate.__doc__ = (interpolate.__doc__ or "").format(engine=_ENGINE_ARGS)
 
 
 def connect(
@@ -777,7 +777,7 @@ def _table(values: dict[str, float]) -> str:
     return "\n".join(rows)
 
 
-sharpness.__doc__ = sharpness.__doc__.format(engine=_ENGINE_ARGS)
+sharpness.__doc__ = (sharpness.__doc__ or "").format(engine=_ENGINE_ARGS)
 
 
 def plot(
@@ -908,7 +908,8 @@ def run(args: Sequence[str] | None = None) -> Any:
     matplotlib.use("Agg")
     from jsonargparse import auto_cli
 
-    return auto_cli(COMMANDS, args=None if args is None else list(args), as_positional=False)
+    commands: dict[str, Any] = dict(COMMANDS)
+    return auto_cli(commands, args=None if args is None else list(args), as_positional=False)
 
 
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError)

@@ -87,14 +87,14 @@ def export_vtk(
         The path written.
     """
     path = os.fspath(path)
-    kind = kind or os.path.splitext(path)[1].lstrip(".").lower()
-    if kind not in ("vts", "vtp"):
-        raise ValueError(f"`kind` must be 'vts' or 'vtp' (or a path ending so), got {kind!r}.")
+    chosen = kind or os.path.splitext(path)[1].lstrip(".").lower()
+    if chosen not in ("vts", "vtp"):
+        raise ValueError(f"`kind` must be 'vts' or 'vtp' (or a path ending so), got {chosen!r}.")
     vertices, faces, finite = surface_mesh(result, log_scale=log_scale)
     n0, n1 = result.loss.shape
-    grid_type = "StructuredGrid" if kind == "vts" else "PolyData"
+    grid_type = "StructuredGrid" if chosen == "vts" else "PolyData"
     root = ET.Element("VTKFile", {"type": grid_type, "version": "0.1", "byte_order": "LittleEndian"})
-    if kind == "vts":
+    if chosen == "vts":
         extent = f"0 {n1 - 1} 0 {n0 - 1} 0 0"  # VTK's x index varies fastest: our second axis
         piece = ET.SubElement(
             ET.SubElement(root, grid_type, {"WholeExtent": extent}), "Piece", {"Extent": extent}
@@ -111,7 +111,7 @@ def export_vtk(
         _data_array(point_data, "accuracy", result.accuracy.numpy(), "Float64")
     _data_array(point_data, "finite", finite.astype(np.uint8), "UInt8")
     _data_array(ET.SubElement(piece, "Points"), "Points", vertices, "Float32", components=3)
-    if kind == "vtp":
+    if chosen == "vtp":
         polys = ET.SubElement(piece, "Polys")
         _data_array(polys, "connectivity", faces, "Int32")
         _data_array(polys, "offsets", 3 * np.arange(1, len(faces) + 1), "Int32")

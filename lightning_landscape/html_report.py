@@ -97,7 +97,7 @@ def _landscapes(log_dir: str) -> Iterator[tuple[str, str, Any]]:
                 )
                 for r in results
             ]
-            layout = {
+            layout: dict[str, Any] = {
                 "scene": {"xaxis_title": "direction 1", "yaxis_title": "direction 2", "zaxis_title": "loss"}
             }
         else:

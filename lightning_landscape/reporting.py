@@ -105,7 +105,7 @@ class WandbSink(Sink):
     def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
         import wandb
 
-        self.logger.log_metrics({tag: wandb.Histogram(values.detach().double().cpu().numpy())}, step=step)
+        self.logger.log_metrics({tag: wandb.Histogram(values.detach().double().cpu().tolist())}, step=step)
 
     def table(self, tag: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], step: int) -> None:
         self.logger.log_table(key=tag, columns=list(columns), data=[list(r) for r in rows], step=step)

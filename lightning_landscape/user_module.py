@@ -71,7 +71,7 @@ def batch_transfer(
         >>> transfer((torch.zeros(3, 2), torch.zeros(3)))[0].shape
         torch.Size([3, 2])
     """
-    hooks = [getattr(_hook_owner(n, module, datamodule), n, None) for n in _BATCH_HOOKS]
+    hooks: list[Any] = [getattr(_hook_owner(n, module, datamodule), n, None) for n in _BATCH_HOOKS]
     if not all(callable(h) for h in hooks):
         return lambda batch: move_to_device(batch, device)
     before, to_device, after = hooks

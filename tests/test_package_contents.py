@@ -1,4 +1,4 @@
-"""The package folder holds source only, in the repository and in the built wheel, and a run
+"""The package folder holds source only in the repository (the built wheel: ``test_release.py``), and a run
 without a logger never writes into a folder called ``lightning_landscape`` (issue 25, item 3)."""
 
 from __future__ import annotations
@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-import zipfile
 
 import pytest
 from problems import fit_classifier
@@ -37,26 +35,6 @@ def test_the_package_folder_tracks_only_source_files():
         ["git", "check-ignore", "-q", f"{FALLBACK_DIR}/version_0/x.npz"], cwd=ROOT, check=False
     )
     assert ignored.returncode == 0
-
-
-@pytest.mark.slow
-def test_the_built_wheel_holds_only_the_package_code_and_py_typed(tmp_path):
-    """The wheel a release builds from the files in the repository (tracked, or new and not ignored)."""
-    source = tmp_path / "source"
-    for name in _git_files("--cached", "--others", "--exclude-standard"):
-        if os.path.exists(os.path.join(ROOT, name)):
-            os.makedirs(source / os.path.dirname(name), exist_ok=True)
-            shutil.copy2(os.path.join(ROOT, name), source / name)
-    command = [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation"]
-    subprocess.run([*command, "-q", "-w", str(tmp_path / "dist")], check=True, capture_output=True)
-    (wheel,) = (tmp_path / "dist").glob("*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    package = [n for n in names if not n.split("/")[0].endswith(".dist-info")]
-    assert package and all(n.startswith("lightning_landscape/") and _is_source(n) for n in package), package
-    assert "lightning_landscape/py.typed" in package
-    assert "lightning_landscape/core/base/results.py" in package
-    tracked = {n for n in _git_files("lightning_landscape") if n.endswith(".py")}
-    assert tracked <= set(package)  # every module of the package ships
 
 
 def test_a_run_without_a_logger_writes_nothing_into_a_lightning_landscape_folder(tmp_path, monkeypatch):

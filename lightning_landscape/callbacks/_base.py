@@ -78,6 +78,22 @@ from . import _budget
 _UNSUPPORTED_STRATEGIES = ("FSDP", "DeepSpeed", "ModelParallel", "XLA")
 
 
+# Lightning's Trainer sets these in its connectors, where type checkers cannot see them.
+def trainer_callbacks(trainer: pl.Trainer) -> list[Callback]:
+    """The trainer's callbacks."""
+    return list(getattr(trainer, "callbacks"))  # noqa: B009
+
+
+def is_fast_dev_run(trainer: pl.Trainer) -> bool:
+    """Whether the trainer runs ``fast_dev_run`` (no monitor runs then)."""
+    return bool(getattr(trainer, "fast_dev_run", False))
+
+
+def trainer_datamodule(trainer: pl.Trainer) -> Any:
+    """The trainer's datamodule, or ``None``."""
+    return getattr(trainer, "datamodule", None)
+
+
 class EpochMonitor(Callback):
     """Base class: decides when to run and captures the fixed evaluation subset.
 
@@ -185,7 +201,7 @@ class EpochMonitor(Callback):
     def check_tag_is_own(self, trainer: pl.Trainer) -> None:
         """Refuse a ``tag`` that another monitor of the trainer has: the tag names every value it
         logs and every file it writes, which would mix."""
-        for other in trainer.callbacks:
+        for other in trainer_callbacks(trainer):
             if other is not self and isinstance(other, EpochMonitor) and other.tag == self.tag:
                 raise ValueError(
                     f"`tag` {self.tag!r} is given to two monitors of this Trainer ({type(self).__name__} "
@@ -200,7 +216,7 @@ class EpochMonitor(Callback):
             return
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-        for callback in trainer.callbacks:
+        for callback in trainer_callbacks(trainer):
             monitored = getattr(callback, "monitor", None)
             strict = isinstance(callback, ModelCheckpoint) or getattr(callback, "strict", False)
             if not isinstance(callback, (EarlyStopping, ModelCheckpoint)) or not strict:
@@ -253,7 +269,7 @@ class EpochMonitor(Callback):
 
     # ------------------------------------------------------------------ scheduling
     def should_run_at_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
-        if trainer.sanity_checking or trainer.fast_dev_run:
+        if trainer.sanity_checking or is_fast_dev_run(trainer):
             return False
         if self.every_n_epochs is not None:
             return (trainer.current_epoch + 1) % self.every_n_epochs == 0
@@ -328,7 +344,7 @@ class EpochMonitor(Callback):
         self._send(trainer, pl_module, values)
 
     def should_run_at_train_end(self, trainer: pl.Trainer) -> bool:
-        if not self.at_train_end or trainer.fast_dev_run:
+        if not self.at_train_end or is_fast_dev_run(trainer):
             return False
         return self._last_step != trainer.global_step
 
@@ -343,7 +359,7 @@ class EpochMonitor(Callback):
             if self.should_run_at_epoch_end(trainer, pl_module):
                 with self.timed(trainer, self.work_units()):
                     self.run(trainer, pl_module)
-            if not trainer.sanity_checking and not trainer.fast_dev_run:
+            if not trainer.sanity_checking and not is_fast_dev_run(trainer):
                 self.log_overhead(trainer, pl_module)
 
     @override
@@ -460,7 +476,7 @@ class EpochMonitor(Callback):
                 pl_module.device,
                 rank=trainer.global_rank,
                 world_size=trainer.world_size,
-                transfer=batch_transfer(pl_module, pl_module.device, trainer.datamodule),
+                transfer=batch_transfer(pl_module, pl_module.device, trainer_datamodule(trainer)),
             )
         return self._batches
 

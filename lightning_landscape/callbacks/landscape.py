@@ -23,7 +23,7 @@ from ..export import surface_mesh
 from ..plotting.animation import landscape_frames, write_gif
 from ..plotting.landscape import landscape_figures
 from ..reporting import epoch_index, log_animation, log_mesh, output_dir, result_file_name
-from ._base import ResultMonitor
+from ._base import ResultMonitor, is_fast_dev_run
 
 __all__ = ["LossLandscapeMonitor"]
 
@@ -207,7 +207,7 @@ class LossLandscapeMonitor(ResultMonitor):
             vertices, faces, _ = surface_mesh(result, log_scale=self.log_scale)
             log_mesh(trainer, f"{self.tag}/2d/mesh", vertices, faces, vertices[:, 2], step)
         if self.save_results:
-            name = result_file_name(self.tag, result.epoch, trainer.global_step)
+            name = result_file_name(self.tag, epoch_index(trainer), trainer.global_step)
             self.saved_files.append(result.save(os.path.join(output_dir(trainer, "landscapes"), name)))
         if self.animate and not self.save_results:  # the frames, without the directions
             self._runs.append(dataclasses.replace(result, directions=tuple({} for _ in result.directions)))
@@ -215,7 +215,7 @@ class LossLandscapeMonitor(ResultMonitor):
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
-        if self.animate and trainer.is_global_zero and not trainer.fast_dev_run:
+        if self.animate and trainer.is_global_zero and not is_fast_dev_run(trainer):
             self.write_animation(trainer)
 
     def write_animation(self, trainer: pl.Trainer) -> str | None:

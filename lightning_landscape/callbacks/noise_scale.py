@@ -96,7 +96,7 @@ class NoiseScaleMonitor(EpochMonitor):
 
     def dataset_size(self, trainer: pl.Trainer) -> int:
         """N: the training data set's length, else the samples counted over the first epoch."""
-        dataset = getattr(self.loader(trainer), "dataset", None)
+        dataset: Any = getattr(self.loader(trainer), "dataset", None)
         try:
             return len(dataset)
         except TypeError:

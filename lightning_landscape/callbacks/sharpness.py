@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -25,7 +25,7 @@ from ..core.measures.sharpness import sharpness
 from ..plotting.curvature import sharpness_figures
 from ..reporting import epoch_index, output_dir, result_file_name
 from ..user_module import CROSS_ENTROPY, batch_transfer, describe_loss
-from ._base import ResultMonitor
+from ._base import ResultMonitor, trainer_datamodule
 
 __all__ = ["SharpnessMonitor"]
 
@@ -203,7 +203,7 @@ class SharpnessMonitor(ResultMonitor):
         batches = self.evaluation_batches(trainer, pl_module)
         loss_fn = self.loss_function(pl_module)
         parts: dict[str, Any] = {"measures": {}}
-        tasks = [partial(self._measure, name) for name in self.measures]
+        tasks: list[Callable[..., None]] = [partial(self._measure, name) for name in self.measures]
         if self.density:
             tasks.append(self._density)
         if self.eigenvalue_ratio_map:
@@ -289,7 +289,7 @@ class SharpnessMonitor(ResultMonitor):
                 pl_module.device,
                 rank=trainer.global_rank,
                 world_size=trainer.world_size,
-                transfer=batch_transfer(pl_module, pl_module.device, trainer.datamodule),
+                transfer=batch_transfer(pl_module, pl_module.device, trainer_datamodule(trainer)),
             )
             self._training_batches = ((size, pl_module.device), subset)
         parts["per_batch"] = per_batch(

@@ -22,7 +22,7 @@ from ..core.landscapes.trajectory import SnapshotBuffer, TrajectoryResult, traje
 from ..plotting.animation import trajectory_frames, write_gif
 from ..plotting.trajectory import plot_trajectory
 from ..reporting import epoch_index, log_animation, log_histograms, log_table, output_dir, result_file_name
-from ._base import ResultMonitor
+from ._base import ResultMonitor, is_fast_dev_run
 
 __all__ = ["TrajectoryMonitor"]
 
@@ -143,7 +143,7 @@ class TrajectoryMonitor(ResultMonitor):
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
-        if len(self.snapshots) == 0 and not trainer.fast_dev_run:  # a resumed run has its snapshots
+        if len(self.snapshots) == 0 and not is_fast_dev_run(trainer):  # a resumed run has its snapshots
             self._snapshot(trainer, pl_module, completed_epochs=0)
 
     @property
@@ -157,7 +157,7 @@ class TrajectoryMonitor(ResultMonitor):
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or trainer.fast_dev_run:
+        if trainer.sanity_checking or is_fast_dev_run(trainer):
             return
         epoch = trainer.current_epoch + 1
         with self.in_hook("epoch_end"):
@@ -173,7 +173,7 @@ class TrajectoryMonitor(ResultMonitor):
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.fast_dev_run or len(self.snapshots) == 0:
+        if is_fast_dev_run(trainer) or len(self.snapshots) == 0:
             return
         with self.in_hook("train_end"):
             with self.timed(trainer, self.work_units()):

@@ -19,7 +19,7 @@ from ..core.base.params import observing, preserve_rng_state
 from ..core.measures.evidence import log_evidence
 from ..core.measures.volume import binary_scores, function_volume
 from ..user_module import CROSS_ENTROPY, batch_transfer
-from ._base import EpochMonitor
+from ._base import EpochMonitor, trainer_datamodule
 
 __all__ = ["VolumeMonitor"]
 
@@ -196,7 +196,7 @@ class VolumeMonitor(EpochMonitor):
                 self.num_inputs,
                 self.seed,
                 pl_module.device,
-                transfer=batch_transfer(pl_module, pl_module.device, trainer.datamodule),
+                transfer=batch_transfer(pl_module, pl_module.device, trainer_datamodule(trainer)),
             )
             if not all(isinstance(b, (list, tuple)) and isinstance(b[0], torch.Tensor) for b in batches):
                 raise ValueError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import lightning.pytorch as pl
 import torch
@@ -86,7 +87,7 @@ class AntiGeneralizationDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         pool, self.val_set = self._datasets(stage)
-        size = len(pool)  # type: ignore[arg-type]
+        size = len(pool)  # type: ignore[arg-type]  # torch's Dataset declares no __len__; map-style ones have it
         if self.distractor_size >= size:
             raise ValueError(
                 f"`distractor_size` ({self.distractor_size}) must be smaller than the training pool ({size})."
@@ -134,8 +135,8 @@ class AntiGeneralizationDataModule(pl.LightningDataModule):
         loaders = {
             "train": train,
             "distractor": self._loader(
-                self.distractor_set, self.distractor_batch_size or batch, self.seed + 1
-            ),
+                cast(Dataset, self.distractor_set), self.distractor_batch_size or batch, self.seed + 1
+            ),  # set in setup whenever no sampler draws fresh distractors
         }
         return CombinedLoader(loaders, mode="max_size_cycle")
 

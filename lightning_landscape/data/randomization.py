@@ -79,7 +79,7 @@ class RandomizedDataset(Dataset):
         self.fraction = float(fraction)
         self.seed = check_seed("seed", seed)
         self.exclude_true_label = check_bool("exclude_true_label", exclude_true_label)
-        n = len(dataset)  # type: ignore[arg-type]
+        n = len(dataset)  # type: ignore[arg-type]  # a map-style Dataset (torch declares no __len__)
         labels = torch.tensor([int(dataset[i][1]) for i in range(n)])
         self.num_classes = (
             int(labels.max()) + 1 if num_classes is None else check_int("num_classes", num_classes, minimum=2)
@@ -112,7 +112,7 @@ class RandomizedDataset(Dataset):
             self.std = stacked.std(dim=(0, 2))
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return len(self.dataset)  # type: ignore[arg-type]  # as above: map-style, sized
 
     def _item_generator(self, index: int) -> torch.Generator:
         # below 2**63 for every seed check_seed takes (the same seeds as before for seeds < 2**43)

@@ -136,6 +136,7 @@ class AntiGeneralizationModule(pl.LightningModule):
         self.log("val/accuracy", (logits.argmax(-1) == y).float().mean(), prog_bar=True)
 
     def configure_optimizers(self) -> Any:
+        optimizer: torch.optim.Optimizer
         if self.optimizer_name == "adam":
             optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         else:

@@ -42,7 +42,7 @@ def plot_connectivity(result: ConnectivityResult, *, log_scale: bool = False) ->
         axes[0].plot(
             t, np.ma.masked_invalid(loss.numpy()), style, color=color, label=f"{name} (barrier {height:.3g})"
         )
-        if panels == 2:
+        if panels == 2 and accuracy is not None:
             axes[1].plot(t, 100 * np.ma.masked_invalid(accuracy.numpy()), style, color=color, label=name)
     if log_scale:
         axes[0].set_yscale("log")

@@ -44,6 +44,8 @@ def plot_decision_boundary(
         title: the figure's title.
     """
     train = _points(data, "train")
+    if train is None:
+        raise ValueError("`data` has no training points to draw.")
     test = _points(data, "val")
     every = torch.cat([train[0]] + ([test[0]] if test is not None else [])).float()
     low, high = (every.min(0).values - margin).tolist(), (every.max(0).values + margin).tolist()

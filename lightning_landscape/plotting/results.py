@@ -4,6 +4,7 @@ draws and a user's script can draw from a loaded result, without the model."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -63,7 +64,7 @@ def result_figures(
             "surface_3d": lambda: plot_landscape_surface(result, log_scale=log_scale, elev=elev, azim=azim),
         }
     if isinstance(result, (SharpnessReport, SharpnessRecord)):
-        return {name: (lambda figure=figure: figure) for name, figure in sharpness_figures(result).items()}
+        return {name: partial(_as_is, figure) for name, figure in sharpness_figures(result).items()}
     single = {
         TrajectoryResult: ("pca_plane", lambda r: plot_trajectory(r, levels=levels, log_scale=log_scale)),
         ConnectivityResult: ("curve_vs_line", lambda r: plot_connectivity(r, log_scale=log_scale)),
@@ -78,7 +79,7 @@ def result_figures(
     }
     for kind, (name, draw) in single.items():
         if type(result) is kind:
-            return {name: lambda draw=draw: draw(result)}
+            return {name: partial(draw, result)}
     if isinstance(result, Blockwise) and result.results:
         first = next(iter(result.results.values()))
         if isinstance(first, (EigenvalueResult, TraceEstimate)):
@@ -97,3 +98,8 @@ def _per_layer(result: Blockwise) -> Figure:
         )
     values = torch.tensor([r.estimate for r in result.results.values()], dtype=torch.float64)
     return plot_per_layer_curvature(blocks, trace=values)
+
+
+def _as_is(figure: Figure) -> Figure:
+    """A figure already drawn."""
+    return figure

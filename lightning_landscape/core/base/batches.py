@@ -48,7 +48,8 @@ def map_batch(batch: Any, leaf: Callable[[Any], Any]) -> Any:
         if whole is not batch:
             return whole
     if isinstance(batch, Mapping):
-        return type(batch)({k: map_batch(v, leaf) for k, v in batch.items()})
+        mapping: Any = type(batch)  # a dict or another mapping type built from a dict
+        return mapping({k: map_batch(v, leaf) for k, v in batch.items()})
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
         return type(batch)(*(map_batch(v, leaf) for v in batch))
     if isinstance(batch, (list, tuple)):
@@ -165,7 +166,9 @@ def cache_batches(
     [4, 2]
     """
     if isinstance(batches, StreamedBatches) and num_samples is None:
-        return batches  # read afresh, batch by batch, on every pass: nothing is cached
+        # read afresh, batch by batch, on every pass: nothing is cached. A stream stands where the
+        # list would (every caller iterates, none indexes), which the annotation cannot say.
+        return batches  # type: ignore[return-value]
     if num_samples is None and not hasattr(batches, "__len__"):
         raise ValueError(
             f"`batches` ({type(batches).__name__}) has no length and may never end: give `num_samples`, "
@@ -246,6 +249,7 @@ def evaluation_subset(
     with preserve_rng_state():
         if not indexable:
             return cache_batches(loader, device, -(-num_samples // world_size), transfer)
+        assert dataset is not None  # indexable
         size = len(dataset)
         generator = torch.Generator().manual_seed(seed)
         chosen = torch.randperm(size, generator=generator)[: min(num_samples, size)]
@@ -292,14 +296,18 @@ class StreamedBatches:
             raise ValueError("StreamedBatches needs `device` or `transfer` to move its batches.")
         self.loader = loader
         self.num_samples = int(num_samples)
-        self.transfer = transfer if transfer is not None else (lambda batch: move_to_device(batch, device))
+        if transfer is None:
+            assert device is not None  # refused above otherwise
+            target = device
+            transfer = lambda batch: move_to_device(batch, target)  # noqa: E731
+        self.transfer = transfer
 
     def __iter__(self) -> Iterator[Any]:
         for batch in self.loader:
             yield self.transfer(batch)
 
     def __len__(self) -> int:
-        return len(self.loader)  # type: ignore[arg-type]
+        return len(self.loader)  # type: ignore[arg-type]  # a loader with a length (only then asked)
 
 
 def count_samples(batches: Iterable[Any]) -> int:

@@ -14,7 +14,7 @@ caller asks for the numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -26,6 +26,7 @@ from torch.utils.data import Dataset, IterableDataset
 from .batches import batch_size, cache_batches, total_samples
 from .losses import (
     LossFn,
+    LossSpec,
     check_class_logits,
     cross_entropy_inputs,
     is_cross_entropy,
@@ -159,7 +160,7 @@ def cross_entropy_and_correct(
 
 
 def evaluation_sums(
-    model: nn.Module, batches: Sequence[Any], loss_fn: LossFn | None = None
+    model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None = None
 ) -> EvaluationSums:
     """Per-sample mean loss (and accuracy) of ``model`` over ``batches``, as device tensors.
 
@@ -276,7 +277,7 @@ def loss_on(model: nn.Module, batch: Any, loss_fn: LossFn | None, name: str = "l
 
 
 def evaluate(
-    model: nn.Module, batches: Iterable[Any], *, loss_fn: LossFn | None = None, num_samples: int | None = None
+    model: nn.Module, batches: Iterable[Any], *, loss_fn: LossSpec = None, num_samples: int | None = None
 ) -> Evaluation:
     """Plain evaluation: per-sample mean loss and accuracy of ``model`` in eval mode, no gradients.
 

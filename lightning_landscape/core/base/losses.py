@@ -41,6 +41,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typing_extensions import TypeIs
 
 from .params import preserve_rng_state
 
@@ -92,7 +93,7 @@ CROSS_ENTROPY_LOSS = _FusedCrossEntropy()
 """``loss_fn="cross_entropy"`` resolved: the fused cross-entropy of class logits (and accuracy)."""
 
 
-def is_cross_entropy(loss_fn: LossFn | None) -> bool:
+def is_cross_entropy(loss_fn: LossFn | None) -> TypeIs[_FusedCrossEntropy | None]:
     """Whether ``loss_fn`` is the fused cross-entropy (``None`` inside the core, where a loss is
     already resolved, means it too)."""
     return loss_fn is None or loss_fn is CROSS_ENTROPY_LOSS
@@ -171,8 +172,9 @@ def check_loss_spec(name: str, value: Any) -> LossSpec:
     )
 
 
-def describe_loss(spec: LossSpec) -> str:
-    """How results name the loss: ``"training_step"``, ``"cross_entropy"``, a method or function name."""
+def describe_loss(spec: Any) -> str:
+    """How results name the loss: ``"training_step"``, ``"cross_entropy"``, a method or function name
+    (any other spec by its type's name)."""
     if spec is None:
         return "training_step"
     if isinstance(spec, _Resolved) or spec is CROSS_ENTROPY_LOSS:
@@ -298,11 +300,12 @@ class _TrainingStepLoss(_Resolved):
                 f"`{name}` (a method name such as 'compute_loss', or a function loss_fn(model, batch))."
             )
         self.__qualname__ = "training_step"
-        self.with_batch_idx = _takes_batch_idx(module.training_step)
+        self.with_batch_idx = _takes_batch_idx(getattr(module, "training_step"))  # noqa: B009
 
     def __call__(self, model: nn.Module, batch: Any) -> Any:
+        step = getattr(model, "training_step")  # noqa: B009  (a LightningModule's method)
         with quiet_call(model):
-            return model.training_step(batch, 0) if self.with_batch_idx else model.training_step(batch)
+            return step(batch, 0) if self.with_batch_idx else step(batch)
 
 
 class _MethodLoss(_Resolved):

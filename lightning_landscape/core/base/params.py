@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,9 +103,9 @@ def apart_from(model: nn.Module, state: Mapping[str, object]) -> dict[str, objec
     storages = {t.untyped_storage().data_ptr() for t in named_tensors(model).values() if t.numel()}
 
     def apart(value: object) -> object:
-        shared = isinstance(value, torch.Tensor) and value.numel() > 0
-        if shared and value.untyped_storage().data_ptr() in storages:
-            return value.detach().clone()
+        if isinstance(value, torch.Tensor) and value.numel() > 0:
+            if value.untyped_storage().data_ptr() in storages:
+                return value.detach().clone()
         return value
 
     return {name: apart(value) for name, value in state.items()}
@@ -128,7 +129,7 @@ def deferred_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[tuple[int, object]] = []
+    received: list[tuple[int, Any]] = []
     try:
         previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append((signum, frame)))
     except ValueError:  # not allowed here (an embedded interpreter): run as is
@@ -292,10 +293,10 @@ def gradient_context(model: nn.Module) -> Iterator[None]:
 
 def module_device(module: nn.Module) -> torch.device:
     """The device of the module's first parameter (or buffer); CPU for a module with neither."""
-    for tensor in module.parameters():
-        return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
+    for parameter in module.parameters():
+        return parameter.device
+    for buffer in module.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 

@@ -27,7 +27,7 @@ import typing
 import zipfile
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from typing import Any, ClassVar, Literal, TypeVar, Union
+from typing import Any, ClassVar, Literal, TypeVar, Union, cast
 
 import numpy as np
 import torch
@@ -619,7 +619,7 @@ class LandscapeResult:
             return False
         return all(np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") for k in a)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # equal by value and mutable tensors inside: unhashable
 
 
 _SHARPNESS_FORMAT_NAME = "lightning_landscape.SharpnessRecord"
@@ -727,7 +727,8 @@ def load_result(path: str | os.PathLike[str]) -> Any:
         >>> load_result(path)
         TraceEstimate(estimate=2.5, stderr=0.1, num_matvecs=40, method='hutch++')
     """
-    return result_type(result_format(path), os.fspath(path)).load(path)
+    kind: Any = result_type(result_format(path), os.fspath(path))  # a registered type: each has load
+    return kind.load(path)
 
 
 def guarded_read(read: Any, where: str) -> Any:
@@ -870,7 +871,7 @@ class ResultFile:
         if cls.__module__.startswith(_PREFIX):
             register_result_type(cls)
         if "__repr__" not in vars(cls):  # @dataclass keeps a __repr__ the class has
-            cls.__repr__ = short_repr  # type: ignore[method-assign]
+            cls.__repr__ = short_repr  # type: ignore[method-assign]  # every result type's short repr
 
     @classmethod
     def format_name(cls) -> str:
@@ -879,7 +880,10 @@ class ResultFile:
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the result to ``path`` (an ``.npz`` file; written whole, then renamed)."""
         arrays: dict[str, Any] = {}
-        described = {f.name: _encode(getattr(self, f.name), f"fields/{f.name}", arrays) for f in fields(self)}
+        described = {
+            f.name: _encode(getattr(self, f.name), f"fields/{f.name}", arrays)
+            for f in fields(cast(Any, self))  # a ResultFile is a dataclass (its subclasses are)
+        }
         meta = {
             "format": f"{self.format_name()}/{self.FORMAT_VERSION}",
             "fields": described,
@@ -908,7 +912,7 @@ class ResultFile:
         hints = _field_hints(type(self))
         return {
             f.name: math.nan if getattr(self, f.name) is None else float(getattr(self, f.name))
-            for f in fields(self)
+            for f in fields(cast(Any, self))  # as in save(): every ResultFile subclass is a dataclass
             if _is_number(hints[f.name])
         }
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..base._inputs import evaluation_inputs
 from ..base.evaluation import check_model
-from ..base.losses import LossFn
+from ..base.losses import LossSpec
 from ..base.params import chosen_names, perturbable_parameters
 from ..base.results import ResultFile
 
@@ -94,14 +94,16 @@ def parameter_blocks(
     if blocks == "parameter":
         return {n: [n] for n in available}
     if blocks == "module":
-        known, found = set(available), {}
+        known = set(available)
+        per_module: dict[str, list[str]] = {}
         for module_name, module in model.named_modules():
             prefix = f"{module_name}." if module_name else ""
             own = [prefix + p for p, _ in module.named_parameters(recurse=False) if prefix + p in known]
             if own:
-                found[module_name or "(root)"] = own
-        return found
-    found, owner = {}, {}
+                per_module[module_name or "(root)"] = own
+        return per_module
+    found: dict[str, list[str]] = {}
+    owner: dict[str, str] = {}
     for block, patterns in blocks.items():
         matched = [n for n in available if any(fnmatchcase(n, p) for p in patterns)]
         if not matched:
@@ -149,7 +151,8 @@ class Blockwise(ResultFile, Generic[R]):
     def scalars(self) -> dict[str, float]:
         """Every block's numbers, as ``<name>/<block>`` (the order of the monitors'
         ``per_layer/<measure>/<block>``)."""
-        return {f"{k}/{b}": v for b, r in self.results.items() for k, v in r.scalars().items()}
+        results: dict[str, Any] = self.results  # every block's result is a result type with scalars()
+        return {f"{k}/{b}": v for b, r in results.items() for k, v in r.scalars().items()}
 
 
 def per_block(
@@ -166,7 +169,7 @@ def blockwise(
     batches: Any,
     *,
     blocks: BlockSpec = "module",
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
     **options: Any,

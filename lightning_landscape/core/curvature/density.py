@@ -12,7 +12,7 @@ from torch import nn
 from ..._checks import check_int, check_params, check_seed
 from ..base._inputs import evaluation_inputs
 from ..base.evaluation import check_model
-from ..base.losses import LossFn
+from ..base.losses import LossSpec
 from ..base.params import chosen_names, gradient_context, selected_parameters
 from ..base.results import ResultFile
 from ..linalg.hessian import hessian_operator
@@ -54,7 +54,7 @@ def hessian_density(
     *,
     num_probes: int = 4,
     num_steps: int = 40,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     seed: int = 0,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,

@@ -27,7 +27,7 @@ from ..base._inputs import evaluation_inputs
 from ..base.batches import batch_size
 from ..base.distributed import is_sharded
 from ..base.evaluation import check_model
-from ..base.losses import LossFn
+from ..base.losses import LossSpec
 from ..base.params import (
     chosen_names,
     gradient_context,
@@ -162,7 +162,7 @@ def hessian_eigenvalues(
     *,
     k: int = 1,
     which: Literal["largest", "smallest", "both"] = "largest",
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     tol: float = 1e-4,
     max_iter: int = 100,
     min_iter: int = 4,
@@ -242,6 +242,7 @@ def hessian_eigenvalues(
         )
     vectors = None
     if return_eigenvectors:
+        assert result.eigenvectors is not None  # asked for: Lanczos returned them
         vectors = [
             {
                 n: piece.detach().cpu().clone()
@@ -265,7 +266,7 @@ def hessian_eigenvalues_per_batch(
     *,
     k: int = 1,
     which: Literal["largest", "smallest", "both"] = "largest",
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     tol: float = 1e-4,
     max_iter: int = 100,
     min_iter: int = 4,
@@ -294,7 +295,7 @@ def hessian_eigenvalues_per_batch(
             "`sharded(...)`, on each process's own batches."
         )
     loss_fn, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
-    options = dict(
+    options: dict[str, Any] = dict(
         k=k, which=which, loss_fn=loss_fn, tol=tol, max_iter=max_iter, min_iter=min_iter, seed=seed
     )
     rows = [hessian_eigenvalues(model, [batch], **options, params=params) for batch in cached]
@@ -312,7 +313,7 @@ def hessian_directions(
     kind: Literal["hessian", "hessian_extremes"],
     dims: int,
     *,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     seed: int = 0,
     tol: float = 1e-4,
     max_iter: int = 100,
@@ -329,7 +330,8 @@ def hessian_directions(
     check_choice("directions", kind, HESSIAN_DIRECTIONS)
     if kind == "hessian_extremes" and dims != 2:
         raise ValueError("`directions='hessian_extremes'` spans two axes (top and bottom): use `dims=2`.")
-    which, k = ("largest", dims) if kind == "hessian" else ("both", 1)
+    which: Literal["largest", "both"] = "largest" if kind == "hessian" else "both"
+    k = dims if kind == "hessian" else 1
     result = hessian_eigenvalues(
         model,
         batches,
@@ -343,6 +345,7 @@ def hessian_directions(
         params=params,
     )
     devices = {n: p for n, p in model.named_parameters()}
+    assert result.eigenvectors is not None  # asked for with return_eigenvectors=True
     vectors = [{n: t.to(devices[n]) for n, t in v.items()} for v in result.eigenvectors]
     return vectors, result.eigenvalues
 

@@ -11,7 +11,7 @@ from torch import nn
 from ..._checks import check_choice, check_int, check_params, check_seed
 from ..base._inputs import evaluation_inputs
 from ..base.evaluation import check_model
-from ..base.losses import LossFn, is_cross_entropy
+from ..base.losses import LossSpec, is_cross_entropy
 from ..base.params import chosen_names, gradient_context, perturbable_parameters
 from ..linalg._exact_trace import exact_ggn_trace, is_cross_entropy_on, is_piecewise_linear
 from ..linalg.hessian import hessian_operator
@@ -41,7 +41,7 @@ def hessian_trace(
     *,
     num_probes: int = 99,
     method: Literal["auto", "exact_ggn", "hutch++", "hutchinson"] = "auto",
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     seed: int = 0,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -101,7 +101,7 @@ def _activation_numel(model: nn.Module, batch: Any, loss_fn: LossFn | None) -> i
 
 def points_per_chunk(
     model: nn.Module,
-    batches: Sequence[Any],
+    batches: Iterable[Any],
     moving_numel: int,
     memory_budget_bytes: int,
     loss_fn: LossFn | None = None,
@@ -133,7 +133,7 @@ def _stack_points(
 
 def evaluate_grid_batched(
     model: nn.Module,
-    batches: Sequence[Any],
+    batches: Iterable[Any],
     reference: Mapping[str, torch.Tensor],
     directions: Sequence[Mapping[str, torch.Tensor]],
     points: torch.Tensor,
@@ -174,7 +174,8 @@ def evaluate_grid_batched(
     mapped = vmap(forward, in_dims=(0, None))
     sizes = [batch_size(b) for b in batches]
     total = sum(sizes)
-    losses, accuracies = [], []
+    losses: list[torch.Tensor] = []
+    accuracies: list[torch.Tensor] = []
     with_accuracy = True
     done = 0
     for start in range(0, points.shape[0], chunk):
@@ -187,16 +188,18 @@ def evaluate_grid_batched(
                     pieces = mapped(stacked, batch).double()
                     loss += pieces[:, 0] * size
                     correct += pieces[:, 1] * size
-                    with_accuracy = with_accuracy and target.has_accuracy
+                    with_accuracy = with_accuracy and bool(target.has_accuracy)
                     continue
                 logits = _full_precision(mapped(stacked, batch[0]))
             except Exception as exc:  # vmap's refusals are plain RuntimeErrors and the like
                 raise BatchingUnsupported(str(exc)) from exc
             target_y = batch[1]
             check_class_logits(logits[0], target_y)
-            pieces = vmap(cross_entropy_and_correct, in_dims=(0, None))(logits, target_y)
-            loss += pieces[0].double()
-            correct += pieces[1].double()
+            point_losses, point_corrects = vmap(cross_entropy_and_correct, in_dims=(0, None))(
+                logits, target_y
+            )
+            loss += point_losses.double()
+            correct += point_corrects.double()
         losses.append(loss / total)
         accuracies.append(correct / total)
         done += loss.shape[0]

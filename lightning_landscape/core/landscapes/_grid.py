@@ -130,7 +130,7 @@ class BatchedPlan:
 
 def batched_plan(
     model: nn.Module,
-    pricing_batches: Sequence[Any],
+    pricing_batches: Iterable[Any],
     reference: Mapping[str, torch.Tensor],
     directions: Sequence[Direction],
     points_per_forward: int | Literal["auto"],
@@ -330,13 +330,13 @@ def evaluate_points(
     if not chunks:
         return torch.zeros(0, dtype=torch.float64), None
     loss = torch.cat([c.loss for c in chunks])
-    recorded = all(c.accuracy is not None for c in chunks)
-    return loss, (torch.cat([c.accuracy for c in chunks]) if recorded else None)
+    accuracies = [c.accuracy for c in chunks if c.accuracy is not None]
+    return loss, (torch.cat(accuracies) if len(accuracies) == len(chunks) else None)
 
 
 def scan_grid(
     model: nn.Module,
-    batches: Sequence[Any],
+    batches: Iterable[Any],
     reference: Mapping[str, torch.Tensor],
     directions: Sequence[Direction],
     coords: Sequence[torch.Tensor],
@@ -373,7 +373,7 @@ def scan_grid(
     grid = torch.cartesian_prod(*coords).reshape(-1, len(coords))
     plan = batched_plan(model, batches, reference, directions, points_per_forward, points_memory_mb, loss_fn)
     writer = linear_combination_writer(model, reference, directions)
-    forward = torch.compile(model) if compile and plan is None else model  # shares the written tensors
+    forward: Any = torch.compile(model) if compile and plan is None else model  # shares the written tensors
     loss, accuracy = evaluate_points(forward, batches, grid, writer, loss_fn, on_point, plan=plan)
     return loss.reshape(shape), None if accuracy is None else accuracy.reshape(shape)
 
@@ -390,10 +390,10 @@ def check_grid_size(name: str, num_points: int, dims: int) -> None:
     )
 
 
-def check_points_per_forward(value: Any) -> int | str:
+def check_points_per_forward(value: Any) -> int | Literal["auto"]:
     """``points_per_forward`` must be a positive integer or ``"auto"``."""
     if value == "auto" and isinstance(value, str):
-        return value
+        return "auto"
     return check_int("points_per_forward", value, minimum=1)
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..._checks import check_params
-from ..base.losses import LossFn
+from ..base.losses import LossSpec
 from ..base.params import selected_parameters
 from ..base.results import library_versions
 from ..curvature.eigenvalues import HESSIAN_DIRECTIONS, hessian_directions
@@ -111,7 +111,7 @@ class GridPlan:
             kind=kind,
             given=given,
             names=tuple(selected),
-            params=None if params is None else check_params("params", params),
+            params=None if params is None else tuple(check_params("params", params) or ()),
         )
 
     @property
@@ -132,7 +132,7 @@ class GridPlan:
         model: nn.Module,
         reference: Mapping[str, torch.Tensor],
         batches: Iterable[Any] | None = None,
-        loss_fn: LossFn | None = None,
+        loss_fn: LossSpec = None,
     ) -> tuple[Axes, torch.Tensor | None]:
         """The directions around ``reference`` (θ₀ of the varied parameters) and, for Hessian
         axes, their eigenvalues (found on ``batches`` with ``loss_fn``; ``None`` otherwise).
@@ -144,8 +144,11 @@ class GridPlan:
         if self.from_hessian:
             if batches is None:
                 raise ValueError("Hessian directions are found on data: pass `batches`.")
+            kind: Literal["hessian", "hessian_extremes"] = (
+                "hessian" if self.kind == "hessian" else "hessian_extremes"
+            )
             found, eigenvalues = hessian_directions(
-                model, batches, self.kind, self.dims, loss_fn=loss_fn, seed=self.seed, params=self.params
+                model, batches, kind, self.dims, loss_fn=loss_fn, seed=self.seed, params=self.params
             )
             given = tuple(found)
         used = landscape_directions(

@@ -33,7 +33,7 @@ from ..._checks import check_callable, check_int, check_optional_int
 from ..base._inputs import evaluation_inputs
 from ..base.batches import batch_size
 from ..base.evaluation import check_model, loss_name
-from ..base.losses import LossFn
+from ..base.losses import LossFn, LossSpec
 from ..base.params import module_device, observing
 from ..base.results import LandscapeResult
 from ._grid import (
@@ -96,7 +96,7 @@ def compute_landscape_in_chunks(
     normalization: Normalization = "filter",
     ignore_bias_and_norm: bool = True,
     seed: int = 0,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     directions: DirectionsSpec = "random",
     num_samples: int | None = None,
     chunk_points: int = 64,
@@ -237,7 +237,7 @@ def _chunks(
     loss_fn: LossFn,
     state: _Progress,
     chunk_points: int,
-    points_per_forward: int | str,
+    points_per_forward: int | Literal["auto"],
     points_memory_mb: float,
     autocast: str | None,
 ) -> Iterator[ChunkValues]:

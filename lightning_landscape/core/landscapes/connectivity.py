@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,7 @@ from ..._checks import (
 from ..base._inputs import evaluation_inputs
 from ..base.batches import StreamedBatches, total_samples
 from ..base.evaluation import check_model, loss_name
-from ..base.losses import LossFn, check_class_logits, is_cross_entropy
+from ..base.losses import LossFn, LossSpec, check_class_logits, is_cross_entropy
 from ..base.params import named_tensors, observing, perturbable_parameters, selected_parameters
 from ..base.progress import ProgressFn, check_progress, progress_reporter
 from ..base.results import ResultFile, library_versions
@@ -332,7 +332,7 @@ def _check_training(model: nn.Module, curve: str, num_bends: int, steps: int, lr
 
 
 def _training_inputs(
-    model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None, num_samples: int | None
+    model: nn.Module, batches: Iterable[Any], loss_fn: LossSpec, num_samples: int | None
 ) -> tuple[LossFn, list[Any]]:
     """The resolved loss and the cached batches: the bends train step by step, never on a stream."""
     if isinstance(batches, StreamedBatches) and num_samples is None:
@@ -340,7 +340,8 @@ def _training_inputs(
             "`batches`: connect trains the bends step by step on cached batches, not on a stream; pass a "
             "loader or a list (and `num_samples` to cap what is cached)."
         )
-    return evaluation_inputs(model, batches, loss_fn, num_samples)
+    loss, cached = evaluation_inputs(model, batches, loss_fn, num_samples)
+    return loss, cast(list[Any], cached)  # a stream is refused above, or cached up to num_samples
 
 
 def connect(
@@ -355,7 +356,7 @@ def connect(
     lr: float = 0.01,
     seed: int = 0,
     num_points: int = 21,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     reestimate_bn: bool = True,
     progress_bar: bool | ProgressFn = False,
@@ -457,7 +458,7 @@ def barrier_matrix(
     states: Sequence[Any],
     *,
     num_points: int = 11,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     reestimate_bn: bool = True,
 ) -> BarrierMatrix:

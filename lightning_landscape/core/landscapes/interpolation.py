@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -12,7 +12,7 @@ from ..._checks import check_int, check_params, check_span
 from ..base._inputs import evaluation_inputs
 from ..base.batches import total_samples
 from ..base.evaluation import check_model, loss_name
-from ..base.losses import LossFn
+from ..base.losses import LossSpec
 from ..base.params import apart_from, named_tensors, observing, selected_parameters
 from ..base.progress import ProgressFn, check_progress, progress_reporter
 from ..base.results import LandscapeResult, library_versions
@@ -61,7 +61,7 @@ def _state(state: Any, name: str, model: nn.Module) -> State:
         raise TypeError(
             f"`{name}` must be a state dict, a module or a checkpoint dict, got {type(state).__name__}."
         )
-    return apart_from(model, state)
+    return cast(Mapping[str, torch.Tensor], apart_from(model, state))  # a state dict's values
 
 
 def _interpolation_writer(
@@ -97,7 +97,7 @@ def interpolate(
     *,
     num_points: int = 51,
     span: tuple[float, float] = (-0.5, 1.5),
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     progress_bar: bool | ProgressFn = False,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,

@@ -21,7 +21,7 @@ from ..._checks import (
 from ..base._inputs import evaluation_inputs
 from ..base.batches import total_samples
 from ..base.evaluation import check_model, loss_name
-from ..base.losses import LossFn
+from ..base.losses import LossSpec
 from ..base.params import observing
 from ..base.progress import ProgressFn, check_progress, progress_reporter
 from ..base.results import LandscapeResult
@@ -45,7 +45,7 @@ def compute_landscape(
     normalization: Normalization = "filter",
     ignore_bias_and_norm: bool = True,
     seed: int = 0,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     directions: DirectionsSpec = "random",
     num_samples: int | None = None,
     progress_bar: bool | ProgressFn = False,

@@ -12,7 +12,7 @@ from torch import nn
 from ..._checks import check_int, check_span
 from ..base._inputs import evaluation_inputs
 from ..base.evaluation import check_model
-from ..base.losses import LossFn
+from ..base.losses import LossSpec
 from ..base.params import gradient_context, selected_parameters
 from ..base.results import ResultFile
 from ..curvature.eigenvalues import check_eigenvalue_options
@@ -65,7 +65,7 @@ def eigenvalue_ratio_map(
     seed: int = 0,
     tol: float = 1e-2,
     max_iter: int = 30,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
 ) -> EigenvalueRatioMap:

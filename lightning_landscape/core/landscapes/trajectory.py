@@ -24,7 +24,7 @@ from ..._checks import check_bool, check_int, check_positive_float
 from ..base._inputs import evaluation_inputs
 from ..base.batches import total_samples
 from ..base.evaluation import check_model, loss_name
-from ..base.losses import LossFn
+from ..base.losses import LossSpec
 from ..base.params import apart_from, module_device, observing, selected_parameters
 from ..base.progress import ProgressFn, check_progress, progress_reporter
 from ..base.results import (
@@ -540,7 +540,7 @@ def trajectory_landscape(
     margin: float = 0.2,
     center: bool = True,
     ignore_bias_and_norm: bool = False,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     progress_bar: bool | ProgressFn = False,
     chunk_bytes: int = 16 * 2**20,

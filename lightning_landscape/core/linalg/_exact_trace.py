@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -66,14 +66,20 @@ def _owners(model: nn.Module, names: Sequence[str]) -> dict[nn.Module, set[str]]
     return owners
 
 
-def _prepare(module: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+def _prepare(module: Any, inputs: torch.Tensor) -> torch.Tensor:
     """What the per-sample norms need from a layer's input, computed once per batch for all classes:
     the input itself (Linear), its unfolded patches transposed (Conv2d), or x̂ (BatchNorm)."""
     if isinstance(module, nn.Linear):
         return inputs
     if isinstance(module, nn.Conv2d):
         patches = F.unfold(
-            inputs, module.kernel_size, dilation=module.dilation, padding=module.padding, stride=module.stride
+            inputs,
+            module.kernel_size,
+            dilation=module.dilation,
+            # torch's stub says int or tuple; a string padding ("same") passes too, checked against
+            # the dense Hessian of a padding="same" CNN
+            padding=cast(Any, module.padding),
+            stride=module.stride,
         )
         return patches.transpose(1, 2)
     shape = (1, -1) + (1,) * (inputs.ndim - 2)
@@ -112,7 +118,7 @@ def _squared_norms(
 
 
 def layerwise_ggn_trace(
-    model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None = None
+    model: nn.Module, batches: Iterable[Any], names: Sequence[str] | None = None
 ) -> float | None:
     """``tr GGN`` of the mean cross-entropy over ``batches`` (see the module docstring), or ``None``
     when a chosen parameter lives in a module other than Linear, Conv2d (ungrouped, zero padding) or
@@ -368,7 +374,7 @@ def _linear_operation(target: Any, args: tuple, allowed: frozenset) -> bool:
 
 
 def exact_ggn_trace(
-    model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None = None, chunk: int = 64
+    model: nn.Module, batches: Iterable[Any], names: Sequence[str] | None = None, chunk: int = 64
 ) -> float:
     """``tr GGN = (1/N) Σᵢ [Σ_c pᵢc ‖Jᵢc‖² − ‖Σ_c pᵢc Jᵢc‖²]`` for cross-entropy on class logits.
 
@@ -386,7 +392,7 @@ def exact_ggn_trace(
 
 
 def jacobian_ggn_trace(
-    model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None = None, chunk: int = 64
+    model: nn.Module, batches: Iterable[Any], names: Sequence[str] | None = None, chunk: int = 64
 ) -> float:
     """:func:`exact_ggn_trace` from per-sample logit Jacobians (``vmap(jacrev)``), for any model."""
     from torch.func import jacrev, vmap

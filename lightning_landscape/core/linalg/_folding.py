@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +46,8 @@ class _FoldedPair(nn.Module):
         self.norm = norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layer, norm = self.layer, self.norm
+        layer: Any = self.layer  # a Linear or ConvNd and a BatchNorm (checked by _foldable)
+        norm: Any = self.norm
         batched_dim = 2 if isinstance(layer, nn.Linear) else layer.weight.dim()
         if norm.training or norm.running_var is None or x.dim() != batched_dim:
             return norm(layer(x))  # as written: batch statistics, or shapes BatchNorm would reject
@@ -66,11 +68,11 @@ def _hooked(module: nn.Module) -> bool:
     return bool(module._forward_hooks or module._forward_pre_hooks)
 
 
-def _foldable(layer: nn.Module, norm: nn.Module) -> bool:
+def _foldable(layer: Any, norm: Any) -> bool:
     if type(layer) not in _LAYERS or type(norm) not in _NORMS or _hooked(layer) or _hooked(norm):
         return False
     channels = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
-    return (
+    return bool(
         norm.track_running_stats
         and norm.num_features == channels
         and norm.running_var.dtype == layer.weight.dtype
@@ -124,7 +126,7 @@ def _fold_graph(module: nn.Module) -> tuple[fx.GraphModule, list[str]] | None:
     except Exception:  # noqa: BLE001 - any failure to trace means: search the children instead
         return None
     submodules = dict(traced.named_modules())
-    folded = []
+    folded: list[str] = []
     for node in list(traced.graph.nodes):
         if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
             continue

@@ -25,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -61,7 +61,7 @@ class EmpiricalRisk:
     def __init__(
         self,
         model: nn.Module,
-        batches: Sequence[Any] = (),
+        batches: Iterable[Any] = (),
         loss_fn: LossFn | None = None,
         names: Sequence[str] | None = None,
     ) -> None:
@@ -123,9 +123,10 @@ class EmpiricalRisk:
 
     def _write(self, delta: Sequence[torch.Tensor] | None) -> None:
         with torch.no_grad():
-            torch._foreach_copy_(self.params, self.base)
+            params: list[torch.Tensor] = list(self.params)
+            torch._foreach_copy_(params, self.base)
             if delta is not None:
-                torch._foreach_add_(self.params, list(delta))
+                torch._foreach_add_(params, [*delta])
 
     def loss(self, delta: Sequence[torch.Tensor] | None = None) -> float:
         """``L(θ₀ + δ)`` (``L(θ₀)`` without ``delta``), summed over processes; the model keeps θ₀ + δ."""

@@ -76,7 +76,7 @@ class HessianOperator(_RiskOperator):
     def __init__(
         self,
         model: nn.Module,
-        batches: Sequence[Any],
+        batches: Iterable[Any],
         loss_fn: LossFn | None = None,
         names: Sequence[str] | None = None,
         fold_batchnorm: bool = True,
@@ -168,6 +168,7 @@ class HessianOperator(_RiskOperator):
 
         def local_gradient() -> torch.Tensor:
             self._built()
+            assert self._local_gradient is not None  # _built() made it
             return self._local_gradient
 
         return guarded_sum(local_gradient, shape=(self.dim,), dtype=self.dtype, device=self.device)
@@ -201,7 +202,7 @@ class GGNOperator(_RiskOperator):
     An operator like :class:`HessianOperator`; use inside :func:`gradient_context`.
     """
 
-    def __init__(self, model: nn.Module, batches: Sequence[Any], names: Sequence[str] | None = None) -> None:
+    def __init__(self, model: nn.Module, batches: Iterable[Any], names: Sequence[str] | None = None) -> None:
         super().__init__(EmpiricalRisk(model, batches, None, names))
         self._theta = self.risk.parameters()
         for batch in self.risk.batches:
@@ -218,7 +219,7 @@ class GGNOperator(_RiskOperator):
             out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
             for weight, batch in zip(self.risk.weights, self.risk.batches):
                 logits_of = self.risk.function(batch[0])
-                logits, jv = jvp(logits_of, (self._theta,), (tangent,))
+                logits, jv = jvp(logits_of, (self._theta,), (tangent,))[:2]
                 if not is_class_logits(logits, batch[1]):
                     raise ValueError(
                         "the Gauss-Newton matrix needs class logits (batch, classes), got "
@@ -226,7 +227,7 @@ class GGNOperator(_RiskOperator):
                     )
                 p = torch.softmax(logits.detach(), dim=-1)
                 u = p * jv - p * (p * jv).sum(dim=-1, keepdim=True)
-                _, pull = vjp(logits_of, self._theta)
+                pull = vjp(logits_of, self._theta)[1]
                 (pieces,) = pull(u * (weight / logits.shape[0]))
                 out += torch.cat([pieces[n].reshape(-1) for n in self.names])
             return out

@@ -125,6 +125,10 @@ class _Function(LinearOperator):
 class ScaledShifted(LinearOperator):
     """``scale · A + shift · I``."""
 
+    inner: LinearOperator
+    scale: float
+    shift: float
+
     def __init__(self, inner: LinearOperator, *, scale: float = 1.0, shift: float = 0.0) -> None:
         if isinstance(inner, ScaledShifted):  # fold nested forms: c (a A + b I) + s I
             scale, shift = scale * inner.scale, scale * inner.shift + shift

@@ -41,7 +41,7 @@ from ..base._inputs import evaluation_inputs
 from ..base.batches import batch_size
 from ..base.distributed import guarded_sum
 from ..base.evaluation import check_model, evaluation_sums
-from ..base.losses import CROSS_ENTROPY, LossFn, is_class_logits, is_cross_entropy, resolve_loss_fn
+from ..base.losses import CROSS_ENTROPY, LossFn, LossSpec, is_class_logits, is_cross_entropy, resolve_loss_fn
 from ..base.params import gradient_context, module_device, selected_parameters
 from ..base.results import ResultFile
 from ..linalg.hessian import GGNOperator, HessianOperator
@@ -96,16 +96,17 @@ def _safe_log(values: torch.Tensor) -> torch.Tensor:
     return torch.where(values > 0, values.clamp_min(1e-300).log(), torch.full_like(values, float("nan")))
 
 
-def _num_classes(model: nn.Module, batches: Sequence[Any], loss_fn: LossFn | None) -> int | None:
+def _num_classes(model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None) -> int | None:
     if not is_cross_entropy(loss_fn):
         return None
-    x, y = batches[0][0], batches[0][1]
+    first = next(iter(batches))
+    x, y = first[0], first[1]
     with torch.no_grad():
         output = model(x)
     return int(output.shape[1]) if is_class_logits(output, y) else None
 
 
-def _evidence_loss(model: nn.Module, loss_fn: LossFn | None, curvature: str) -> LossFn:
+def _evidence_loss(model: nn.Module, loss_fn: LossSpec, curvature: str) -> LossFn:
     """The resolved loss; the Gauss-Newton matrix is the cross-entropy's, which the default means."""
     loss_fn = resolve_loss_fn(CROSS_ENTROPY if curvature == "ggn" and loss_fn is None else loss_fn, model)
     if curvature == "ggn" and not is_cross_entropy(loss_fn):
@@ -138,7 +139,7 @@ def log_evidence(
     batches: Iterable[Any],
     *,
     prior_precision: float,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     method: Literal["slq", "exact"] = "slq",
     curvature: Literal["hessian", "ggn"] = "hessian",
     num_probes: int = 30,
@@ -249,7 +250,7 @@ def _slq_log_det(A: LinearOperator, num_probes: int, num_steps: int, seed: int):
     )
 
 
-def _summed_loss(model: nn.Module, batches: Sequence[Any], loss_fn: LossFn | None) -> tuple[float, int]:
+def _summed_loss(model: nn.Module, batches: Iterable[Any], loss_fn: LossFn | None) -> tuple[float, int]:
     """``(N·L, N)``: the summed loss and the number of samples over every process's batches."""
     count = float(sum(batch_size(b) for b in batches))
 

@@ -15,7 +15,7 @@ from ..base._inputs import evaluation_inputs
 from ..base.batches import autograd_batch, batch_size, slice_batch, total_samples
 from ..base.distributed import guarded_sum
 from ..base.evaluation import check_model, mean_batch_loss
-from ..base.losses import LossFn, is_cross_entropy
+from ..base.losses import LossSpec, is_cross_entropy
 from ..base.params import gradient_context, module_device
 from ..base.results import ResultFile
 from ..linalg._risk import EmpiricalRisk
@@ -58,7 +58,7 @@ def gradient_noise_scale(
     model: nn.Module,
     batches: Iterable[Any],
     *,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     chunk: int = 256,
     num_samples: int | None = None,
 ) -> GradientNoiseScale:
@@ -110,7 +110,7 @@ def gradient_noise_scale(
         per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
         if is_cross_entropy(loss_fn):  # refuse what the cross-entropy would get wrong, before any work
             with torch.no_grad():
-                mean_batch_loss(model, slice_batch(cached[0], 0, 1))
+                mean_batch_loss(model, slice_batch(next(iter(cached)), 0, 1))
         device = module_device(model)
 
         def local_sums() -> torch.Tensor:  # [Σᵢ|gᵢ|², n, Σᵢ gᵢ (flat)] over this process's samples

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..base.distributed import sharded
-from ..base.losses import LossFn
+from ..base.losses import LossSpec
 from ..base.results import ResultFile, SharpnessRecord
 from ..curvature.blocks import Blockwise, blockwise
 from ..curvature.density import SpectralDensity
@@ -191,7 +191,7 @@ def per_layer(
     measures: Iterable[str],
     blocks: Any,
     *,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     seed: int = 0,
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Blockwise]:
@@ -217,7 +217,7 @@ def per_batch(
     model: nn.Module,
     batches: Iterable[Any],
     *,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     seed: int = 0,
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PerBatchEigenvalues:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -35,7 +35,7 @@ from torch import nn
 from ..._checks import check_choice, check_int, check_params, check_positive_float, check_seed
 from ..base._inputs import evaluation_inputs
 from ..base.evaluation import check_model, evaluate
-from ..base.losses import LossFn, check_loss_spec
+from ..base.losses import LossSpec, check_loss_spec
 from ..base.params import (
     gradient_context,
     perturbable_parameters,
@@ -299,7 +299,7 @@ def _check_threshold(threshold: Any) -> None:
         raise ValueError(f"`threshold` must be a finite number or None, got {threshold!r}.")
 
 
-_OPTION_CHECKS: dict[str, Callable[[Any], None]] = {
+_OPTION_CHECKS: dict[str, Callable[[Any], object]] = {
     "seed": lambda v: check_seed("seed", v),
     "epsilon": lambda v: check_positive_float("epsilon", v),
     "rho": lambda v: check_positive_float("rho", v),
@@ -336,7 +336,7 @@ def _measured(
     measure: str,
     model: nn.Module,
     batches: Iterable[Any],
-    loss_fn: LossFn | None,
+    loss_fn: LossSpec,
     num_samples: int | None,
     compute: Callable[[EmpiricalRisk, float], SharpnessResult],
     *,
@@ -377,7 +377,7 @@ def keskar_sharpness(
     num_ascent_steps: int = 20,
     step_size: float = 0.25,
     seed: int = 0,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
@@ -412,12 +412,17 @@ def adaptive_worst_sharpness(
     num_ascent_steps: int = 20,
     step_size: float = 0.25,
     seed: int = 0,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
     """Adaptive worst-case sharpness (the module docstring's ``"adaptive_worst"``)."""
-    options = {"rho": rho, "p": p, "num_ascent_steps": num_ascent_steps, "step_size": step_size}
+    options: dict[str, Any] = {
+        "rho": rho,
+        "p": p,
+        "num_ascent_steps": num_ascent_steps,
+        "step_size": step_size,
+    }
     check_sharpness_options(**options, seed=seed)
 
     def compute(risk: EmpiricalRisk, center: float) -> SharpnessResult:
@@ -434,7 +439,7 @@ def average_sharpness(
     rho: float = 0.05,
     num_probes: int = 20,
     seed: int = 0,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
@@ -455,7 +460,7 @@ def filter_normalized_eigenvalue(
     tol: float = 1e-4,
     max_iter: int = 100,
     seed: int = 0,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
@@ -483,13 +488,13 @@ def basin_volume(
     num_scan: int = 30,
     num_bisect: int = 20,
     seed: int = 0,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
 ) -> BasinVolumeResult:
     """Huang et al.'s basin log-volume along ``num_probes`` random filter-normalized directions
     (``"basin_volume"``)."""
-    options = {"num_probes": num_probes, "threshold": threshold, "max_radius": max_radius}
+    options: dict[str, Any] = {"num_probes": num_probes, "threshold": threshold, "max_radius": max_radius}
     options.update(num_scan=num_scan, num_bisect=num_bisect)
     check_sharpness_options(**options, seed=seed)
 
@@ -499,9 +504,10 @@ def basin_volume(
             "basin_volume", log_volume, center, extra=details, radii=radii, crossed=crossed
         )
 
-    return _measured(
+    result = _measured(
         "basin_volume", model, batches, loss_fn, num_samples, compute, threshold=threshold, params=params
     )
+    return cast(BasinVolumeResult, result)  # compute and _measured's diverged case build one
 
 
 def top_eigenvalue_sharpness(
@@ -512,14 +518,14 @@ def top_eigenvalue_sharpness(
     max_iter: int = 100,
     min_iter: int = 4,
     seed: int = 0,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
     """``"top_eigenvalue"``: the largest Hessian eigenvalue
     (:func:`~lightning_landscape.core.curvature.eigenvalues.hessian_eigenvalues`, ``k=1``) with
     the centre loss; ``extra["converged"]`` says whether Lanczos met ``tol``."""
-    common = {"loss_fn": loss_fn, "seed": seed, "num_samples": num_samples, "params": params}
+    common: dict[str, Any] = {"loss_fn": loss_fn, "seed": seed, "num_samples": num_samples, "params": params}
     top = hessian_eigenvalues(model, batches, k=1, tol=tol, max_iter=max_iter, min_iter=min_iter, **common)
     center = evaluate(model, batches, loss_fn=loss_fn, num_samples=num_samples).loss
     return SharpnessResult(
@@ -534,13 +540,13 @@ def trace_sharpness(
     num_probes: int = 99,
     method: Literal["auto", "exact_ggn", "hutch++", "hutchinson"] = "auto",
     seed: int = 0,
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
     """``"trace"``: the Hessian's trace (:func:`~lightning_landscape.core.curvature.trace.hessian_trace`)
     with its standard error and the centre loss."""
-    common = {"loss_fn": loss_fn, "seed": seed, "num_samples": num_samples, "params": params}
+    common: dict[str, Any] = {"loss_fn": loss_fn, "seed": seed, "num_samples": num_samples, "params": params}
     trace = hessian_trace(model, batches, num_probes=num_probes, method=method, **common)
     center = evaluate(model, batches, loss_fn=loss_fn, num_samples=num_samples).loss
     return SharpnessResult(
@@ -553,7 +559,7 @@ def sharpness(
     batches: Iterable[Any],
     *,
     measure: str = "keskar",
-    loss_fn: LossFn | None = None,
+    loss_fn: LossSpec = None,
     seed: int = 0,
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
