@@ -10,7 +10,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECKED = ["lightning_landscape", "tests", "example_projects", "benchmarks"]
+CHECKED = ["lightning_landscape", "tests", "example_projects", "benchmarks", "docs"]
 
 
 def _run(*command: str) -> subprocess.CompletedProcess:

@@ -43,7 +43,20 @@ def landscape_frames(
     results: Sequence[LandscapeResult], *, levels: int = 20, log_scale: bool = False
 ) -> list[Figure]:
     """One frame per result (the landscapes of a monitor, epoch by epoch), every frame on the loss
-    range of all of them: filled contours for 2D results, curves for 1D ones."""
+    range of all of them: filled contours for 2D results, curves for 1D ones.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import compute_landscape
+        >>> result = compute_landscape(net, data, num_points=3)
+        >>> frames = landscape_frames([result, result])
+        >>> len(frames)
+        2
+    """
     if not results:
         return []
     finite = np.concatenate([r.loss.numpy()[np.isfinite(r.loss.numpy())].ravel() for r in results])
@@ -68,7 +81,22 @@ def write_gif(
     frames: Sequence[Figure], path: str | os.PathLike[str], *, seconds_per_frame: float = 0.6
 ) -> str:
     """Render ``frames`` (closing them) into an animated GIF at ``path`` that loops; the file is
-    written whole, under a temporary name, then renamed onto ``path``."""
+    written whole, under a temporary name, then renamed onto ``path``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import compute_landscape
+        >>> result = compute_landscape(net, data, num_points=3)
+        >>> import os, tempfile
+        >>> frames = landscape_frames([result, result])
+        >>> path = write_gif(frames, os.path.join(tempfile.mkdtemp(), "epochs.gif"))
+        >>> os.path.getsize(path) > 0
+        True
+    """
     from PIL import Image
 
     if not frames:

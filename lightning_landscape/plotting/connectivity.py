@@ -58,7 +58,20 @@ def plot_connectivity(result: ConnectivityResult, *, log_scale: bool = False) ->
 
 
 def plot_barrier_matrix(matrix: BarrierMatrix, labels: list[str] | None = None) -> Figure:
-    """The pairwise straight-path barriers as a heat map."""
+    """The pairwise straight-path barriers as a heat map.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import barrier_matrix
+        >>> nets = [nn.Linear(3, 2) for _ in range(3)]
+        >>> matrix = barrier_matrix(nets[0], data, [n.state_dict() for n in nets], num_points=5)
+        >>> fig = plot_barrier_matrix(matrix, labels=["a", "b", "c"])
+        >>> len(fig.axes) >= 1
+        True
+    """
     n = matrix.barriers.shape[0]
     labels = labels or [f"θ_{i}" for i in range(n)]
     fig = Figure(figsize=(1.0 + 0.7 * n, 0.6 + 0.7 * n), layout="constrained")

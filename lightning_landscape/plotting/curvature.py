@@ -48,7 +48,20 @@ def plot_hessian_density(
 
 
 def plot_eigenvalue_ratio_map(result: EigenvalueRatioMap, *, vmax: float = 0.5) -> Figure:
-    """Heat map of ``|λ_min/λ_max|`` (Li et al.): dark where convex, bright where not."""
+    """Heat map of ``|λ_min/λ_max|`` (Li et al.): dark where convex, bright where not.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import eigenvalue_ratio_map
+        >>> ratio = eigenvalue_ratio_map(net, data, num_points=3, max_iter=8)
+        >>> fig = plot_eigenvalue_ratio_map(ratio)
+        >>> len(fig.axes)  # the map and its colour bar
+        2
+    """
     fig = Figure(figsize=(5.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
     x, y = (c.numpy() for c in result.coords)
@@ -62,7 +75,20 @@ def plot_eigenvalue_ratio_map(result: EigenvalueRatioMap, *, vmax: float = 0.5) 
 
 
 def plot_basin_radii(result: BasinVolumeResult, *, bins: int = 20) -> Figure:
-    """Histogram of the basin radii along random filter-normalized directions (Huang et al.)."""
+    """Histogram of the basin radii along random filter-normalized directions (Huang et al.).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import basin_volume
+        >>> result = basin_volume(net, data, num_probes=3, max_radius=50.0, num_scan=5, num_bisect=3)
+        >>> fig = plot_basin_radii(result)
+        >>> fig.axes[0].get_ylabel()
+        'directions'
+    """
     if not isinstance(result, BasinVolumeResult):
         raise ValueError(f"a basin_volume result is needed, got measure={result.measure!r}.")
     fig = Figure(figsize=(5.5, 3.5), layout="constrained")
@@ -95,7 +121,15 @@ def plot_basin_radii(result: BasinVolumeResult, *, bins: int = 20) -> Figure:
 def plot_per_layer_curvature(
     blocks: list[str], top_eigenvalue: torch.Tensor | None = None, trace: torch.Tensor | None = None
 ) -> Figure:
-    """Bar charts of the top eigenvalue and the trace of each diagonal block of the Hessian."""
+    """Bar charts of the top eigenvalue and the trace of each diagonal block of the Hessian.
+
+    Example:
+        >>> import torch
+        >>> fig = plot_per_layer_curvature(["features", "head"], top_eigenvalue=torch.tensor([3.0, 1.0]))
+        >>> labels = " ".join(t.get_text() for t in fig.axes[0].get_xticklabels())
+        >>> labels
+        'features head'
+    """
     panels = [
         (name, v) for name, v in (("top eigenvalue", top_eigenvalue), ("trace", trace)) if v is not None
     ]
@@ -114,7 +148,14 @@ def plot_per_layer_curvature(
 
 
 def plot_per_batch_eigenvalues(values: torch.Tensor, *, bins: int = 20) -> Figure:
-    """Histogram of the top Hessian eigenvalue of each minibatch on its own."""
+    """Histogram of the top Hessian eigenvalue of each minibatch on its own.
+
+    Example:
+        >>> import torch
+        >>> fig = plot_per_batch_eigenvalues(torch.tensor([1.0, 2.0, 4.0]))
+        >>> fig.axes[0].get_ylabel()
+        'batches'
+    """
     fig = Figure(figsize=(5.5, 3.5), layout="constrained")
     ax = fig.add_subplot()
     finite = values[torch.isfinite(values)].double().numpy()

@@ -42,6 +42,14 @@ def plot_decision_boundary(
         resolution: grid points per axis.
         margin: extra room around the data.
         title: the figure's title.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> x, y = torch.randn(20, 2), torch.randint(0, 2, (20,))
+        >>> fig = plot_decision_boundary(nn.Linear(2, 2), ((x, y),), resolution=20)
+        >>> len(fig.axes) >= 1
+        True
     """
     train = _points(data, "train")
     if train is None:

@@ -113,6 +113,18 @@ def plot_landscape_contour(
 
     The centre θ₀ is marked with a cross. ``vrange`` fixes the levels' range (frames of one
     animation share it).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import compute_landscape
+        >>> result = compute_landscape(net, data, num_points=3)
+        >>> fig = plot_landscape_contour(result, filled=True)
+        >>> len(fig.axes) >= 1
+        True
     """
     x, y, values, label = _grid(result, log_scale)
     fig = Figure(figsize=(5.5, 4.5), layout="constrained")
@@ -141,7 +153,20 @@ def plot_landscape_surface(
     elev: float = 30.0,
     azim: float = -60.0,
 ) -> Figure:
-    """A 3D surface of a 2D landscape; diverged points leave holes."""
+    """A 3D surface of a 2D landscape; diverged points leave holes.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import compute_landscape
+        >>> result = compute_landscape(net, data, num_points=3)
+        >>> fig = plot_landscape_surface(result)
+        >>> fig.axes[0].name
+        '3d'
+    """
     x, y, values, label = _grid(result, log_scale)
     fig = Figure(figsize=(6, 5), layout="constrained")
     ax = fig.add_subplot(projection="3d")
@@ -159,6 +184,17 @@ def landscape_figures(result: LandscapeResult, *, log_scale: bool = False) -> di
     """Every figure of a result, keyed by tag suffix.
 
     1D: ``{"curve"}``; 2D: ``{"contour", "contour_filled", "surface_3d"}``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import compute_landscape
+        >>> result = compute_landscape(net, data, num_points=3)
+        >>> sorted(landscape_figures(result))
+        ['contour', 'contour_filled', 'surface_3d']
     """
     if result.dims == 1:
         return {"curve": plot_landscape_1d(result, log_scale=log_scale)}

@@ -22,6 +22,21 @@ def plot_trajectory(
     distance of any snapshot from θ_final, so a misleading plane is visible at a glance. With
     ``upto``, only the path up to snapshot ``upto`` is drawn (a frame of the animation), on the
     same axes as the whole path.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> weights = dict(net.named_parameters())
+        >>> moved = lambda i: {n: p.detach() + 0.1 * i * torch.randn_like(p) for n, p in weights.items()}
+        >>> path = [moved(i) for i in range(3)]
+        >>> from lightning_landscape import trajectory_landscape
+        >>> result = trajectory_landscape(net, data, path, num_points=3)
+        >>> fig = plot_trajectory(result)
+        >>> len(fig.axes) >= 1
+        True
     """
     landscape = result.landscape
     x, y = (c.numpy() for c in landscape.coords)
@@ -88,8 +103,8 @@ def plot_interpolation(
         >>> a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
         >>> data = [(torch.randn(8, 3), torch.randint(0, 2, (8,)))]
         >>> fig = plot_interpolation(interpolate(a, data, a, b, num_points=5))
-        >>> [line.get_linestyle() for line in fig.axes[0].lines][:1]
-        ['-']
+        >>> fig.axes[0].lines[0].get_linestyle()
+        '-'
     """
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.add_subplot()

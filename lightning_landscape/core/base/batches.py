@@ -352,7 +352,8 @@ def stream_batches(
         >>> from torch.utils.data import DataLoader, TensorDataset
         >>> data = TensorDataset(torch.arange(10.0), torch.zeros(10))
         >>> stream = stream_batches(DataLoader(data, shuffle=True), 4, torch.device("cpu"))
-        >>> [b[0].tolist() for b in stream][0], count_samples(stream)
+        >>> first = next(iter(stream))
+        >>> first[0].tolist(), count_samples(stream)
         ([0.0, 1.0, 2.0, 3.0], 10)
     """
     from torch.utils.data import DataLoader, IterableDataset, Subset

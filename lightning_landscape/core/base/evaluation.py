@@ -207,6 +207,17 @@ class Evaluation(ResultFile):
         loss: the per-sample mean loss.
         accuracy: the fraction of correct predictions, ``None`` when the loss reports none.
         num_samples: the samples evaluated (every process's, inside ``sharded``).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import evaluate
+        >>> result = evaluate(net, data)
+        >>> result.num_samples, 0.0 <= result.accuracy <= 1.0
+        (16, True)
     """
 
     loss: float

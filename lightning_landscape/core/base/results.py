@@ -57,7 +57,19 @@ _ARRAY_FIELDS = ("coords", "loss", "accuracy", "directions", "computed")
 class ResultFileError(ValueError):
     """A result file that cannot be read: not an ``.npz`` archive, truncated, another program's,
     another result type's, a newer format version, missing or wrongly typed fields or arrays, or
-    naming a type that is not one of our result types."""
+    naming a type that is not one of our result types.
+
+    Example:
+        >>> import os, tempfile
+        >>> from lightning_landscape import LandscapeResult
+        >>> path = os.path.join(tempfile.mkdtemp(), "not_ours.npz")
+        >>> _ = open(path, "w").write("plain text")
+        >>> try:
+        ...     LandscapeResult.load(path)
+        ... except ResultFileError as error:
+        ...     print(type(error).__name__)
+        ResultFileError
+    """
 
 
 # ---------------------------------------------------------------------------------- the registry
@@ -453,6 +465,17 @@ class LandscapeResult:
         computed: for a partial result (a chunked run not finished yet), a bool tensor shaped like
             ``loss`` that is True where the point was evaluated (``loss`` is NaN elsewhere);
             ``None`` for a complete result.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import compute_landscape
+        >>> result = compute_landscape(net, data, dims=1, num_points=5)
+        >>> result.center_index, result.dims, sorted(result.scalars())[:2]
+        ((2,), 1, ['center_accuracy', 'center_loss'])
     """
 
     coords: tuple[torch.Tensor, ...]

@@ -129,6 +129,17 @@ class Blockwise(ResultFile, Generic[R]):
     Attributes:
         blocks: block name → the parameter names it holds.
         results: block name → that block's result (an ``EigenvalueResult``, a ``TraceEstimate``...).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import blockwise, hessian_trace
+        >>> per_layer = blockwise(hessian_trace, net, data, blocks="module")
+        >>> list(per_layer), sorted(per_layer.scalars())[:2]
+        (['0', '2'], ['estimate/0', 'estimate/2'])
     """
 
     blocks: dict[str, list[str]]

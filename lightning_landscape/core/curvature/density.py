@@ -30,6 +30,18 @@ class SpectralDensity(ResultFile):
         num_probes: Rademacher probes used.
         num_steps: Lanczos steps per probe.
         seed: seed of the probes.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import hessian_density
+        >>> density = hessian_density(net, data, num_probes=2, num_steps=8)
+        >>> grid, values = density.density(num_bins=50)
+        >>> grid.shape == values.shape
+        True
     """
 
     quadrature: SLQNodes
@@ -65,6 +77,17 @@ def hessian_density(
     ``batches``. Draw it with :func:`lightning_landscape.plotting.plot_hessian_density`. With
     ``params`` (glob patterns), of the matching parameters only; per layer:
     :func:`~lightning_landscape.core.curvature.blocks.blockwise`.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import hessian_density
+        >>> density = hessian_density(net, data, num_probes=2, num_steps=8)
+        >>> tuple(density.quadrature.nodes.shape)
+        (2, 8)
     """
     check_model(model)
     check_int("num_probes", num_probes, minimum=1)

@@ -65,6 +65,17 @@ class EigenvalueResult(ResultFile):
         which: ``"largest"``, ``"smallest"`` or ``"both"``.
         eigenvectors: with ``return_eigenvectors=True``, unit eigenvectors as dicts name → CPU
             tensor, in the order of ``eigenvalues``; else ``None``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import hessian_eigenvalues
+        >>> result = hessian_eigenvalues(net, data, k=2)
+        >>> tuple(result.eigenvalues.shape), result.which, sorted(result.scalars())[:2]
+        ((2,), 'largest', ['converged', 'eigenvalue'])
     """
 
     eigenvalues: torch.Tensor
@@ -100,6 +111,17 @@ class PerBatchEigenvalues(ResultFile):
         batch_sizes: ``(num_batches,)`` the samples of each batch.
         converged: ``(num_batches,)`` whether Lanczos met its tolerance on each batch.
         which: ``"largest"``, ``"smallest"`` or ``"both"``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(8, 3), torch.randint(0, 2, (8,))) for _ in range(2)]
+        >>> from lightning_landscape import hessian_eigenvalues_per_batch
+        >>> per_batch = hessian_eigenvalues_per_batch(net, data)
+        >>> per_batch.batch_sizes.tolist(), per_batch.scalars()["num_batches"]
+        ([8, 8], 2.0)
     """
 
     eigenvalues: torch.Tensor

@@ -68,6 +68,17 @@ def hessian_trace(
     Returns:
         A :class:`~lightning_landscape.core.linalg.spectrum.TraceEstimate` (``estimate``, ``stderr``,
         ``num_matvecs``, ``method``).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import hessian_trace
+        >>> estimate = hessian_trace(net, data)
+        >>> estimate.method, estimate.stderr  # a ReLU net: exact
+        ('exact_ggn', 0.0)
     """
     check_model(model)
     check_trace_options(num_probes=num_probes, method=method, seed=seed, params=params)

@@ -122,10 +122,11 @@ def compute_landscape_in_chunks(
         model: the network; its parameters with ``requires_grad=True`` are perturbed, and restored
             exactly afterwards.
         batches: the evaluation data (on the model's device, or streamed to it).
-        dims, num_points, span, normalization, ignore_bias_and_norm, seed, loss_fn, directions,
-            points_per_forward, points_memory_mb, autocast: as for ``compute_landscape``; Hessian
-            directions are found by Lanczos on the first ``hessian_samples`` samples of
-            ``batches`` (of each process's shard).
+        dims: as for ``compute_landscape``, and so are ``num_points``, ``span``,
+            ``normalization``, ``ignore_bias_and_norm``, ``seed``, ``loss_fn``, ``directions``,
+            ``points_per_forward``, ``points_memory_mb`` and ``autocast``; Hessian directions are
+            found by Lanczos on the first ``hessian_samples`` samples of ``batches`` (of each
+            process's shard).
         num_samples: read at most this many samples of ``batches`` (all if None).
         chunk_points: grid points per chunk (per pass over the data, and per call of ``on_chunk``).
         settings: what else identifies the run (a checkpoint's hash, the data split...), stored

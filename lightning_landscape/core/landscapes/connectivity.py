@@ -114,6 +114,17 @@ class ConnectivityResult(ResultFile):
         train_loss: the training loss at every step of the bends' SGD.
         num_samples: samples the paths are evaluated on (every process's).
         extra: settings (``steps``, ``lr``, ``seed``, ``loss_name``, ``reestimate_bn``) and versions.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import connect
+        >>> a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+        >>> result = connect(a, data, a.state_dict(), b.state_dict(), steps=5, num_points=5)
+        >>> result.t.tolist(), len(result.bends)
+        ([0.0, 0.25, 0.5, 0.75, 1.0], 1)
     """
 
     t: torch.Tensor
@@ -157,6 +168,17 @@ class BarrierMatrix(ResultFile):
     Attributes:
         barriers: ``(n, n)`` float64.
         num_points: points evaluated along each straight path.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import barrier_matrix
+        >>> nets = [nn.Linear(3, 2) for _ in range(3)]
+        >>> matrix = barrier_matrix(nets[0], data, [n.state_dict() for n in nets], num_points=5)
+        >>> tuple(matrix.barriers.shape), float(matrix.barriers.diagonal().abs().max())
+        ((3, 3), 0.0)
     """
 
     barriers: torch.Tensor

@@ -35,6 +35,17 @@ class EigenvalueRatioMap(ResultFile):
         seed: seed of the directions (the same seed as a landscape gives the same plane).
         converged: ``(n, n)`` whether Lanczos met ``tol`` within ``max_iter`` at each grid point
             (a warning names how many did not).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import eigenvalue_ratio_map
+        >>> ratio = eigenvalue_ratio_map(net, data, num_points=3, max_iter=8)
+        >>> bool((ratio.ratio >= 0).all())
+        True
     """
 
     coords: tuple[torch.Tensor, torch.Tensor]
@@ -76,6 +87,17 @@ def eigenvalue_ratio_map(
     the Hessian is taken with respect to the weights with ``ndim > 1`` only (of those ``params``
     selects), and its extreme eigenvalues are found by Lanczos to tolerance ``tol`` (the paper's
     ``eigsh`` used 1e-2).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import eigenvalue_ratio_map
+        >>> ratio = eigenvalue_ratio_map(net, data, num_points=3, max_iter=8)
+        >>> tuple(ratio.ratio.shape)
+        (3, 3)
     """
     check_model(model)
     check_int("num_points", num_points, minimum=2)

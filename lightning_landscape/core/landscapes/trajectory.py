@@ -178,6 +178,15 @@ class PCAResult(ResultFile):
             plane through θ_final: how faithful the picture is.
         singular_values: ``(k,)`` singular values of the (centred) difference matrix.
         centered: whether the differences were centred before the PCA.
+
+    Example:
+        >>> import torch
+        >>> from lightning_landscape import pca_directions
+        >>> final = {"w": torch.zeros(3)}
+        >>> path = [{"w": torch.tensor([3.0, 0.0, 0.0])}, {"w": torch.tensor([1.0, 1.0, 0.0])}, final]
+        >>> pca = pca_directions(path, final, k=2)
+        >>> tuple(pca.coords.shape), round(float(pca.explained_variance_ratio.sum()), 6)
+        ((3, 2), 1.0)
     """
 
     directions: tuple[dict[str, torch.Tensor], ...]
@@ -401,6 +410,20 @@ class TrajectoryResult:
         plane_loss: the loss at each snapshot's projection onto the plane; compare with
             ``snapshot_loss`` to see how much the plane hides.
         extra: metadata (versions, margin, ...).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> weights = dict(net.named_parameters())
+        >>> moved = lambda i: {n: p.detach() + 0.1 * i * torch.randn_like(p) for n, p in weights.items()}
+        >>> path = [moved(i) for i in range(3)]
+        >>> from lightning_landscape import trajectory_landscape
+        >>> result = trajectory_landscape(net, data, path, num_points=3)
+        >>> "explained_variance_pc1" in result.scalars()
+        True
     """
 
     pca: PCAResult
@@ -570,6 +593,20 @@ def trajectory_landscape(
         chunk_bytes: working memory of the PCA's chunks (see :func:`pca_directions`).
         params: the PCA space and the plane: only the trainable parameters matching these glob
             patterns (default all of them; snapshots need hold only those).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> weights = dict(net.named_parameters())
+        >>> moved = lambda i: {n: p.detach() + 0.1 * i * torch.randn_like(p) for n, p in weights.items()}
+        >>> path = [moved(i) for i in range(3)]
+        >>> from lightning_landscape import trajectory_landscape
+        >>> result = trajectory_landscape(net, data, path, num_points=3)
+        >>> tuple(result.landscape.loss.shape), result.epochs
+        ((3, 3), (0, 1, 2))
     """
     check_model(model)
     check_int("num_points", num_points, minimum=2)

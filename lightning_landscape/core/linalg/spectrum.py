@@ -290,6 +290,10 @@ class TraceEstimate(ResultFile):
         stderr: its standard error (from the spread of the probe values).
         num_matvecs: operator products used.
         method: ``"hutchinson"``, ``"hutch++"`` or ``"exact"``.
+
+    Example:
+        >>> TraceEstimate(2.5, 0.1, 40, "hutch++").scalars()
+        {'estimate': 2.5, 'stderr': 0.1, 'num_matvecs': 40.0}
     """
 
     estimate: float

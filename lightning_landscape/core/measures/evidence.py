@@ -71,6 +71,17 @@ class EvidenceResult(ResultFile):
         null_log_evidence: ``−N·log(classes)`` for class logits (every label equally likely), else
             None; ``log_evidence − null_log_evidence`` is Smith & Le's evidence ratio.
         extra: the estimator's settings.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Linear(3, 2)
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import log_evidence
+        >>> result = log_evidence(net, data, prior_precision=1.0, method="exact")
+        >>> result.method, result.num_parameters
+        ('exact', 8)
     """
 
     log_evidence: float

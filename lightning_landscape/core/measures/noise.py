@@ -46,6 +46,17 @@ class GradientNoiseScale(ResultFile):
             (unbiased, divided by n − 1).
         gradient_norm_sq: ``|G|²`` of the mean gradient.
         num_samples: n.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape.core.measures.noise import gradient_noise_scale
+        >>> result = gradient_noise_scale(net, data)
+        >>> result.num_samples, result.b_simple > 0
+        (16, True)
     """
 
     b_simple: float

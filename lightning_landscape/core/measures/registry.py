@@ -64,6 +64,10 @@ class SharpnessResult(ResultFile):
         stderr: standard error where the measure is an average (``"average"``), else ``None``.
         extra: free-form metadata: the settings used and by-products (e.g. ``max_loss`` for ascent
             measures, ``converged`` for a Lanczos run), as ``extra`` in every result.
+
+    Example:
+        >>> SharpnessResult("keskar", 0.5, 0.1).scalars()
+        {'keskar': 0.5, 'center_loss': 0.1}
     """
 
     measure: str
@@ -96,6 +100,17 @@ class BasinVolumeResult(SharpnessResult):
     Attributes:
         radii: the radius along every direction (float64; empty where the weights diverged).
         crossed: whether each direction reached the threshold (bool).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import basin_volume
+        >>> result = basin_volume(net, data, num_probes=3, max_radius=50.0, num_scan=5, num_bisect=3)
+        >>> sorted(result.scalars())
+        ['basin_volume', 'basin_volume_not_crossed', 'center_loss']
     """
 
     radii: torch.Tensor = _empty(torch.float64)
@@ -158,6 +173,16 @@ def register_measure(
         ValueError: ``name`` is not an identifier, is taken (unless ``replace``), or ``function``
             lacks one of the shared keyword arguments, or has an option without a default.
         TypeError: ``function`` or ``check`` is not callable.
+
+    Example:
+        >>> from lightning_landscape import SharpnessResult, evaluate, measure_names, unregister_measure
+        >>> def loss_at_center(model, batches, *, loss_fn=None, seed=0, num_samples=None, params=None):
+        ...     loss = evaluate(model, batches, loss_fn=loss_fn, num_samples=num_samples).loss
+        ...     return SharpnessResult("loss_at_center", loss, loss)
+        >>> spec = register_measure("loss_at_center", loss_at_center)
+        >>> "loss_at_center" in measure_names(), spec.options
+        (True, {'params': None})
+        >>> unregister_measure("loss_at_center")
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"`name` must be an identifier such as 'my_sharpness', got {name!r}.")
@@ -189,12 +214,25 @@ def register_measure(
 
 
 def unregister_measure(name: str) -> None:
-    """Remove the measure ``name`` from the registry (a no-op for a name that is not there)."""
+    """Remove the measure ``name`` from the registry (a no-op for a name that is not there).
+
+    Example:
+        >>> from lightning_landscape import measure_names
+        >>> unregister_measure("never_registered")  # a no-op
+        >>> "keskar" in measure_names()
+        True
+    """
     _REGISTRY.pop(name, None)
 
 
 def measure_names() -> tuple[str, ...]:
-    """Every registered measure name, in the order of registration (ours first)."""
+    """Every registered measure name, in the order of registration (ours first).
+
+    Example:
+        >>> names = measure_names()
+        >>> names[:3]
+        ('top_eigenvalue', 'trace', 'keskar')
+    """
     return tuple(_REGISTRY)
 
 

@@ -416,7 +416,19 @@ def adaptive_worst_sharpness(
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
-    """Adaptive worst-case sharpness (the module docstring's ``"adaptive_worst"``)."""
+    """Adaptive worst-case sharpness (the module docstring's ``"adaptive_worst"``).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import adaptive_worst_sharpness
+        >>> result = adaptive_worst_sharpness(net, data, rho=0.05, num_ascent_steps=3)
+        >>> result.measure, result.value >= -1e-6
+        ('adaptive_worst', True)
+    """
     options: dict[str, Any] = {
         "rho": rho,
         "p": p,
@@ -443,7 +455,19 @@ def average_sharpness(
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
-    """Average sharpness under relative Gaussian noise, with its standard error (``"average"``)."""
+    """Average sharpness under relative Gaussian noise, with its standard error (``"average"``).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import average_sharpness
+        >>> result = average_sharpness(net, data, num_probes=4)
+        >>> result.measure, result.stderr is not None
+        ('average', True)
+    """
     check_sharpness_options(rho=rho, num_probes=num_probes, seed=seed)
 
     def compute(risk: EmpiricalRisk, center: float) -> SharpnessResult:
@@ -464,7 +488,19 @@ def filter_normalized_eigenvalue(
     num_samples: int | None = None,
     params: str | Sequence[str] | None = None,
 ) -> SharpnessResult:
-    """Top eigenvalue of ``D H D``, ``D`` the filter norms (``"filter_normalized_eigenvalue"``)."""
+    """Top eigenvalue of ``D H D``, ``D`` the filter norms (``"filter_normalized_eigenvalue"``).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import filter_normalized_eigenvalue
+        >>> result = filter_normalized_eigenvalue(net, data, max_iter=20)
+        >>> result.measure, result.extra["converged"]
+        ('filter_normalized_eigenvalue', True)
+    """
     check_sharpness_options(tol=tol, max_iter=max_iter, seed=seed)
 
     def compute(risk: EmpiricalRisk, _: float) -> SharpnessResult:
@@ -493,7 +529,19 @@ def basin_volume(
     params: str | Sequence[str] | None = None,
 ) -> BasinVolumeResult:
     """Huang et al.'s basin log-volume along ``num_probes`` random filter-normalized directions
-    (``"basin_volume"``)."""
+    (``"basin_volume"``).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        >>> data = [(torch.randn(16, 3), torch.randint(0, 2, (16,)))]
+        >>> from lightning_landscape import basin_volume
+        >>> result = basin_volume(net, data, num_probes=3, max_radius=50.0, num_scan=5, num_bisect=3)
+        >>> tuple(result.radii.shape), result.measure
+        ((3,), 'basin_volume')
+    """
     options: dict[str, Any] = {"num_probes": num_probes, "threshold": threshold, "max_radius": max_radius}
     options.update(num_scan=num_scan, num_bisect=num_bisect)
     check_sharpness_options(**options, seed=seed)

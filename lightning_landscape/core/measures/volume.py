@@ -60,6 +60,19 @@ class VolumeResult(ResultFile):
         mean: NNGP only: the estimated output mean on the inputs.
         kernel: NNGP only: the estimated ``(n, n)`` output covariance.
         extra: settings and diagnostics (EP sweeps, convergence).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> from lightning_landscape import function_volume
+        >>> make = lambda: nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
+        >>> margin = lambda out: out[:, 1] - out[:, 0]
+        >>> target = torch.tensor([0, 1, 1, 0])
+        >>> inputs = torch.randn(4, 2)
+        >>> result = function_volume(make, inputs, target=target, num_init_samples=8, output_fn=margin)
+        >>> result.num_init_samples, result.log_probability <= 0
+        (8, True)
     """
 
     log_probability: float
