@@ -3,6 +3,9 @@
 - ``index.md`` is the repository's ``README.md`` (its links into ``docs/`` made site-relative);
   ``contributing.md`` and ``changelog.md`` are ``CONTRIBUTING.md`` and ``CHANGELOG.md``.
 
+- Docstrings cross-reference in Sphinx's roles (``:func:`~a.b.name` ``), which Python tools and
+  IDEs read; on the site such a role shows as the name in code (``name``, or the whole path without
+  the ``~``).
 - Every ``example_projects/<name>/README.md`` becomes the page ``gallery/<name>/index.md`` (its
   figures, ``figures/*``, beside it): the gallery shows what the examples' own READMEs say, with the
   figures their commands wrote.
@@ -10,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from mkdocs.structure.files import File, Files
@@ -38,3 +42,17 @@ def on_files(files: Files, config) -> Files:
                 File.generated(config, f"gallery/{name}/figures/{figure.name}", abs_src_path=str(figure))
             )
     return files
+
+
+_ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|exc|obj):<code>(~?)([\w.]+)( &lt;[\w.]+&gt;)?</code>")
+
+
+def _shown(match: re.Match[str]) -> str:
+    tilde, path, target = match.group(1), match.group(2), match.group(3)
+    shown = path if target else (path.rsplit(".", 1)[-1] if tilde else path)  # a title is shown as written
+    return f"<code>{shown}</code>"
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    """Sphinx roles in rendered docstrings, shown as the names they refer to."""
+    return _ROLE.sub(_shown, html)

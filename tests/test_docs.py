@@ -60,6 +60,9 @@ def test_the_site_builds_in_strict_mode(tmp_path):
     print(f"strict build: {time.perf_counter() - started:.1f} s")
     assert (tmp_path / "site" / "api" / "monitors" / "index.html").exists()
     assert (tmp_path / "site" / "gallery" / "digits" / "index.html").exists()
+    roles = re.compile(r":(func|class|mod|meth|data|attr):<code>")
+    shown = [p.name for p in (tmp_path / "site" / "api").rglob("*.html") if roles.search(p.read_text())]
+    assert not shown, shown  # every Sphinx role of a docstring is shown as the name it refers to
 
 
 def test_every_public_name_has_its_api_entry():
