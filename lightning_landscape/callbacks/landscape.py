@@ -14,8 +14,9 @@ from .._checks import check_bool, check_choice, check_int, check_positive_float,
 from ..core.base.evaluation import evaluation_sums
 from ..core.base.params import observing
 from ..core.base.results import LandscapeResult
-from ..core.curvature.eigenvalues import HESSIAN_DIRECTIONS
+from ..core.curvature.eigenvalues import check_hessian_directions
 from ..core.landscapes._grid import check_grid_size, check_points_per_forward
+from ..core.landscapes._plan import DIRECTION_KINDS
 from ..core.landscapes.directions import check_span_fits
 from ..core.landscapes.landscape import compute_landscape
 from ..core.landscapes.normalization import NORMALIZATIONS
@@ -129,9 +130,9 @@ class LossLandscapeMonitor(ResultMonitor):
         self.points_memory_mb = check_positive_float("points_memory_mb", points_memory_mb, maximum=2.0**30)
         self.autocast = check_choice("autocast", autocast, (None, "bf16", "fp16"))
         self.compile = check_bool("compile", compile)
-        self.directions = check_choice("directions", directions, ("random", *HESSIAN_DIRECTIONS))
-        if directions == "hessian_extremes" and dims != 2:
-            raise ValueError("`directions='hessian_extremes'` spans two axes (top and bottom): use `dims=2`.")
+        self.directions = check_choice("directions", directions, DIRECTION_KINDS)
+        if directions != "random":
+            check_hessian_directions(directions, self.dims)
         self.animate = check_bool("animate", animate)
         self._runs: list[LandscapeResult] = []  # what the animation draws without saved files
 

@@ -41,6 +41,7 @@ from ..linalg.spectrum import (
 
 __all__ = [
     "check_eigenvalue_options",
+    "check_hessian_directions",
     "EigenvalueResult",
     "hessian_directions",
     "HESSIAN_DIRECTIONS",
@@ -329,6 +330,15 @@ def hessian_eigenvalues_per_batch(
     )
 
 
+def check_hessian_directions(kind: Any, dims: int) -> None:
+    """Refuse Hessian axes that cannot be had, naming ``directions``: a name outside
+    :data:`HESSIAN_DIRECTIONS`, or ``"hessian_extremes"`` (the top and the bottom eigenvector) on
+    other than two axes. The one check of functions, plans and monitors alike."""
+    check_choice("directions", kind, HESSIAN_DIRECTIONS)
+    if kind == "hessian_extremes" and dims != 2:
+        raise ValueError("`directions='hessian_extremes'` spans two axes (top and bottom): use `dims=2`.")
+
+
 def hessian_directions(
     model: nn.Module,
     batches: Iterable[Any],
@@ -349,9 +359,7 @@ def hessian_directions(
     :func:`hessian_eigenvalues`; along
     one of them a quadratic loss is ``½ λ t²``.
     """
-    check_choice("directions", kind, HESSIAN_DIRECTIONS)
-    if kind == "hessian_extremes" and dims != 2:
-        raise ValueError("`directions='hessian_extremes'` spans two axes (top and bottom): use `dims=2`.")
+    check_hessian_directions(kind, dims)
     which: Literal["largest", "both"] = "largest" if kind == "hessian" else "both"
     k = dims if kind == "hessian" else 1
     result = hessian_eigenvalues(

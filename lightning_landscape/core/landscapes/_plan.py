@@ -29,7 +29,7 @@ from ..._checks import check_params
 from ..base.losses import LossSpec
 from ..base.params import selected_parameters
 from ..base.results import library_versions
-from ..curvature.eigenvalues import HESSIAN_DIRECTIONS, hessian_directions
+from ..curvature.eigenvalues import HESSIAN_DIRECTIONS, check_hessian_directions, hessian_directions
 from ._grid import check_grid_arguments, grid_coordinates
 from .directions import Direction, check_directions, cosine_similarity, landscape_directions
 from .normalization import Normalization
@@ -99,8 +99,8 @@ class GridPlan:
         )
         selected = selected_parameters(model, params)
         kind, given = _directions_kind(directions, selected, dims)
-        if kind == "hessian_extremes" and dims != 2:
-            raise ValueError("`directions='hessian_extremes'` spans two axes (top and bottom): use `dims=2`.")
+        if kind in HESSIAN_DIRECTIONS:
+            check_hessian_directions(kind, dims)
         return cls(
             dims=dims,
             num_points=num_points,
