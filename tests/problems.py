@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
@@ -241,3 +242,44 @@ def fit_two_epochs(root, model, data, config: str):
     (root / "config.yaml").write_text(config)
     ckpt = root / "ckpt"
     return root, str(root / "config.yaml"), str(ckpt / "epoch=0.ckpt"), str(ckpt / "epoch=1.ckpt"), model
+
+
+class ThreadWorld:
+    """``size`` threads whose ``reduce_sum`` is an all-reduce over a barrier (hangs fail the test)."""
+
+    def __init__(self, size: int = 2, timeout: float = 60.0) -> None:
+        self.size = size
+        self.slots: list[torch.Tensor | None] = [None] * size
+        self.barrier = threading.Barrier(size, timeout=timeout)
+        self.calls = [0] * size
+
+    def reducer(self, rank: int):
+        def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+            self.calls[rank] += 1
+            self.slots[rank] = tensor
+            self.barrier.wait()
+            total = sum(self.slots[1:], self.slots[0].clone())
+            self.barrier.wait()
+            return total
+
+        return reduce_sum
+
+    def run(self, work):
+        """``work(rank)`` in every thread inside ``sharded``; returns results (or raised exceptions)."""
+        results: list = [None] * self.size
+
+        from lightning_landscape.core.base.distributed import sharded
+
+        def target(rank: int) -> None:
+            try:
+                with sharded(self.reducer(rank)):
+                    results[rank] = work(rank)
+            except BaseException as exc:  # noqa: BLE001 - handed back to the test
+                results[rank] = exc
+
+        threads = [threading.Thread(target=target, args=(rank,)) for rank in range(self.size)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results

@@ -74,6 +74,7 @@ CALLS = {
     "measure_top_eigenvalue": lambda m, b: ll.sharpness(
         m, b, measure="top_eigenvalue", max_iter=5, min_iter=2
     ),
+    "measure_trace": lambda m, b: ll.sharpness(m, b, measure="trace", num_probes=3),
     "measure_basin_volume": lambda m, b: ll.sharpness(
         m, b, measure="basin_volume", num_probes=2, num_scan=3, num_bisect=2, threshold=10.0
     ),

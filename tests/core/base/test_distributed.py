@@ -6,11 +6,10 @@ Every instrument computed this way must equal the same instrument on all the dat
 """
 
 import copy
-import threading
 
 import pytest
 import torch
-from problems import mlp, vector_batches
+from problems import ThreadWorld, mlp, vector_batches
 
 from lightning_landscape import (
     compute_landscape,
@@ -20,47 +19,8 @@ from lightning_landscape import (
     trajectory_landscape,
 )
 from lightning_landscape.core.base.batches import batch_weights
-from lightning_landscape.core.base.distributed import ShardFailure, all_sum, guarded_sum, is_sharded, sharded
+from lightning_landscape.core.base.distributed import ShardFailure, all_sum, guarded_sum, is_sharded
 from lightning_landscape.core.measures.noise import gradient_noise_scale
-
-
-class ThreadWorld:
-    """``size`` threads whose ``reduce_sum`` is an all-reduce over a barrier (hangs fail the test)."""
-
-    def __init__(self, size: int = 2, timeout: float = 60.0) -> None:
-        self.size = size
-        self.slots: list[torch.Tensor | None] = [None] * size
-        self.barrier = threading.Barrier(size, timeout=timeout)
-        self.calls = [0] * size
-
-    def reducer(self, rank: int):
-        def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-            self.calls[rank] += 1
-            self.slots[rank] = tensor
-            self.barrier.wait()
-            total = sum(self.slots[1:], self.slots[0].clone())
-            self.barrier.wait()
-            return total
-
-        return reduce_sum
-
-    def run(self, work):
-        """``work(rank)`` in every thread inside ``sharded``; returns results (or raised exceptions)."""
-        results: list = [None] * self.size
-
-        def target(rank: int) -> None:
-            try:
-                with sharded(self.reducer(rank)):
-                    results[rank] = work(rank)
-            except BaseException as exc:  # noqa: BLE001 - handed back to the test
-                results[rank] = exc
-
-        threads = [threading.Thread(target=target, args=(rank,)) for rank in range(self.size)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return results
 
 
 def shards(batches, size: int = 2):

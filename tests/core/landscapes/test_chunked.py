@@ -14,8 +14,7 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
-from problems import bn_cnn, image_batches, mlp, vector_batches, warm_up_bn
-from test_distributed import ThreadWorld
+from problems import ThreadWorld, bn_cnn, image_batches, mlp, vector_batches, warm_up_bn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_landscape import LandscapeResult, compute_landscape
