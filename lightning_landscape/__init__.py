@@ -58,6 +58,8 @@ _EXPORTS = {
     "average_sharpness": ".core",
     "filter_normalized_eigenvalue": ".core",
     "basin_volume": ".core",
+    "top_eigenvalue_sharpness": ".core",
+    "trace_sharpness": ".core",
     "stream_batches": ".core",
     "trajectory_landscape": ".core",
     # results
@@ -151,6 +153,9 @@ if TYPE_CHECKING:  # what static tools and IDEs see
         register_measure,
         sharpness,
         stream_batches,
+        top_eigenvalue_sharpness,
+        trace_sharpness,
         trajectory_landscape,
+        unregister_measure,
     )
     from .modules import AntiGeneralizationModule

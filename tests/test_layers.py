@@ -199,6 +199,23 @@ def test_the_package_root_loads_lazily():
                          "lightning_landscape._version.__version__"}  # fmt: skip
 
 
+def test_static_tools_see_every_lazy_export():
+    """The root's names load on first use; its ``if TYPE_CHECKING:`` block is what type checkers and
+    IDEs see instead, so it must import each of them, from the module the name is loaded from."""
+    import lightning_landscape
+
+    _, text = _sources()["lightning_landscape"]
+    seen = {
+        (f".{node.module}", alias.name)
+        for block in ast.walk(ast.parse(text))
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for node in ast.walk(block)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert seen == {(module, name) for name, module in lightning_landscape._EXPORTS.items()}
+
+
 @pytest.mark.parametrize(
     "path", sorted(p for p in PACKAGE.rglob("*.py") if "callbacks" not in p.parts), ids=lambda p: p.name
 )

@@ -51,6 +51,8 @@ from .measures.sharpness import (
     filter_normalized_eigenvalue,
     keskar_sharpness,
     sharpness,
+    top_eigenvalue_sharpness,
+    trace_sharpness,
 )
 from .measures.volume import VolumeResult, function_volume
 
@@ -78,6 +80,8 @@ __all__ = [
     "basin_volume",
     "filter_normalized_eigenvalue",
     "keskar_sharpness",
+    "top_eigenvalue_sharpness",
+    "trace_sharpness",
     "PCAResult",
     "SnapshotBuffer",
     "SpectralDensity",
