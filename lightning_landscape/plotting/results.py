@@ -17,7 +17,7 @@ from ..core.landscapes.connectivity import BarrierMatrix, ConnectivityResult
 from ..core.landscapes.ratio_map import EigenvalueRatioMap
 from ..core.landscapes.trajectory import TrajectoryResult
 from ..core.linalg.spectrum import TraceEstimate
-from ..core.measures.report import SharpnessReport
+from ..core.measures.report import SharpnessReport, block_value
 from ..core.measures.sharpness import BasinVolumeResult
 from .connectivity import plot_barrier_matrix, plot_connectivity
 from .curvature import (
@@ -88,16 +88,13 @@ def result_figures(
 
 
 def _per_layer(result: Blockwise) -> Figure:
+    """The bars of each block's value (:func:`block_value`): its top eigenvalue, or its trace."""
     import torch
 
-    blocks = list(result.blocks)
-    first = result.results[blocks[0]]
-    if isinstance(first, EigenvalueResult):
-        return plot_per_layer_curvature(
-            blocks, top_eigenvalue=torch.stack([r.eigenvalues[0] for r in result.results.values()])
-        )
-    values = torch.tensor([r.estimate for r in result.results.values()], dtype=torch.float64)
-    return plot_per_layer_curvature(blocks, trace=values)
+    found = list(result.results.values())
+    values = torch.tensor([block_value(r) for r in found], dtype=torch.float64)
+    measure = "top_eigenvalue" if isinstance(found[0], EigenvalueResult) else "trace"
+    return plot_per_layer_curvature(list(result.blocks), **{measure: values})
 
 
 def _as_is(figure: Figure) -> Figure:
