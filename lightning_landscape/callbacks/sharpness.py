@@ -37,7 +37,8 @@ class SharpnessMonitor(ResultMonitor):
 
     - ``"top_eigenvalue"``: largest Hessian eigenvalue (Lanczos; :func:`hessian_eigenvalues`), and
       ``{tag}/top_eigenvalue_converged`` (1 when Lanczos met its tolerance within ``max_iter``);
-    - ``"trace"``: Hutch++ trace estimate and its standard error (:func:`hessian_trace`);
+    - ``"trace"``: the Hessian's trace and its standard error (:func:`hessian_trace`: exact for
+      piecewise-linear networks under the cross-entropy, a Hutch++ estimate otherwise);
     - ``"keskar"``, ``"adaptive_worst"``, ``"average"``, ``"filter_normalized_eigenvalue"``,
       ``"basin_volume"``: see :func:`lightning_landscape.sharpness`.
 
